@@ -1,0 +1,3 @@
+from panelfast.cli import main
+
+main()

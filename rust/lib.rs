@@ -1,0 +1,14 @@
+//! The Rust core of panelfast: the gateway's hot path.
+//!
+//! Everything here is plain Rust: `cargo test` runs it without Python. The
+//! PyO3 binding lives in [`python`] behind the `python` feature and only
+//! converts arguments and errors; it never holds logic of its own.
+//!
+//! Dependencies point one way: `python` → the domain modules → [`error`].
+
+pub mod error;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::{Error, Result};

@@ -1,0 +1,104 @@
+"""The configuration file: a bad file names every offending key and the problem."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from panelfast.config import load_settings, read_claim_key, write_secret
+from panelfast.exceptions import ConfigError
+
+KEY = "ab" * 32
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    write_secret(tmp_path / "claim.key", KEY)
+    path = tmp_path / "panelfast.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+GOOD = """
+[identity]
+serial = "PS-0042-7A19"
+mac = "aa:bb:cc:dd:ee:ff"
+claim_key_file = "claim.key"
+
+[cloud]
+bootstrap_url = "https://127.0.0.1:8443"
+
+[[devices]]
+id = "mb-1"
+name = "Main incomer"
+model = "PM5560"
+connection = { type = "tcp", host = "127.0.0.1", port = 5020, unit_id = 1 }
+
+[[devices]]
+id = "io-1"
+name = "IO module"
+model = "IO-C"
+connection = { type = "rtu", port = "/dev/ttyUSB0", baud_rate = 19200, unit_id = 7 }
+"""
+
+
+def test_good_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, GOOD))
+    assert settings.identity.serial == "PS-0042-7A19"
+    assert settings.identity.claim_key_file == tmp_path / "claim.key"
+    assert [d.id for d in settings.devices] == ["mb-1", "io-1"]
+    assert settings.devices[1].connection.type == "rtu"
+    assert settings.gateway.outputs_remote_control is False
+    assert settings.identity.claim_key().get_secret_value() == KEY
+
+
+def test_every_bad_key_is_named(tmp_path: Path) -> None:
+    bad = (
+        GOOD.replace("port = 5020", "port = 70000")
+        .replace('mac = "aa:bb:cc:dd:ee:ff"', 'mac = "nope"')
+        .replace("unit_id = 7", "unit_id = 300")
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(tmp_path, bad + "\n[cloud2]\nx = 1\n"))
+    keys = {issue.key for issue in info.value.issues}
+    assert keys == {
+        "identity.mac",
+        "devices[0].connection.port",
+        "devices[1].connection.unit_id",
+        "cloud2",
+    }
+    assert "devices[0].connection.port" in str(info.value)
+
+
+def test_plain_http_cloud_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(tmp_path, GOOD.replace("https://", "http://")))
+    assert [i.key for i in info.value.issues] == ["cloud.bootstrap_url"]
+    assert "HTTPS" in info.value.issues[0].message
+
+
+def test_duplicate_device_ids_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="used twice"):
+        load_settings(write_config(tmp_path, GOOD.replace('id = "io-1"', 'id = "mb-1"')))
+
+
+def test_not_toml_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write_config(tmp_path, "[identity\n"))
+
+
+def test_claim_key_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "claim.key"
+    write_secret(path, KEY)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        read_claim_key(path)
+
+
+def test_claim_key_never_shown(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, GOOD))
+    secret = settings.identity.claim_key()
+    assert KEY not in repr(secret)
+    assert KEY not in str(secret)
