@@ -1,0 +1,9 @@
+"""The ``panelfast`` command: one module per command group, all on :func:`main`.
+
+Each ``_<topic>.py`` module adds its commands to the group defined in
+``_main.py``; importing them here is what registers them.
+"""
+
+from panelfast.cli._main import main
+
+__all__ = ["main"]
