@@ -21,6 +21,9 @@ pub enum Error {
     /// A data batch could not be encoded or is not a valid spec §7 batch.
     #[error("batch: {0}")]
     Batch(String),
+    /// The device simulator was given a model or device it cannot serve, or cannot listen.
+    #[error("simulator: {0}")]
+    Simulator(String),
 }
 
 /// Result of every fallible core function.

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod error;
 pub mod ring;
 pub mod series;
+pub mod simulator;
 
 #[cfg(feature = "python")]
 mod python;

@@ -1,0 +1,263 @@
+//! One simulated device: its register image, refreshed once per tick, its
+//! outputs, and its faults.
+//!
+//! The image is rendered lazily: the first request after a tick boundary
+//! renders the state at that boundary, later requests in the same tick copy the
+//! buffer. What a device serves at wall-clock time `t` is therefore exactly the
+//! state at `⌊t / tick⌋ · tick`, which [`Device::truth`] recomputes for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::decode::DataType;
+
+use super::encode::{encode_datetime, encode_number, encode_text, Value};
+use super::model::{CompiledModel, Phase, Quantity, IMPULSE_MS};
+use super::physics::{unit, Load, State};
+
+/// Misbehaviours a device can be told to show, for testing a gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Accept requests and never answer them.
+    pub dead: bool,
+    /// Extra time before every answer.
+    pub latency_ms: u32,
+    /// Share of requests answered with exception 0x06 (server device busy), 0..=1.
+    pub busy_fraction: f64,
+    /// (function code, first address, count): reads touching these get exception 0x02.
+    pub illegal: Vec<(u8, u16, u16)>,
+}
+
+/// A device to simulate.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    /// Index of its model in the simulator's model list.
+    pub model: usize,
+    /// Index of the listener (TCP port) it answers on.
+    pub listener: usize,
+    pub unit_id: u8,
+    /// Draws its load; the same seed serves the same values.
+    pub seed: u64,
+    pub faults: Faults,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct OutputState {
+    on: bool,
+    /// Impulse outputs: when they fall back to off.
+    off_at: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Image {
+    /// Tick rendered in `buffer`; `i64::MIN` forces a render.
+    tick: i64,
+    buffer: Vec<u16>,
+    outputs: Vec<OutputState>,
+}
+
+/// What a command write did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Command {
+    Done,
+    NotAnOutput,
+    BadValue,
+}
+
+#[derive(Debug)]
+pub(crate) struct Device {
+    pub(crate) model: Arc<CompiledModel>,
+    pub(crate) spec: DeviceSpec,
+    load: Load,
+    faults: RwLock<Faults>,
+    image: Mutex<Image>,
+    requests: AtomicU64,
+}
+
+impl Device {
+    pub(crate) fn new(model: Arc<CompiledModel>, spec: DeviceSpec) -> Device {
+        let image = Image {
+            tick: i64::MIN,
+            buffer: vec![0; model.buffer_len],
+            outputs: vec![OutputState::default(); model.spec.outputs.len()],
+        };
+        Device {
+            load: Load::new(spec.seed),
+            faults: RwLock::new(spec.faults.clone()),
+            image: Mutex::new(image),
+            requests: AtomicU64::new(0),
+            model,
+            spec,
+        }
+    }
+
+    pub(crate) fn faults(&self) -> Faults {
+        self.faults
+            .read()
+            .map_or_else(|e| e.into_inner().clone(), |f| f.clone())
+    }
+
+    pub(crate) fn set_faults(&self, faults: Faults) {
+        match self.faults.write() {
+            Ok(mut f) => *f = faults,
+            Err(e) => *e.into_inner() = faults,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Image> {
+        // A panic elsewhere must not take the device down with it: the image is
+        // re-rendered from scratch on the next tick anyway.
+        self.image.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this request should be answered "busy": a deterministic draw per request.
+    pub(crate) fn draw_busy(&self, fraction: f64) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        fraction > 0.0 && unit(&[self.spec.seed, 0xB0B5, n]) < fraction
+    }
+
+    /// Registers (or bits, one per entry) `[address, address + count)` of `fc` at `now_ms`.
+    pub(crate) fn read(
+        &self,
+        fc: u8,
+        address: u16,
+        count: u16,
+        now_ms: i64,
+        tick_ms: i64,
+        out: &mut Vec<u16>,
+    ) {
+        let mut image = self.lock();
+        self.refresh(&mut image, now_ms, tick_ms);
+        self.model.read(&image.buffer, fc, address, count, out);
+    }
+
+    /// Write a command register: 1 off, 2 on, 3 toggle.
+    pub(crate) fn command(&self, address: u16, value: u16, now_ms: i64) -> Command {
+        let Some(k) = self.model.output_at(address) else {
+            return Command::NotAnOutput;
+        };
+        let mut image = self.lock();
+        let state = &mut image.outputs[k];
+        let on = match value {
+            1 => false,
+            2 => true,
+            3 => !state.on,
+            _ => return Command::BadValue,
+        };
+        state.on = on;
+        state.off_at = (on && self.model.spec.outputs[k].impulse).then_some(now_ms + IMPULSE_MS);
+        image.tick = i64::MIN; // the status registers follow at once
+        Command::Done
+    }
+
+    pub(crate) fn outputs(&self, now_ms: i64) -> Vec<bool> {
+        let mut image = self.lock();
+        expire_impulses(&mut image.outputs, now_ms);
+        image.outputs.iter().map(|o| o.on).collect()
+    }
+
+    fn refresh(&self, image: &mut Image, now_ms: i64, tick_ms: i64) {
+        if expire_impulses(&mut image.outputs, now_ms) {
+            image.tick = i64::MIN;
+        }
+        let tick = now_ms.div_euclid(tick_ms);
+        if image.tick == tick {
+            return;
+        }
+        let state = self.load.state(tick * tick_ms, tick);
+        let Image {
+            buffer, outputs, ..
+        } = image;
+        buffer.fill(0);
+        for (k, point) in self.model.spec.points.iter().enumerate() {
+            let at = self.model.offsets[k];
+            let width = usize::from(point.field.registers().max(1));
+            if at + width <= buffer.len() {
+                self.render(k, &state, outputs, &mut buffer[at..at + width]);
+            }
+        }
+        for (k, &at) in self.model.output_offsets.iter().enumerate() {
+            if let Some(reg) = buffer.get_mut(at) {
+                *reg = u16::from(outputs[k].on);
+            }
+        }
+        image.tick = tick;
+    }
+
+    /// Encode point `k` into `out` and return the value the gateway should decode.
+    fn render(&self, k: usize, state: &State, outputs: &[OutputState], out: &mut [u16]) -> Value {
+        let point = &self.model.spec.points[k];
+        let field = &point.field;
+        match (&point.quantity, field.data_type) {
+            (Quantity::Text(text), DataType::Ascii) => encode_text(field, text, out),
+            (_, DataType::Ascii) => encode_text(field, "", out),
+            (_, DataType::Datetime) => encode_datetime(state.t_ms, out),
+            (Quantity::Text(_) | Quantity::None, _) => encode_number(field, 0.0, out),
+            (q, _) => {
+                let si = self.physical(q, state, outputs);
+                encode_number(field, si * point.unit_factor, out)
+            }
+        }
+    }
+
+    fn physical(&self, q: &Quantity, s: &State, outputs: &[OutputState]) -> f64 {
+        let per_phase = |values: &[f64; 3], phase: Phase, total: bool| match phase {
+            Phase::One(p) => values[p],
+            Phase::All if total => values.iter().sum(),
+            Phase::All => values.iter().sum::<f64>() / 3.0,
+        };
+        match *q {
+            Quantity::VoltageLn(p) => per_phase(&s.voltage_ln, p, false),
+            Quantity::VoltageLl(p) => per_phase(&s.voltage_ll, p, false),
+            Quantity::Current(p) => per_phase(&s.current, p, false),
+            Quantity::CurrentN => s.current_n,
+            Quantity::ActivePower(p) => per_phase(&s.active, p, true),
+            Quantity::ReactivePower(p) => per_phase(&s.reactive, p, true),
+            Quantity::ApparentPower(p) => per_phase(&s.apparent, p, true),
+            Quantity::PowerFactor(Phase::One(p)) => s.power_factor[p],
+            Quantity::PowerFactor(Phase::All) => {
+                s.active.iter().sum::<f64>() / s.apparent.iter().sum::<f64>()
+            }
+            Quantity::Frequency => s.frequency,
+            Quantity::ActiveEnergyDelivered => s.active_energy,
+            Quantity::ActiveEnergyReceived => s.received_energy,
+            Quantity::ReactiveEnergyDelivered => s.reactive_energy,
+            Quantity::ApparentEnergyDelivered => s.apparent_energy,
+            // A clock read as a number: seconds since the epoch.
+            Quantity::Clock => (s.t_ms / 1000) as f64,
+            Quantity::Constant(c) => c,
+            Quantity::Input(k) => f64::from(u8::from(self.load.input(k, s.t_ms))),
+            Quantity::Output(k) => outputs
+                .get(usize::from(k - 1))
+                .map_or(0.0, |o| f64::from(u8::from(o.on))),
+            Quantity::Pulses(k) => self.load.pulses(k, s.t_ms),
+            Quantity::Text(_) | Quantity::None => 0.0,
+        }
+    }
+
+    /// The value point `k` shows at `t_ms` (outputs: their state now).
+    pub(crate) fn truth(&self, k: usize, t_ms: i64, tick_ms: i64) -> Value {
+        let tick = t_ms.div_euclid(tick_ms);
+        let state = self.load.state(tick * tick_ms, tick);
+        let outputs = {
+            let mut image = self.lock();
+            expire_impulses(&mut image.outputs, t_ms);
+            image.outputs.clone()
+        };
+        let width = usize::from(self.model.spec.points[k].field.registers().max(1));
+        let mut scratch = vec![0u16; width];
+        self.render(k, &state, &outputs, &mut scratch)
+    }
+}
+
+/// Turn off impulse outputs whose pulse is over; true if any changed.
+fn expire_impulses(outputs: &mut [OutputState], now_ms: i64) -> bool {
+    let mut changed = false;
+    for o in outputs.iter_mut() {
+        if o.off_at.is_some_and(|t| now_ms >= t) {
+            *o = OutputState::default();
+            changed = true;
+        }
+    }
+    changed
+}

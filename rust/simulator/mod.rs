@@ -1,0 +1,264 @@
+//! A Modbus device simulator: realistic, consistent, time-varying register
+//! maps for any device model, so that one machine runs a whole installation.
+//!
+//! - [`physics`]: the installation's electrical state as a pure function of
+//!   (seed, time): V ≈ 230 V, currents per load profile, P = V·I·PF per phase,
+//!   totals as sums, f ≈ 50 Hz, energies integrated in closed form.
+//! - [`model`]: a device model compiled into register segments.
+//! - [`encode`]: values → registers, for every type and byte order.
+//! - `device`: a device's register image, refreshed once per tick, its
+//!   outputs and faults; `server`: the Modbus TCP front (tokio-modbus).
+//!
+//! Determinism: what a device serves at wall-clock time `t` is the state at
+//! the start of `t`'s tick (`⌊t / tick_ms⌋ · tick_ms`), and
+//! [`Simulator::truth`] computes that same value without the network.
+//!
+//! The simulator runs on a tokio runtime of its own, started by
+//! [`Simulator::start`] and dropped by [`Simulator::stop`].
+
+pub mod encode;
+pub mod model;
+pub mod physics;
+
+mod device;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Runtime;
+
+pub use device::{DeviceSpec, Faults};
+pub use encode::Value;
+pub use model::{CompiledModel, ModelSpec, OutputSpec, PointSpec, Quantity};
+
+use crate::{Error, Result};
+use device::Device;
+
+/// Where a listener accepts connections; port 0 takes a free one.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) devices: Vec<Device>,
+    pub(crate) tick_ms: i64,
+}
+
+/// Many simulated devices behind one or more Modbus TCP listeners.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    listeners: Vec<ListenerSpec>,
+    runtime: Option<Runtime>,
+    bound: Vec<SocketAddr>,
+}
+
+/// Milliseconds since the Unix epoch, wall clock.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Simulator {
+    /// Check every model and device; nothing listens before [`Self::start`].
+    pub fn new(
+        models: Vec<ModelSpec>,
+        listeners: Vec<ListenerSpec>,
+        devices: Vec<DeviceSpec>,
+        tick_ms: u32,
+    ) -> Result<Simulator> {
+        if tick_ms == 0 {
+            return Err(Error::Simulator("tick_ms must be at least 1".into()));
+        }
+        let models = models
+            .into_iter()
+            .map(|m| CompiledModel::compile(m).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let mut taken = vec![[false; 256]; listeners.len()];
+        let mut built = Vec::with_capacity(devices.len());
+        for (k, spec) in devices.into_iter().enumerate() {
+            let model = models
+                .get(spec.model)
+                .ok_or_else(|| Error::Simulator(format!("device {k}: no model {}", spec.model)))?;
+            let Some(units) = taken.get_mut(spec.listener) else {
+                return Err(Error::Simulator(format!(
+                    "device {k}: no listener {}",
+                    spec.listener
+                )));
+            };
+            if std::mem::replace(&mut units[usize::from(spec.unit_id)], true) {
+                return Err(Error::Simulator(format!(
+                    "device {k}: unit id {} is already used on listener {}",
+                    spec.unit_id, spec.listener
+                )));
+            }
+            check_faults(k, &spec.faults)?;
+            built.push(Device::new(Arc::clone(model), spec));
+        }
+        Ok(Simulator {
+            shared: Arc::new(Shared {
+                devices: built,
+                tick_ms: i64::from(tick_ms),
+            }),
+            listeners,
+            runtime: None,
+            bound: Vec::new(),
+        })
+    }
+
+    /// Bind every listener and serve; returns the address each one listens on.
+    pub fn start(&mut self) -> Result<Vec<SocketAddr>> {
+        if self.runtime.is_some() {
+            return Ok(self.bound.clone());
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("panelfast-sim")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Simulator(format!("cannot start a runtime: {e}")))?;
+        let mut units = vec![[None; 256]; self.listeners.len()];
+        for (k, d) in self.shared.devices.iter().enumerate() {
+            units[d.spec.listener][usize::from(d.spec.unit_id)] = Some(k as u32);
+        }
+        let mut bound = Vec::with_capacity(self.listeners.len());
+        let mut sockets = Vec::with_capacity(self.listeners.len());
+        for l in &self.listeners {
+            let socket = std::net::TcpListener::bind((l.host.as_str(), l.port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .map_err(|e| {
+                    Error::Simulator(format!("cannot listen on {}:{}: {e}", l.host, l.port))
+                })?;
+            bound.push(
+                socket
+                    .local_addr()
+                    .map_err(|e| Error::Simulator(format!("listener address: {e}")))?,
+            );
+            sockets.push(socket);
+        }
+        for (socket, units) in sockets.into_iter().zip(units) {
+            let service = server::Listener {
+                shared: Arc::clone(&self.shared),
+                units: Arc::new(units),
+            };
+            let _entered = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(socket)
+                .map_err(|e| Error::Simulator(format!("listener: {e}")))?;
+            runtime.spawn(async move {
+                let server = tokio_modbus::server::tcp::Server::new(listener);
+                let on_connected = |stream: tokio::net::TcpStream, _addr| {
+                    let service = service.clone();
+                    async move {
+                        // Answers are single small writes: do not let Nagle hold them.
+                        stream.set_nodelay(true)?;
+                        Ok(Some((service, stream)))
+                    }
+                };
+                // A client that sends garbage loses its own connection, nothing more.
+                let _ = server.serve(&on_connected, |_err| {}).await;
+            });
+        }
+        self.runtime = Some(runtime);
+        self.bound = bound.clone();
+        Ok(bound)
+    }
+
+    /// Stop listening and close every connection.
+    pub fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        self.bound.clear();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.runtime.is_some()
+    }
+
+    pub fn tick_ms(&self) -> i64 {
+        self.shared.tick_ms
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.shared.devices.len()
+    }
+
+    fn device(&self, device: usize) -> Result<&Device> {
+        self.shared
+            .devices
+            .get(device)
+            .ok_or_else(|| Error::Simulator(format!("no device {device}")))
+    }
+
+    /// The value device `device` serves for its model's point `point` at `t_ms`.
+    pub fn truth(&self, device: usize, point: usize, t_ms: i64) -> Result<Value> {
+        let d = self.device(device)?;
+        if point >= d.model.spec.points.len() {
+            return Err(Error::Simulator(format!(
+                "device {device}: no point {point}"
+            )));
+        }
+        Ok(d.truth(point, t_ms, self.shared.tick_ms))
+    }
+
+    /// The registers (bits: 0/1) a read of `fc` would return at `t_ms`, without the network.
+    pub fn registers(
+        &self,
+        device: usize,
+        fc: u8,
+        address: u16,
+        count: u16,
+        t_ms: i64,
+    ) -> Result<Vec<u16>> {
+        let d = self.device(device)?;
+        if !(1..=4).contains(&fc) || u32::from(address) + u32::from(count) > 0x1_0000 {
+            return Err(Error::Simulator(format!(
+                "no registers {address}+{count} for function {fc}"
+            )));
+        }
+        let mut out = Vec::new();
+        d.read(fc, address, count, t_ms, self.shared.tick_ms, &mut out);
+        Ok(out)
+    }
+
+    pub fn faults(&self, device: usize) -> Result<Faults> {
+        Ok(self.device(device)?.faults())
+    }
+
+    pub fn set_faults(&self, device: usize, faults: Faults) -> Result<()> {
+        check_faults(device, &faults)?;
+        self.device(device)?.set_faults(faults);
+        Ok(())
+    }
+
+    /// Each output's state (on = true), in the model's output order.
+    pub fn outputs(&self, device: usize) -> Result<Vec<bool>> {
+        Ok(self.device(device)?.outputs(now_ms()))
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn check_faults(device: usize, faults: &Faults) -> Result<()> {
+    if !(0.0..=1.0).contains(&faults.busy_fraction) {
+        return Err(Error::Simulator(format!(
+            "device {device}: busy_fraction must be within 0..=1, not {}",
+            faults.busy_fraction
+        )));
+    }
+    if let Some(&(fc, _, _)) = faults.illegal.iter().find(|r| !(1..=4).contains(&r.0)) {
+        return Err(Error::Simulator(format!(
+            "device {device}: illegal range for function {fc}: not 1..=4"
+        )));
+    }
+    Ok(())
+}

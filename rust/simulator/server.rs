@@ -1,0 +1,123 @@
+//! Modbus TCP front of the simulator: one listener per port, routing each
+//! request by unit id to its device.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_modbus::server::Service;
+use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
+
+use super::device::{Command, Device};
+use super::{now_ms, Shared};
+
+/// Most bits one read may ask for (Modbus application protocol, §6.1).
+const MAX_BITS_PER_READ: u16 = 2000;
+
+type Answer = Result<Option<Response>, ExceptionCode>;
+
+/// The service behind one listener.
+#[derive(Clone)]
+pub(crate) struct Listener {
+    pub(crate) shared: Arc<Shared>,
+    /// Device index for each unit id.
+    pub(crate) units: Arc<[Option<u32>; 256]>,
+}
+
+impl Service for Listener {
+    type Request = SlaveRequest<'static>;
+    type Response = Option<Response>;
+    type Exception = ExceptionCode;
+    type Future = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+    fn call(&self, req: Self::Request) -> Self::Future {
+        let Some(index) = self.units[usize::from(req.slave)] else {
+            // Nobody behind this unit id: what a Modbus gateway answers.
+            return Box::pin(std::future::ready(Err(ExceptionCode::GatewayTargetDevice)));
+        };
+        let device = &self.shared.devices[index as usize];
+        let faults = device.faults();
+        if faults.dead {
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        let answer = if device.draw_busy(faults.busy_fraction) {
+            Err(ExceptionCode::ServerDeviceBusy)
+        } else {
+            answer(device, &req.request, &faults.illegal, self.shared.tick_ms)
+        };
+        if faults.latency_ms == 0 {
+            Box::pin(std::future::ready(answer))
+        } else {
+            let delay = Duration::from_millis(u64::from(faults.latency_ms));
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                answer
+            })
+        }
+    }
+}
+
+fn answer(
+    device: &Device,
+    request: &Request<'_>,
+    illegal: &[(u8, u16, u16)],
+    tick_ms: i64,
+) -> Answer {
+    let touches_illegal = |fc: u8, address: u16, count: u16| {
+        let (lo, hi) = (u32::from(address), u32::from(address) + u32::from(count));
+        illegal
+            .iter()
+            .any(|&(f, a, n)| f == fc && lo < u32::from(a) + u32::from(n) && u32::from(a) < hi)
+    };
+    let read = |fc: u8, address: u16, count: u16| -> Result<Vec<u16>, ExceptionCode> {
+        let limit = if fc <= 2 {
+            MAX_BITS_PER_READ
+        } else {
+            device.model.spec.max_registers_per_read.min(125)
+        };
+        if count == 0 || count > limit {
+            return Err(ExceptionCode::IllegalDataValue);
+        }
+        if u32::from(address) + u32::from(count) > 0x1_0000 || touches_illegal(fc, address, count) {
+            return Err(ExceptionCode::IllegalDataAddress);
+        }
+        let mut out = Vec::with_capacity(usize::from(count));
+        device.read(fc, address, count, now_ms(), tick_ms, &mut out);
+        Ok(out)
+    };
+    let bits = |words: Vec<u16>| words.into_iter().map(|w| w != 0).collect::<Vec<bool>>();
+    let write = |address: u16, values: &[u16]| -> Result<(), ExceptionCode> {
+        let mut any = false;
+        for (k, &value) in values.iter().enumerate() {
+            let Some(at) = address.checked_add(k as u16) else {
+                return Err(ExceptionCode::IllegalDataAddress);
+            };
+            match device.command(at, value, now_ms()) {
+                Command::Done => any = true,
+                Command::BadValue => return Err(ExceptionCode::IllegalDataValue),
+                Command::NotAnOutput => {}
+            }
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(ExceptionCode::IllegalDataAddress)
+        }
+    };
+    Ok(Some(match *request {
+        Request::ReadCoils(a, n) => Response::ReadCoils(bits(read(1, a, n)?)),
+        Request::ReadDiscreteInputs(a, n) => Response::ReadDiscreteInputs(bits(read(2, a, n)?)),
+        Request::ReadHoldingRegisters(a, n) => Response::ReadHoldingRegisters(read(3, a, n)?),
+        Request::ReadInputRegisters(a, n) => Response::ReadInputRegisters(read(4, a, n)?),
+        Request::WriteSingleRegister(a, v) => {
+            write(a, &[v])?;
+            Response::WriteSingleRegister(a, v)
+        }
+        Request::WriteMultipleRegisters(a, ref values) => {
+            write(a, values)?;
+            Response::WriteMultipleRegisters(a, values.len() as u16)
+        }
+        _ => return Err(ExceptionCode::IllegalFunction),
+    }))
+}
