@@ -6,10 +6,12 @@ PanelfastError
 ├── DecodeError       register data does not fit the layout                  [Rust core]
 ├── RingError         a sample ring was used with arguments that do not fit  [Rust core]
 ├── BatchError        a data batch cannot be encoded, or is malformed        [Rust core]
-└── ConfigError       the gateway's configuration file is invalid
+├── SimulatorError    the device simulator cannot serve a model, or listen   [Rust core]
+├── ConfigError       the gateway's configuration file is invalid
+└── ModelError        a device model file is invalid, or no model has that name
 ```
 
-The first four are raised by the Rust core (``panelfast._native``) and are the
+The ``[Rust core]`` ones are raised by the Rust core (``panelfast._native``) and are the
 same classes here; catching ``PanelfastError`` catches all of them.
 """
 
@@ -23,6 +25,7 @@ from panelfast._native import (
     LayoutError,
     PanelfastError,
     RingError,
+    SimulatorError,
 )
 
 __all__ = [
@@ -31,8 +34,10 @@ __all__ = [
     "ConfigIssue",
     "DecodeError",
     "LayoutError",
+    "ModelError",
     "PanelfastError",
     "RingError",
+    "SimulatorError",
 ]
 
 
@@ -64,3 +69,16 @@ class ConfigError(PanelfastError):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class ModelError(PanelfastError):
+    """A device model file is invalid, or no model has the name asked for.
+
+    ``issues`` names each offending entry and key (``measurements[3] (VoltageAN).type``)
+    with its problem; every line of the message starts with the file's name.
+    """
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        super().__init__("\n".join(f"{source}: {issue}" for issue in self.issues))

@@ -5,7 +5,8 @@
 //! ├── LayoutError         a register layout is invalid
 //! ├── DecodeError         register data does not fit the layout
 //! ├── RingError           a sample ring was misused
-//! └── BatchError          a batch cannot be encoded, or is malformed
+//! ├── BatchError          a batch cannot be encoded, or is malformed
+//! └── SimulatorError      the device simulator cannot serve a model or device, or listen
 //! ```
 //!
 //! `panelfast.exceptions` re-exports these and roots the Python-side
@@ -47,6 +48,12 @@ create_exception!(
     PanelfastError,
     "A data batch cannot be encoded, or is not a valid batch."
 );
+create_exception!(
+    _native,
+    SimulatorError,
+    PanelfastError,
+    "The device simulator cannot serve a model or device, or cannot listen."
+);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -55,6 +62,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("RingError", py.get_type::<RingError>())?;
     m.add("BatchError", py.get_type::<BatchError>())?;
+    m.add("SimulatorError", py.get_type::<SimulatorError>())?;
     Ok(())
 }
 
@@ -66,6 +74,7 @@ impl From<Error> for PyErr {
             Error::Decode(_) => DecodeError::new_err(message),
             Error::Ring(_) => RingError::new_err(message),
             Error::Batch(_) => BatchError::new_err(message),
+            Error::Simulator(_) => SimulatorError::new_err(message),
         }
     }
 }

@@ -9,6 +9,7 @@ mod batch;
 mod decode;
 mod errors;
 mod ring;
+mod simulator;
 
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -22,6 +23,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ring::PySeriesSet>()?;
     m.add_class::<ring::PyRingStats>()?;
     m.add_class::<batch::PyEncodedBatch>()?;
+    m.add_class::<simulator::PySimulator>()?;
     m.add_function(wrap_pyfunction!(batch::encode_batches, m)?)?;
     m.add_function(wrap_pyfunction!(batch::encode_msgpack, m)?)?;
     m.add_function(wrap_pyfunction!(batch::decode_batch, m)?)?;

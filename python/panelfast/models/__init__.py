@@ -58,6 +58,9 @@ class MeasurementDef:
     bits: int = 1
     #: ASCII: number of registers (two characters each).
     length: int = 0
+    #: The physical quantity it shows (``voltage_ln.1``, ``active_energy.delivered``...,
+    #: see ``models/README.md``); the simulator serves it, empty means "nothing to simulate".
+    quantity: str = ""
 
 
 @dataclass(frozen=True, slots=True)

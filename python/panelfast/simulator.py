@@ -1,0 +1,293 @@
+"""Front end of the Rust device simulator: serve any device model over Modbus TCP.
+
+Each :class:`SimulatedDevice` names its :class:`~panelfast.models.DeviceModel`
+and where it answers: on a port of its own, or as one unit id among many
+behind a shared port (``endpoint``), the way devices sit behind a Modbus
+gateway. Values are realistic and consistent (V ≈ 230 V, P = V·I·PF per phase,
+totals as sums, f ≈ 50 Hz, energy counters integrating the power) and
+**deterministic**: a device serves, at wall-clock time ``t``, the state at the
+start of ``t``'s tick, and :meth:`Simulator.truth` computes that same value
+without the network, so a test knows exactly what a correct gateway must read::
+
+    with Simulator([SimulatedDevice("mb-1", library.get("PM5560"))], seed=7) as sim:
+        host, port, unit_id = sim.endpoint("mb-1")
+        ...  # read registers 3027.. with any Modbus client at time t
+        sim.truth("mb-1", "VoltageAN", t)  # what it served
+
+Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
+``latency_ms``, ``busy_fraction`` (exception 0x06), ``illegal`` address ranges
+(exception 0x02). Outputs of IO modules follow command writes (1 off, 2 on,
+3 toggle) and read back in their status registers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import NamedTuple
+
+from panelfast import _native
+from panelfast.models import DeviceModel
+
+__all__ = ["Endpoint", "Faults", "SimulatedDevice", "Simulator", "fleet", "unit_factor"]
+
+_PREFIX = {"k": 1e-3, "M": 1e-6, "m": 1e3}
+_SI_UNITS = {"W", "var", "VA", "Wh", "varh", "VAh", "V", "A", "Hz"}
+
+
+def unit_factor(unit: str) -> float:
+    """What multiplies an SI value into ``unit``: ``kW`` → 1e-3, ``%`` → 100."""
+    if unit == "%":
+        return 100.0
+    if unit[:1] in _PREFIX and unit[1:] in _SI_UNITS:
+        return _PREFIX[unit[0]]
+    return 1.0
+
+
+class Faults(NamedTuple):
+    """How a device misbehaves."""
+
+    dead: bool = False
+    latency_ms: int = 0
+    #: Share of requests answered with exception 0x06 (busy), 0..1.
+    busy_fraction: float = 0.0
+    #: (function code, first address, count) answered with exception 0x02.
+    illegal: tuple[tuple[int, int, int], ...] = ()
+
+
+class Endpoint(NamedTuple):
+    host: str
+    port: int
+    unit_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedDevice:
+    """A device to simulate and where it answers."""
+
+    id: str
+    model: DeviceModel
+    unit_id: int = 1
+    #: 0: a free port chosen at start (unless ``endpoint`` groups it with others).
+    port: int = 0
+    #: Devices naming the same endpoint share one port, told apart by unit id.
+    endpoint: str = ""
+    faults: Faults = field(default=Faults())
+    #: Varies this device's load from others'; by default drawn from its id.
+    seed: int | None = None
+
+
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+
+def _stable_hash(text: str) -> int:
+    # Python's hash() is salted per process; the load must not be.
+    h = _FNV_OFFSET
+    for byte in text.encode():
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFF_FFFF_FFFF_FFFF
+    return h
+
+
+class Simulator:
+    """Simulated devices served by the Rust core on its own runtime."""
+
+    def __init__(
+        self,
+        devices: Iterable[SimulatedDevice],
+        *,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        tick_ms: int = 100,
+    ) -> None:
+        self.devices = tuple(devices)
+        self.seed = seed
+        self._index = {d.id: k for k, d in enumerate(self.devices)}
+        if len(self._index) != len(self.devices):
+            raise ValueError("device ids must be unique")
+        models: list[DeviceModel] = []
+        model_index: dict[int, int] = {}
+        listeners: list[tuple[str, int]] = []
+        listener_of: dict[object, int] = {}
+        native_devices: list[tuple[int, int, int, int]] = []
+        for k, d in enumerate(self.devices):
+            if id(d.model) not in model_index:
+                model_index[id(d.model)] = len(models)
+                models.append(d.model)
+            key: object = ("endpoint", d.endpoint) if d.endpoint else ("port", d.port or -k - 1)
+            if key not in listener_of:
+                listener_of[key] = len(listeners)
+                listeners.append((host, d.port))
+            device_seed = d.seed if d.seed is not None else _stable_hash(d.id)
+            native_devices.append(
+                (
+                    model_index[id(d.model)],
+                    listener_of[key],
+                    d.unit_id,
+                    (device_seed ^ (seed * 0x9E3779B97F4A7C15)) & 0xFFFF_FFFF_FFFF_FFFF,
+                )
+            )
+        self._points = [{m.id: k for k, m in enumerate(d.model.measurements)} for d in self.devices]
+        self._listener_of_device = [n[1] for n in native_devices]
+        self._native = _native.Simulator(
+            [_native_model(m) for m in models], listeners, native_devices, tick_ms
+        )
+        for d in self.devices:
+            if d.faults != Faults():
+                self.set_faults(d.id, d.faults)
+        self._bound: list[tuple[str, int]] = []
+
+    def start(self) -> dict[str, Endpoint]:
+        """Listen and serve; where each device answers."""
+        self._bound = self._native.start()
+        return {d.id: self.endpoint(d.id) for d in self.devices}
+
+    def stop(self) -> None:
+        """Stop serving and close every connection."""
+        self._native.stop()
+        self._bound = []
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._native.running
+
+    @property
+    def tick_ms(self) -> int:
+        return self._native.tick_ms
+
+    @staticmethod
+    def now_ms() -> int:
+        """The simulator's clock (ms since the Unix epoch)."""
+        return _native.Simulator.now_ms()
+
+    def endpoint(self, device_id: str) -> Endpoint:
+        if not self._bound:
+            raise RuntimeError("the simulator is not started")
+        k = self._device(device_id)
+        host, port = self._bound[self._listener_of_device[k]]
+        return Endpoint(host, port, self.devices[k].unit_id)
+
+    def _device(self, device_id: str) -> int:
+        try:
+            return self._index[device_id]
+        except KeyError:
+            raise KeyError(f"no simulated device {device_id!r}") from None
+
+    def truth(self, device_id: str, measurement_id: str, t_ms: int) -> int | float | str:
+        """The value ``device_id`` serves for ``measurement_id`` at ``t_ms``.
+
+        Exactly what a correct decoder reads: FLOAT32 rounded to single
+        precision, integers to the raw step, exact integers as ``int``,
+        DATETIME as ms since the epoch, ASCII as ``str``.
+        """
+        k = self._device(device_id)
+        try:
+            point = self._points[k][measurement_id]
+        except KeyError:
+            raise KeyError(f"{device_id}: no measurement {measurement_id!r}") from None
+        return self._native.truth(k, point, t_ms)
+
+    def registers(
+        self, device_id: str, function: int, address: int, count: int, t_ms: int | None = None
+    ) -> list[int]:
+        """The registers (bits as 0/1) a read would return at ``t_ms`` (default: now)."""
+        t = self.now_ms() if t_ms is None else t_ms
+        return self._native.registers(self._device(device_id), function, address, count, t)
+
+    def set_faults(self, device_id: str, faults: Faults) -> None:
+        self._native.set_faults(
+            self._device(device_id),
+            dead=faults.dead,
+            latency_ms=faults.latency_ms,
+            busy_fraction=faults.busy_fraction,
+            illegal=list(faults.illegal),
+        )
+
+    def faults(self, device_id: str) -> Faults:
+        dead, latency_ms, busy_fraction, illegal = self._native.faults(self._device(device_id))
+        return Faults(dead, latency_ms, busy_fraction, tuple(illegal))
+
+    def outputs(self, device_id: str) -> dict[str, bool]:
+        """Each output's state (True = on)."""
+        k = self._device(device_id)
+        states = self._native.outputs(k)
+        return {o.id: on for o, on in zip(self.devices[k].model.outputs, states, strict=True)}
+
+
+#: (id, function, field, quantity, unit factor) of a point; (id, command, status, impulse)
+#: of an output; (name, points, outputs, max registers per read) of a model.
+_Point = tuple[str, int, _native.Field, str, float]
+_NativeModel = tuple[str, list[_Point], list[tuple[str, int, int, bool]], int]
+
+
+def _native_model(model: DeviceModel) -> _NativeModel:
+    points = [
+        (
+            m.id,
+            m.function,
+            _native.Field(
+                m.address,
+                m.type,
+                m.order,
+                m.scale,
+                m.offset,
+                m.invalid,
+                m.bit,
+                m.bits,
+                m.length,
+            ),
+            m.quantity,
+            unit_factor(m.unit),
+        )
+        for m in model.measurements
+    ]
+    outputs = [
+        (o.id, o.command_address, o.status_address, o.mode == "impulse") for o in model.outputs
+    ]
+    return (model.name, points, outputs, model.max_registers_per_read)
+
+
+def fleet(
+    model: DeviceModel,
+    count: int,
+    *,
+    prefix: str | None = None,
+    unit_ids_per_port: int = 0,
+    base_port: int = 0,
+) -> list[SimulatedDevice]:
+    """``count`` devices of one model.
+
+    With ``unit_ids_per_port`` = 0 each device has a port of its own; with n,
+    devices sit n to a port as unit ids 1..n (Modbus unit ids are 8-bit: a
+    thousand devices take four ports of 250). Ports are free ones, or
+    consecutive from ``base_port``.
+    """
+    if count < 0 or not 0 <= unit_ids_per_port <= 247:
+        raise ValueError("count must be ≥ 0 and unit_ids_per_port within 0..247")
+    stem = prefix or re.sub(r"[^A-Za-z0-9_.-]", "-", model.name.lower())
+    devices: list[SimulatedDevice] = []
+    for k in range(count):
+        group, unit = divmod(k, unit_ids_per_port) if unit_ids_per_port else (k, 0)
+        devices.append(
+            SimulatedDevice(
+                id=f"{stem}-{k + 1}",
+                model=model,
+                unit_id=unit + 1,
+                port=base_port + group if base_port else 0,
+                endpoint=f"{stem}-port-{group}" if unit_ids_per_port else "",
+            )
+        )
+    return devices
