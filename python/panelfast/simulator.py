@@ -275,8 +275,8 @@ def fleet(
     thousand devices take four ports of 250). Ports are free ones, or
     consecutive from ``base_port``.
     """
-    if count < 0 or not 0 <= unit_ids_per_port <= 247:
-        raise ValueError("count must be ≥ 0 and unit_ids_per_port within 0..247")
+    if count < 0 or not 0 <= unit_ids_per_port <= 255:
+        raise ValueError("count must be ≥ 0 and unit_ids_per_port within 0..255")
     stem = prefix or re.sub(r"[^A-Za-z0-9_.-]", "-", model.name.lower())
     devices: list[SimulatedDevice] = []
     for k in range(count):

@@ -1,0 +1,173 @@
+"""``panelfast simulate``: serve simulated devices over Modbus TCP until stopped."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from panelfast.cli._main import main
+from panelfast.exceptions import PanelfastError
+from panelfast.models import DeviceModel
+from panelfast.models.loader import ModelLibrary
+from panelfast.simulator import Endpoint, Faults, SimulatedDevice, Simulator
+
+
+def _parse_models(
+    library: ModelLibrary, specs: tuple[str, ...], default_count: int
+) -> list[tuple[DeviceModel, int]]:
+    out: list[tuple[DeviceModel, int]] = []
+    for spec in specs or ("PM5560",):
+        name, _, count = spec.partition(":")
+        try:
+            n = int(count) if count else default_count
+        except ValueError:
+            raise click.BadParameter(f"{spec!r}: use NAME or NAME:COUNT", param_hint="--model")
+        if n < 1:
+            raise click.BadParameter(f"{spec!r}: the count must be at least 1", param_hint="--model")
+        out.append((library.get(name), n))
+    return out
+
+
+def build_devices(
+    fleets: list[tuple[DeviceModel, int]],
+    *,
+    port: int,
+    unit_ids_per_port: int,
+    faults: Faults,
+    dead: int,
+) -> list[SimulatedDevice]:
+    """Number devices across fleets; group them on ports as asked."""
+    total = sum(n for _, n in fleets)
+    devices: list[SimulatedDevice] = []
+    k = 0
+    for model, count in fleets:
+        stem = "".join(c if c.isalnum() else "-" for c in model.name.lower())
+        for _ in range(count):
+            group, unit = divmod(k, unit_ids_per_port) if unit_ids_per_port else (k, 0)
+            devices.append(
+                SimulatedDevice(
+                    id=f"{stem}-{k + 1}",
+                    model=model,
+                    unit_id=unit + 1,
+                    port=port + group if port else 0,
+                    endpoint=f"port-{group}" if unit_ids_per_port else "",
+                    faults=faults._replace(dead=k >= total - dead),
+                )
+            )
+            k += 1
+    return devices
+
+
+@main.command()
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME[:COUNT]",
+    help="Device model to simulate (repeatable); COUNT defaults to --devices. Default: PM5560.",
+)
+@click.option("--devices", "count", type=click.IntRange(1, 100_000), default=1, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=5020,
+    show_default=True,
+    help="First TCP port; each further port is the next one. 0: free ports.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--unit-ids-per-port",
+    type=click.IntRange(0, 255),
+    default=0,
+    show_default=True,
+    help="Put this many devices behind each port as unit ids 1..N (0: one device per port).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same values.")
+@click.option("--tick-ms", type=click.IntRange(1, 60_000), default=100, show_default=True)
+@click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, help="Slow devices.")
+@click.option(
+    "--busy-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Share of requests answered 'busy' (exception 0x06).",
+)
+@click.option(
+    "--dead", type=click.IntRange(0), default=0, help="The last N devices never answer."
+)
+@click.option(
+    "--models-dir",
+    "model_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Extra folder of device model files (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON line.")
+def simulate(
+    models: tuple[str, ...],
+    count: int,
+    port: int,
+    host: str,
+    unit_ids_per_port: int,
+    seed: int,
+    tick_ms: int,
+    latency_ms: int,
+    busy_fraction: float,
+    dead: int,
+    model_dirs: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Serve simulated meters and IO modules over Modbus TCP until Ctrl-C or SIGTERM."""
+    try:
+        library = ModelLibrary(model_dirs)
+        fleets = _parse_models(library, models, count)
+        devices = build_devices(
+            fleets,
+            port=port,
+            unit_ids_per_port=unit_ids_per_port,
+            faults=Faults(latency_ms=latency_ms, busy_fraction=busy_fraction),
+            dead=dead,
+        )
+        sim = Simulator(devices, seed=seed, host=host, tick_ms=tick_ms)
+        endpoints = sim.start()
+    except PanelfastError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if as_json:
+            rows = [
+                {"id": d.id, "model": d.model.name, **endpoints[d.id]._asdict()} for d in devices
+            ]
+            click.echo(json.dumps(rows), nl=True)
+        else:
+            _print_endpoints(devices, endpoints)
+        click.echo(f"serving {len(devices)} devices; Ctrl-C to stop", err=True)
+        # Wake up now and then: a signal handler runs only between bytecodes.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    click.echo("simulator stopped", err=True)
+
+
+def _print_endpoints(devices: list[SimulatedDevice], endpoints: dict[str, Endpoint]) -> None:
+    by_port: dict[tuple[str, int], list[SimulatedDevice]] = {}
+    for d in devices:
+        host, port, _unit = endpoints[d.id]
+        by_port.setdefault((host, port), []).append(d)
+    for (host, port), group in by_port.items():
+        units = [d.unit_id for d in group]
+        names = sorted({d.model.name for d in group})
+        unit_text = f"unit {units[0]}" if len(units) == 1 else f"units {min(units)}..{max(units)}"
+        click.echo(f"modbus-tcp://{host}:{port}  {unit_text}  {', '.join(names)}")
