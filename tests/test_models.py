@@ -25,10 +25,10 @@ defaults = { type = "FLOAT32" }
 measurements = [
   { id = "VoltageAN", name = "Voltage A-N", unit = "V", address = 3027, quantity = "voltage_ln.1" },
   { id = "CurrentA", name = "Current A", unit = "A", address = 2999, order = "CDAB" },
-  { id = "Energy", name = "Energy", unit = "Wh", kind = "cumulative", address = 3203, type = "INT64" },
-  { id = "Status", name = "Status", address = 100, type = "BITMAP", bit = 3, bits = 2, function = 4 },
+  { id = "Energy", name = "E", unit = "Wh", kind = "cumulative", address = 3203, type = "INT64" },
+  { id = "Status", name = "S", address = 100, type = "BITMAP", bit = 3, bits = 2, function = 4 },
   { id = "Alarm", name = "Alarm", address = 100, type = "BITMAP", bit = 0, function = 4 },
-  { id = "Name", name = "Name", address = 29, type = "ASCII", length = 20, quantity = "text:TM" },
+  { id = "Name", name = "Name", address = 29, type = "ASCII", length = 20, quantity = "text:T" },
 ]
 outputs = [
   { id = "Q1", name = "Q1", mode = "contactor", command_address = 37050, status_address = 37020 },
@@ -124,7 +124,8 @@ def test_overlapping_registers_are_refused() -> None:
 
     [line] = problems(edited(bad))
     assert "overlap" in line
-    assert "VoltageAN" in line and "CurrentA" in line
+    assert "VoltageAN" in line
+    assert "CurrentA" in line
 
 
 def test_a_long_field_overlapping_a_later_one_is_found() -> None:
@@ -133,7 +134,8 @@ def test_a_long_field_overlapping_a_later_one_is_found() -> None:
         d["measurements"][1]["address"] = 3050
 
     [line] = problems(edited(bad))
-    assert "VoltageAN" in line and "Name" in line
+    assert "VoltageAN" in line
+    assert "Name" in line
 
 
 def test_bitmaps_share_a_register_but_not_a_bit() -> None:

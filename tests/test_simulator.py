@@ -1,4 +1,4 @@
-"""The device simulator over real TCP: a pymodbus client reads what `truth()` says, and physics holds."""
+"""The device simulator over real TCP: pymodbus reads what `truth()` says; physics holds."""
 
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ def block_values(
     return out
 
 
-def matching_tick(sim: Simulator, device: str, values: dict[str, float | int], ticks: list[int]) -> int:
+def matching_tick(
+    sim: Simulator, device: str, values: dict[str, float | int], ticks: list[int]
+) -> int:
     for t in ticks:
         if all(sim.truth(device, mid, t) == v for mid, v in values.items()):
             return t
@@ -152,7 +154,8 @@ def test_energy_is_monotonic_and_rises_at_the_rate_of_power(sim: Simulator) -> N
     e0 = sim.truth("pm", "ActiveEnergyDelivered", t0)
     e1 = sim.truth("pm", "ActiveEnergyDelivered", t0 + 600_000)
     powers = [sim.truth("pm", "ActivePower", t0 + k * 1000) for k in range(600)]
-    assert isinstance(e0, int) and isinstance(e1, int)
+    assert isinstance(e0, int)
+    assert isinstance(e1, int)
     expected_wh = sum(float(p) for p in powers) * 1000 / 3600  # kW·s → Wh
     assert e1 - e0 == pytest.approx(expected_wh, rel=0.02)
 
@@ -166,10 +169,12 @@ def test_devices_behind_one_port_are_told_apart_by_unit_id(sim: Simulator) -> No
         matching_tick(sim, "iem", values, ticks)
         # Nobody at unit 9: the gateway-style exception 0x0B.
         rr = c.read_holding_registers(3027, count=2, device_id=9)
-        assert rr.isError() and rr.exception_code == 0x0B
+        assert rr.isError()
+        assert rr.exception_code == 0x0B
         # The iEM3255 reads at most 100 registers at a time: 0x03 beyond.
         rr = c.read_holding_registers(2999, count=101, device_id=3)
-        assert rr.isError() and rr.exception_code == 0x03
+        assert rr.isError()
+        assert rr.exception_code == 0x03
 
 
 def test_io_module_outputs_follow_commands(sim: Simulator) -> None:
@@ -189,9 +194,11 @@ def test_io_module_outputs_follow_commands(sim: Simulator) -> None:
         assert not c.write_register(37050, 3, device_id=unit).isError()  # toggle
         assert status() == (0, 0, 0)
         rr = c.write_register(37050, 9, device_id=unit)
-        assert rr.isError() and rr.exception_code == 0x03
+        assert rr.isError()
+        assert rr.exception_code == 0x03
         rr = c.write_register(37060, 2, device_id=unit)  # not a command register
-        assert rr.isError() and rr.exception_code == 0x02
+        assert rr.isError()
+        assert rr.exception_code == 0x02
         # Q2 is an impulse output: on, then off by itself.
         assert not c.write_register(37051, 2, device_id=unit).isError()
         assert status() == (0, 1, 0b10)
@@ -210,7 +217,8 @@ def test_io_module_inputs_and_counters(sim: Simulator) -> None:
         t1 = Simulator.now_ms()
     ticks = ticks_between(t0, t1)
     assert any(
-        [sim.truth("io", "DiscreteI1", t), sim.truth("io", "DiscreteI2", t)] == [int(b) for b in bits]
+        [sim.truth("io", "DiscreteI1", t), sim.truth("io", "DiscreteI2", t)]
+        == [int(b) for b in bits]
         and sim.truth("io", "InputI1", t) == inputs & 1
         and sim.truth("io", "InputI2", t) == inputs >> 1 & 1
         for t in ticks
@@ -222,7 +230,9 @@ def test_io_module_inputs_and_counters(sim: Simulator) -> None:
 
 
 def test_every_word_order_and_scaled_integers() -> None:
-    def m(mid: str, address: int, type_: str, order: str = "ABCD", scale: float = 1.0) -> MeasurementDef:
+    def m(
+        mid: str, address: int, type_: str, order: str = "ABCD", scale: float = 1.0
+    ) -> MeasurementDef:
         return MeasurementDef(
             id=mid, name=mid, unit="V", kind="instantaneous", function=4, address=address,
             type=type_, order=order, scale=scale, quantity="voltage_ln.1",  # type: ignore[arg-type]
@@ -263,7 +273,8 @@ def test_every_word_order_and_scaled_integers() -> None:
     t = next(t for t in ticks_between(t0, t1) if sim.truth("o", "abcd", t) == got["abcd"])
     for mid, value in got.items():
         assert sim.truth("o", mid, t) == pytest.approx(value, rel=1e-12), mid
-    assert 220 < got["deci"] < 240 and got["deci"] != got["abcd"]
+    assert 220 < got["deci"] < 240
+    assert got["deci"] != got["abcd"]
 
 
 def test_same_seed_same_registers_other_seed_other_registers() -> None:
@@ -316,7 +327,8 @@ def test_busy_and_illegal_address_exceptions(faulty: Simulator) -> None:
     c = client(faulty, "m")
     with c:
         rr = c.read_holding_registers(3053, count=2, device_id=1)
-        assert rr.isError() and rr.exception_code == 0x02
+        assert rr.isError()
+        assert rr.exception_code == 0x02
         rr = c.read_holding_registers(3040, count=10, device_id=1)  # ends before 3050
         assert not rr.isError()
         faulty.set_faults("m", Faults(busy_fraction=0.5))
@@ -359,7 +371,9 @@ def test_stopped_simulator_refuses_connections() -> None:
 
 def test_bad_simulations_are_refused_with_a_reason() -> None:
     with pytest.raises(SimulatorError, match="unit id 1 is already used"):
-        Simulator([SimulatedDevice("a", IEM, endpoint="x"), SimulatedDevice("b", IEM, endpoint="x")])
+        Simulator(
+            [SimulatedDevice("a", IEM, endpoint="x"), SimulatedDevice("b", IEM, endpoint="x")]
+        )
     bad_point = replace(IEM.measurements[2], quantity="volts")
     with pytest.raises(SimulatorError, match=r"CurrentL1.*unknown quantity \"volts\""):
         Simulator([SimulatedDevice("a", replace(IEM, measurements=(bad_point,)))])
@@ -368,9 +382,10 @@ def test_bad_simulations_are_refused_with_a_reason() -> None:
         sim.set_faults("a", Faults(busy_fraction=2.0))
     with pytest.raises(KeyError, match="nope"):
         sim.truth("a", "nope", 0)
+    port = sim.start()["a"].port
+    taken = Simulator([SimulatedDevice("b", IEM, port=port)])
     with pytest.raises(SimulatorError, match="cannot listen"):
-        port = sim.start()["a"].port
-        Simulator([SimulatedDevice("b", IEM, port=port)]).start()
+        taken.start()
     sim.stop()
 
 

@@ -179,6 +179,7 @@ _SimPoint = tuple[str, int, Field, str, float]
 _SimOutput = tuple[str, int, int, bool]
 _SimModel = tuple[str, Sequence[_SimPoint], Sequence[_SimOutput], int]
 
+@final
 class Simulator:
     """Simulated Modbus devices behind Modbus TCP listeners (see panelfast.simulator)."""
 

@@ -237,7 +237,7 @@ def _native_model(model: DeviceModel) -> _NativeModel:
     points = [
         (
             m.id,
-            m.function,
+            int(m.function),
             _native.Field(
                 m.address,
                 m.type,

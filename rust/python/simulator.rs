@@ -46,12 +46,14 @@ fn model_spec(model: PyModel<'_>) -> PyResult<ModelSpec> {
         .collect::<PyResult<Vec<_>>>()?;
     let outputs = outputs
         .into_iter()
-        .map(|(id, command_address, status_address, impulse)| OutputSpec {
-            id,
-            command_address,
-            status_address,
-            impulse,
-        })
+        .map(
+            |(id, command_address, status_address, impulse)| OutputSpec {
+                id,
+                command_address,
+                status_address,
+                impulse,
+            },
+        )
         .collect();
     Ok(ModelSpec {
         name,
@@ -106,7 +108,10 @@ impl PySimulator {
     fn start(&mut self, py: Python<'_>) -> PyResult<Vec<(String, u16)>> {
         let inner = &mut self.inner;
         let bound = py.detach(|| inner.start())?;
-        Ok(bound.iter().map(|a| (a.ip().to_string(), a.port())).collect())
+        Ok(bound
+            .iter()
+            .map(|a| (a.ip().to_string(), a.port()))
+            .collect())
     }
 
     fn stop(&mut self, py: Python<'_>) {
@@ -142,7 +147,9 @@ impl PySimulator {
         count: u16,
         t_ms: i64,
     ) -> PyResult<Vec<u16>> {
-        Ok(self.inner.registers(device, function, address, count, t_ms)?)
+        Ok(self
+            .inner
+            .registers(device, function, address, count, t_ms)?)
     }
 
     #[pyo3(signature = (device, *, dead, latency_ms, busy_fraction, illegal))]

@@ -26,9 +26,13 @@ def _parse_models(
         try:
             n = int(count) if count else default_count
         except ValueError:
-            raise click.BadParameter(f"{spec!r}: use NAME or NAME:COUNT", param_hint="--model")
+            raise click.BadParameter(
+                f"{spec!r}: use NAME or NAME:COUNT", param_hint="--model"
+            ) from None
         if n < 1:
-            raise click.BadParameter(f"{spec!r}: the count must be at least 1", param_hint="--model")
+            raise click.BadParameter(
+                f"{spec!r}: the count must be at least 1", param_hint="--model"
+            )
         out.append((library.get(name), n))
     return out
 
@@ -96,9 +100,7 @@ def build_devices(
     default=0.0,
     help="Share of requests answered 'busy' (exception 0x06).",
 )
-@click.option(
-    "--dead", type=click.IntRange(0), default=0, help="The last N devices never answer."
-)
+@click.option("--dead", type=click.IntRange(0), default=0, help="The last N devices never answer.")
 @click.option(
     "--models-dir",
     "model_dirs",

@@ -98,7 +98,7 @@ class _Measurement(_Entry):
     @classmethod
     def _invalid(cls, invalid: Any) -> int | Literal[False] | None:
         if invalid is False or invalid is None:
-            return invalid  # type: ignore[no-any-return]
+            return invalid
         if isinstance(invalid, int) and not isinstance(invalid, bool) and invalid >= 0:
             return invalid
         raise ValueError(
@@ -177,9 +177,7 @@ def _apply_defaults(document: dict[str, Any]) -> dict[str, Any]:
     if isinstance(measurements, list):
         document = {
             **document,
-            "measurements": [
-                {**given, **m} if isinstance(m, dict) else m for m in measurements
-            ],
+            "measurements": [{**given, **m} if isinstance(m, dict) else m for m in measurements],
         }
     return document
 
@@ -234,7 +232,7 @@ def _overlaps(model: _Model, document: Mapping[str, Any]) -> list[ConfigIssue]:
         if reach is None or reach[0] != fb or sb >= reach[2]:
             reach = span
             continue
-        fa, sa, ea, ka = reach
+        _fa, sa, ea, ka = reach
         a, b = model.measurements[ka], model.measurements[kb]
         if not (a.type == b.type == "BITMAP" and sa == sb):  # bits: checked below
             issues.append(
@@ -322,7 +320,9 @@ def load_model_file(path: str | os.PathLike[str]) -> DeviceModel:
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ModelError(path.name, [ConfigIssue("(file)", f"cannot read: {exc.strerror}")]) from None
+        raise ModelError(
+            path.name, [ConfigIssue("(file)", f"cannot read: {exc.strerror}")]
+        ) from None
     except UnicodeDecodeError:
         raise ModelError(path.name, [ConfigIssue("(file)", "not UTF-8 text")]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -387,7 +387,9 @@ class ModelLibrary:
             model = folded.get(name.casefold())
         if model is None:
             known = ", ".join(sorted(self._models)) or "none"
-            raise ModelError(name, [ConfigIssue("model", f"no model of that name (known: {known})")])
+            raise ModelError(
+                name, [ConfigIssue("model", f"no model of that name (known: {known})")]
+            )
         return model
 
     def source(self, name: str) -> Path:
