@@ -367,6 +367,7 @@ def test_stopped_simulator_refuses_connections() -> None:
     assert not sim.running
     c = ModbusTcpClient(host, port=port, timeout=0.5, retries=0)
     assert not c.connect()
+    c.close()
 
 
 def test_bad_simulations_are_refused_with_a_reason() -> None:

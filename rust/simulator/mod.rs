@@ -168,10 +168,12 @@ impl Simulator {
         Ok(bound)
     }
 
-    /// Stop listening and close every connection.
+    /// Stop listening and close every connection; returns once the port is free.
     pub fn stop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+            // Waits for the workers to drop every task, and with them the sockets:
+            // a client connecting right after stop() must be refused.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
         }
         self.bound.clear();
     }
