@@ -238,3 +238,10 @@ def test_lenient_library_keeps_good_models_and_records_bad_files(tmp_path: Path)
     assert "TestMeter" in library
     sources = [e.source for e in library.errors]
     assert sources == ["bad.toml", str(tmp_path / "missing")]
+
+
+def test_the_readme_example_is_a_valid_model() -> None:
+    readme = (SHIPPED_DIR.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Format (TOML)\n\n```toml\n", 1)[1].split("```", 1)[0]
+    model = parse_model(tomllib.loads(example), "README.md")
+    assert [m.id for m in model.measurements] == ["VoltageAN", "EnergyIn"]

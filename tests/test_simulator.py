@@ -14,9 +14,9 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from panelfast._native import Field, RegisterLayout
-from panelfast.exceptions import SimulatorError
+from panelfast.exceptions import ModelError, SimulatorError
 from panelfast.models import DeviceModel, MeasurementDef
-from panelfast.models.loader import ModelLibrary
+from panelfast.models.loader import ModelLibrary, parse_model
 from panelfast.simulator import Faults, SimulatedDevice, Simulator, fleet
 
 LIBRARY = ModelLibrary()
@@ -401,3 +401,45 @@ def test_registers_without_the_network_match_the_network(sim: Simulator) -> None
                 assert sim.registers("pm", 3, 3019, 20, t0) == regs
                 return
     pytest.fail("every read straddled a tick")
+
+
+VALID_QUANTITIES = [
+    "voltage_ln.1", "voltage_ln.avg", "voltage_ll.31", "voltage_ll.avg", "current.n",
+    "current.avg", "active_power.total", "reactive_power.2", "apparent_power.3",
+    "power_factor.total", "frequency", "active_energy.received", "reactive_energy.delivered",
+    "apparent_energy.delivered", "input.16", "output.1", "pulse_count.3", "constant:-1.5e3", "",
+]  # fmt: skip
+INVALID_QUANTITIES = [
+    "voltage_ln.12", "voltage_ll.1", "current.12", "active_power.avg", "input.0", "input.17",
+    "frequency.1", "clock.1", "volts", "constant:x", "reactive_energy.received",
+]  # fmt: skip
+
+
+def one_point_model(quantity: str) -> DeviceModel:
+    point = MeasurementDef(
+        id="p", name="p", unit="", kind="instantaneous", function=3, address=0,
+        type="FLOAT32", quantity=quantity,
+    )  # fmt: skip
+    return DeviceModel(name="q", vendor="test", measurements=(point,))
+
+
+def one_point_document(quantity: str) -> dict[str, object]:
+    point = {"id": "p", "name": "p", "address": 0, "type": "FLOAT32", "quantity": quantity}
+    return {"name": "q", "vendor": "t", "measurements": [point]}
+
+
+@pytest.mark.parametrize("quantity", VALID_QUANTITIES)
+def test_loader_and_simulator_accept_the_same_quantities(quantity: str) -> None:
+    document = one_point_document(quantity)
+    parse_model(document, "q.toml")
+    sim = Simulator([SimulatedDevice("d", one_point_model(quantity))])
+    assert isinstance(sim.truth("d", "p", Simulator.now_ms()), float)
+
+
+@pytest.mark.parametrize("quantity", INVALID_QUANTITIES)
+def test_loader_and_simulator_refuse_the_same_quantities(quantity: str) -> None:
+    document = one_point_document(quantity)
+    with pytest.raises(ModelError, match=r"measurements\[0\] \(p\)\.quantity"):
+        parse_model(document, "q.toml")
+    with pytest.raises(SimulatorError, match="unknown quantity"):
+        Simulator([SimulatedDevice("d", one_point_model(quantity))])
