@@ -123,8 +123,22 @@ impl Simulator {
             .build()
             .map_err(|e| Error::Simulator(format!("cannot start a runtime: {e}")))?;
         let mut units = vec![[None; 256]; self.listeners.len()];
+        let mut alone = vec![None; self.listeners.len()];
         for (k, d) in self.shared.devices.iter().enumerate() {
             units[d.spec.listener][usize::from(d.spec.unit_id)] = Some(k as u32);
+            alone[d.spec.listener] = match alone[d.spec.listener] {
+                None => Some(Some(k as u32)),
+                Some(_) => Some(None),
+            };
+        }
+        // A device alone on its port also answers unit ids 0 and 255, the ones
+        // Modbus TCP uses to address "the device itself" (as real meters do).
+        for (units, alone) in units.iter_mut().zip(alone) {
+            if let Some(Some(k)) = alone {
+                for direct in [0, 255] {
+                    units[direct] = units[direct].or(Some(k));
+                }
+            }
         }
         let mut bound = Vec::with_capacity(self.listeners.len());
         let mut sockets = Vec::with_capacity(self.listeners.len());
@@ -263,4 +277,145 @@ fn check_faults(device: usize, faults: &Faults) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{DataType, FieldSpec};
+    use tokio_modbus::client::{tcp, Reader};
+    use tokio_modbus::prelude::SlaveContext;
+    use tokio_modbus::Slave;
+
+    /// A model of `n` FLOAT32 points cycling through the electrical quantities.
+    fn float_model(n: u16) -> ModelSpec {
+        let quantities = [
+            "voltage_ln.1",
+            "current.2",
+            "active_power.total",
+            "frequency",
+        ];
+        ModelSpec {
+            name: "floats".into(),
+            points: (0..n)
+                .map(|k| PointSpec {
+                    id: format!("p{k}"),
+                    function: 3,
+                    field: FieldSpec::new(2 * k, DataType::Float32),
+                    quantity: Quantity::parse(quantities[usize::from(k) % 4]).expect("known"),
+                    unit_factor: 1.0,
+                })
+                .collect(),
+            outputs: vec![],
+            max_registers_per_read: 125,
+        }
+    }
+
+    fn simulator(devices: usize, points: u16, per_port: usize) -> Simulator {
+        let ports = devices.div_ceil(per_port);
+        let listeners = (0..ports)
+            .map(|_| ListenerSpec {
+                host: "127.0.0.1".into(),
+                port: 0,
+            })
+            .collect();
+        let devices = (0..devices)
+            .map(|k| DeviceSpec {
+                model: 0,
+                listener: k / per_port,
+                unit_id: (k % per_port + 1) as u8,
+                seed: k as u64,
+                faults: Faults::default(),
+            })
+            .collect();
+        Simulator::new(vec![float_model(points)], listeners, devices, 100).expect("valid")
+    }
+
+    #[test]
+    fn served_registers_are_the_image_and_the_truth() {
+        let mut sim = simulator(3, 200, 3);
+        let addr = sim.start().expect("listens")[0];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut ctx = tcp::connect_slave(addr, Slave(2)).await.expect("connects");
+            for _ in 0..5 {
+                let t0 = now_ms();
+                let regs = ctx
+                    .read_holding_registers(0, 125)
+                    .await
+                    .expect("transport")
+                    .expect("no exception");
+                let t1 = now_ms();
+                if t0 / 100 != t1 / 100 {
+                    continue; // straddled a tick: try again
+                }
+                assert_eq!(regs, sim.registers(1, 3, 0, 125, t0).expect("image"));
+                let bits = (u32::from(regs[0]) << 16) | u32::from(regs[1]);
+                let value = f64::from(f32::from_bits(bits));
+                assert_eq!(sim.truth(1, 0, t0).expect("truth"), Value::Float(value));
+                assert!((220.0..240.0).contains(&value));
+                ctx.set_slave(Slave(9));
+                let nobody = ctx.read_holding_registers(0, 2).await.expect("transport");
+                assert_eq!(
+                    nobody,
+                    Err(tokio_modbus::ExceptionCode::GatewayTargetDevice)
+                );
+                return;
+            }
+            panic!("every read straddled a tick");
+        });
+        sim.stop();
+    }
+
+    /// 100 devices × 1,000 FLOAT32 points, read as a gateway would (16 reads of
+    /// ≤ 125 registers per device): how many points per second the simulator
+    /// serves. `cargo test --release simulator_throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check: run it by hand in release"]
+    fn simulator_throughput() {
+        let mut sim = simulator(100, 1000, 1);
+        let addrs = sim.start().expect("listens");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let seconds = 3.0;
+        let points = rt.block_on(async move {
+            let start = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for addr in addrs {
+                tasks.push(tokio::spawn(async move {
+                    let mut ctx = tcp::connect(addr).await.expect("connects");
+                    let mut registers = 0u64;
+                    while start.elapsed().as_secs_f64() < seconds {
+                        for block in 0..16u16 {
+                            let regs = ctx
+                                .read_holding_registers(block * 125, 125)
+                                .await
+                                .expect("transport")
+                                .expect("no exception");
+                            registers += regs.len() as u64;
+                        }
+                    }
+                    registers / 2
+                }));
+            }
+            let mut total = 0;
+            for t in tasks {
+                total += t.await.expect("task");
+            }
+            total
+        });
+        let cpu = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        println!(
+            "served {:.0} FLOAT32 points/s (100 devices × 1000 points; client in the same process); /proc/self/stat: {}",
+            points as f64 / seconds,
+            cpu.split_whitespace().skip(13).take(2).collect::<Vec<_>>().join(" ")
+        );
+        sim.stop();
+    }
 }
