@@ -40,7 +40,7 @@ def sim() -> Iterator[Simulator]:
 
 
 def client(sim: Simulator, device: str, timeout: float = 2.0) -> ModbusTcpClient:
-    host, port, _ = sim.endpoint(device)
+    host, port, *_ = sim.endpoint(device)
     c = ModbusTcpClient(host, port=port, timeout=timeout, retries=0)
     assert c.connect()
     return c
@@ -361,7 +361,7 @@ def test_a_thousand_devices_as_unit_ids_behind_four_ports() -> None:
 
 def test_stopped_simulator_refuses_connections() -> None:
     sim = Simulator([SimulatedDevice("m", IEM)])
-    host, port, _ = sim.start()["m"]
+    host, port, *_ = sim.start()["m"]
     assert sim.running
     sim.stop()
     assert not sim.running

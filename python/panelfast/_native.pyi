@@ -186,7 +186,7 @@ class Simulator:
     def __new__(
         cls,
         models: Sequence[_SimModel],
-        listeners: Sequence[tuple[str, int]],
+        listeners: Sequence[tuple[str, str, int]],
         devices: Sequence[tuple[int, int, int, int]],
         tick_ms: int = 100,
     ) -> Simulator: ...

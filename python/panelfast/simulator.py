@@ -26,12 +26,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from panelfast import _native
 from panelfast.models import DeviceModel
 
-__all__ = ["Endpoint", "Faults", "SimulatedDevice", "Simulator", "fleet", "unit_factor"]
+__all__ = [
+    "Endpoint",
+    "Faults",
+    "SimulatedDevice",
+    "Simulator",
+    "Transport",
+    "fleet",
+    "unit_factor",
+]
 
 _PREFIX = {"k": 1e-3, "M": 1e-6, "m": 1e3}
 _SI_UNITS = {"W", "var", "VA", "Wh", "varh", "VAh", "V", "A", "Hz"}
@@ -57,10 +65,17 @@ class Faults(NamedTuple):
     illegal: tuple[tuple[int, int, int], ...] = ()
 
 
+#: Modbus TCP, RTU frames over TCP, or RTU on a serial line.
+Transport = Literal["tcp", "rtu-over-tcp", "rtu"]
+
+
 class Endpoint(NamedTuple):
+    """Where a device answers: ``host``:``port`` (TCP), or the serial port's path in ``host``."""
+
     host: str
     port: int
     unit_id: int
+    transport: Transport = "tcp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +89,11 @@ class SimulatedDevice:
     port: int = 0
     #: Devices naming the same endpoint share one port, told apart by unit id.
     endpoint: str = ""
+    transport: Transport = "tcp"
+    #: ``rtu``: the serial line (e.g. one end of a ``socat`` pseudo-terminal pair);
+    #: devices on the same line form one RTU bus.
+    serial_port: str = ""
+    baud_rate: int = 19200
     faults: Faults = field(default=Faults())
     #: Varies this device's load from others'; by default drawn from its id.
     seed: int | None = None
@@ -108,17 +128,19 @@ class Simulator:
             raise ValueError("device ids must be unique")
         models: list[DeviceModel] = []
         model_index: dict[int, int] = {}
-        listeners: list[tuple[str, int]] = []
+        listeners: list[tuple[str, str, int]] = []
         listener_of: dict[object, int] = {}
         native_devices: list[tuple[int, int, int, int]] = []
         for k, d in enumerate(self.devices):
             if id(d.model) not in model_index:
                 model_index[id(d.model)] = len(models)
                 models.append(d.model)
-            key: object = ("endpoint", d.endpoint) if d.endpoint else ("port", d.port or -k - 1)
+            key, listener = _listener(k, d, host)
             if key not in listener_of:
                 listener_of[key] = len(listeners)
-                listeners.append((host, d.port))
+                listeners.append(listener)
+            elif listeners[listener_of[key]] != listener:
+                raise ValueError(f"{d.id}: its endpoint is already used with other settings")
             device_seed = d.seed if d.seed is not None else _stable_hash(d.id)
             native_devices.append(
                 (
@@ -178,7 +200,8 @@ class Simulator:
             raise RuntimeError("the simulator is not started")
         k = self._device(device_id)
         host, port = self._bound[self._listener_of_device[k]]
-        return Endpoint(host, port, self.devices[k].unit_id)
+        device = self.devices[k]
+        return Endpoint(host, port, device.unit_id, device.transport)
 
     def _device(self, device_id: str) -> int:
         try:
@@ -225,6 +248,16 @@ class Simulator:
         k = self._device(device_id)
         states = self._native.outputs(k)
         return {o.id: on for o, on in zip(self.devices[k].model.outputs, states, strict=True)}
+
+
+def _listener(k: int, d: SimulatedDevice, host: str) -> tuple[object, tuple[str, str, int]]:
+    """Which devices share a listener, and the listener's native form."""
+    if d.transport == "rtu":
+        if not d.serial_port:
+            raise ValueError(f"{d.id}: an rtu device needs its serial_port")
+        return ("rtu", d.serial_port), ("rtu", d.serial_port, d.baud_rate)
+    key = ("endpoint", d.endpoint) if d.endpoint else ("port", d.port or -k - 1)
+    return (d.transport, *key), (d.transport, host, d.port)
 
 
 #: (id, function, field, quantity, unit factor) of a point; (id, command, status, impulse)

@@ -7,7 +7,8 @@ use pyo3::prelude::*;
 
 use super::decode::PyField;
 use crate::simulator::{
-    self, DeviceSpec, Faults, ListenerSpec, ModelSpec, OutputSpec, PointSpec, Quantity, Value,
+    self, Bound as Listening, DeviceSpec, Faults, ListenerSpec, ModelSpec, OutputSpec, PointSpec,
+    Quantity, Value,
 };
 use crate::Error;
 
@@ -19,6 +20,8 @@ type PyOutput = (String, u16, u16, bool);
 type PyModel<'py> = (String, Vec<PyPoint<'py>>, Vec<PyOutput>, u16);
 /// (model index, listener index, unit id, seed).
 type PyDevice = (usize, usize, u8, u64);
+/// ("tcp" | "rtu-over-tcp", host, port) or ("rtu", serial port path, baud rate).
+type PyListener = (String, String, u32);
 /// (function code, first address, count).
 type PyRange = (u8, u16, u16);
 
@@ -63,6 +66,33 @@ fn model_spec(model: PyModel<'_>) -> PyResult<ModelSpec> {
     })
 }
 
+fn listener_spec(transport: &str, place: String, number: u32) -> PyResult<ListenerSpec> {
+    let port = || {
+        u16::try_from(number)
+            .map_err(|_| Error::Simulator(format!("port {number} is not within 0..=65535")))
+    };
+    Ok(match transport {
+        "tcp" => ListenerSpec::Tcp {
+            host: place,
+            port: port()?,
+        },
+        "rtu-over-tcp" => ListenerSpec::RtuOverTcp {
+            host: place,
+            port: port()?,
+        },
+        "rtu" => ListenerSpec::Serial {
+            path: place,
+            baud_rate: number,
+        },
+        other => {
+            return Err(Error::Simulator(format!(
+                "transport {other:?} is not one of tcp, rtu-over-tcp, rtu"
+            ))
+            .into())
+        }
+    })
+}
+
 fn to_py(py: Python<'_>, value: Value) -> PyResult<Py<PyAny>> {
     Ok(match value {
         Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
@@ -77,7 +107,7 @@ impl PySimulator {
     #[pyo3(signature = (models, listeners, devices, tick_ms = 100))]
     fn new(
         models: Vec<PyModel<'_>>,
-        listeners: Vec<(String, u16)>,
+        listeners: Vec<PyListener>,
         devices: Vec<PyDevice>,
         tick_ms: u32,
     ) -> PyResult<Self> {
@@ -87,8 +117,8 @@ impl PySimulator {
             .collect::<PyResult<Vec<_>>>()?;
         let listeners = listeners
             .into_iter()
-            .map(|(host, port)| ListenerSpec { host, port })
-            .collect();
+            .map(|(transport, place, number)| listener_spec(&transport, place, number))
+            .collect::<PyResult<Vec<_>>>()?;
         let devices = devices
             .into_iter()
             .map(|(model, listener, unit_id, seed)| DeviceSpec {
@@ -104,13 +134,16 @@ impl PySimulator {
         })
     }
 
-    /// Bind and serve; the (host, port) each listener is bound to.
+    /// Bind and serve; the (host, port) each listener is bound to ((path, 0) for serial lines).
     fn start(&mut self, py: Python<'_>) -> PyResult<Vec<(String, u16)>> {
         let inner = &mut self.inner;
         let bound = py.detach(|| inner.start())?;
         Ok(bound
-            .iter()
-            .map(|a| (a.ip().to_string(), a.port()))
+            .into_iter()
+            .map(|b| match b {
+                Listening::Tcp(a) => (a.ip().to_string(), a.port()),
+                Listening::Serial(path) => (path, 0),
+            })
             .collect())
     }
 

@@ -36,11 +36,22 @@ pub use model::{CompiledModel, ModelSpec, OutputSpec, PointSpec, Quantity};
 use crate::{Error, Result};
 use device::Device;
 
-/// Where a listener accepts connections; port 0 takes a free one.
-#[derive(Debug, Clone)]
-pub struct ListenerSpec {
-    pub host: String,
-    pub port: u16,
+/// Where and how a group of devices is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerSpec {
+    /// Modbus TCP on `host:port`; port 0 takes a free one.
+    Tcp { host: String, port: u16 },
+    /// RTU frames (with CRC) over TCP, as serial-to-Ethernet converters carry them.
+    RtuOverTcp { host: String, port: u16 },
+    /// Modbus RTU on a serial line (or one end of a pseudo-terminal pair).
+    Serial { path: String, baud_rate: u32 },
+}
+
+/// Where a listener ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Tcp(SocketAddr),
+    Serial(String),
 }
 
 #[derive(Debug)]
@@ -54,7 +65,7 @@ pub struct Simulator {
     shared: Arc<Shared>,
     listeners: Vec<ListenerSpec>,
     runtime: Option<Runtime>,
-    bound: Vec<SocketAddr>,
+    bound: Vec<Bound>,
 }
 
 /// Milliseconds since the Unix epoch, wall clock.
@@ -111,8 +122,8 @@ impl Simulator {
         })
     }
 
-    /// Bind every listener and serve; returns the address each one listens on.
-    pub fn start(&mut self) -> Result<Vec<SocketAddr>> {
+    /// Bind every listener and serve; returns where each one listens.
+    pub fn start(&mut self) -> Result<Vec<Bound>> {
         if self.runtime.is_some() {
             return Ok(self.bound.clone());
         }
@@ -122,6 +133,26 @@ impl Simulator {
             .enable_all()
             .build()
             .map_err(|e| Error::Simulator(format!("cannot start a runtime: {e}")))?;
+        let units = self.unit_tables();
+        let mut bound = Vec::with_capacity(self.listeners.len());
+        for (spec, units) in self.listeners.iter().zip(units) {
+            let service = server::Listener {
+                shared: Arc::clone(&self.shared),
+                units: Arc::new(units),
+                // On a serial bus nobody answers for an absent unit; a TCP
+                // gateway answers exception 0x0B.
+                silent_when_absent: matches!(spec, ListenerSpec::Serial { .. }),
+            };
+            let _entered = runtime.enter();
+            bound.push(server::spawn(&runtime, spec, service)?);
+        }
+        self.runtime = Some(runtime);
+        self.bound = bound.clone();
+        Ok(bound)
+    }
+
+    /// Device index for each unit id, per listener.
+    fn unit_tables(&self) -> Vec<[Option<u32>; 256]> {
         let mut units = vec![[None; 256]; self.listeners.len()];
         let mut alone = vec![None; self.listeners.len()];
         for (k, d) in self.shared.devices.iter().enumerate() {
@@ -131,55 +162,16 @@ impl Simulator {
                 Some(_) => Some(None),
             };
         }
-        // A device alone on its port also answers unit ids 0 and 255, the ones
+        // A device alone on a TCP port also answers unit ids 0 and 255, the ones
         // Modbus TCP uses to address "the device itself" (as real meters do).
-        for (units, alone) in units.iter_mut().zip(alone) {
-            if let Some(Some(k)) = alone {
+        for ((units, alone), spec) in units.iter_mut().zip(alone).zip(&self.listeners) {
+            if let (Some(Some(k)), ListenerSpec::Tcp { .. }) = (alone, spec) {
                 for direct in [0, 255] {
                     units[direct] = units[direct].or(Some(k));
                 }
             }
         }
-        let mut bound = Vec::with_capacity(self.listeners.len());
-        let mut sockets = Vec::with_capacity(self.listeners.len());
-        for l in &self.listeners {
-            let socket = std::net::TcpListener::bind((l.host.as_str(), l.port))
-                .and_then(|s| s.set_nonblocking(true).map(|()| s))
-                .map_err(|e| {
-                    Error::Simulator(format!("cannot listen on {}:{}: {e}", l.host, l.port))
-                })?;
-            bound.push(
-                socket
-                    .local_addr()
-                    .map_err(|e| Error::Simulator(format!("listener address: {e}")))?,
-            );
-            sockets.push(socket);
-        }
-        for (socket, units) in sockets.into_iter().zip(units) {
-            let service = server::Listener {
-                shared: Arc::clone(&self.shared),
-                units: Arc::new(units),
-            };
-            let _entered = runtime.enter();
-            let listener = tokio::net::TcpListener::from_std(socket)
-                .map_err(|e| Error::Simulator(format!("listener: {e}")))?;
-            runtime.spawn(async move {
-                let server = tokio_modbus::server::tcp::Server::new(listener);
-                let on_connected = |stream: tokio::net::TcpStream, _addr| {
-                    let service = service.clone();
-                    async move {
-                        // Answers are single small writes: do not let Nagle hold them.
-                        stream.set_nodelay(true)?;
-                        Ok(Some((service, stream)))
-                    }
-                };
-                // A client that sends garbage loses its own connection, nothing more.
-                let _ = server.serve(&on_connected, |_err| {}).await;
-            });
-        }
-        self.runtime = Some(runtime);
-        self.bound = bound.clone();
-        Ok(bound)
+        units
     }
 
     /// Stop listening and close every connection; returns once the port is free.
@@ -314,7 +306,7 @@ mod tests {
     fn simulator(devices: usize, points: u16, per_port: usize) -> Simulator {
         let ports = devices.div_ceil(per_port);
         let listeners = (0..ports)
-            .map(|_| ListenerSpec {
+            .map(|_| ListenerSpec::Tcp {
                 host: "127.0.0.1".into(),
                 port: 0,
             })
@@ -334,7 +326,9 @@ mod tests {
     #[test]
     fn served_registers_are_the_image_and_the_truth() {
         let mut sim = simulator(3, 200, 3);
-        let addr = sim.start().expect("listens")[0];
+        let Bound::Tcp(addr) = sim.start().expect("listens")[0].clone() else {
+            panic!("a TCP listener");
+        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -377,7 +371,15 @@ mod tests {
     #[ignore = "a measurement, not a check: run it by hand in release"]
     fn simulator_throughput() {
         let mut sim = simulator(100, 1000, 1);
-        let addrs = sim.start().expect("listens");
+        let addrs: Vec<SocketAddr> = sim
+            .start()
+            .expect("listens")
+            .into_iter()
+            .filter_map(|b| match b {
+                Bound::Tcp(a) => Some(a),
+                Bound::Serial(_) => None,
+            })
+            .collect();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

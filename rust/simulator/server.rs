@@ -10,7 +10,8 @@ use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
 use super::device::{Command, Device};
-use super::{now_ms, Shared};
+use super::{now_ms, Bound, ListenerSpec, Shared};
+use crate::Error;
 
 /// Most bits one read may ask for (Modbus application protocol, §6.1).
 const MAX_BITS_PER_READ: u16 = 2000;
@@ -23,6 +24,7 @@ pub(crate) struct Listener {
     pub(crate) shared: Arc<Shared>,
     /// Device index for each unit id.
     pub(crate) units: Arc<[Option<u32>; 256]>,
+    pub(crate) silent_when_absent: bool,
 }
 
 impl Service for Listener {
@@ -33,8 +35,13 @@ impl Service for Listener {
 
     fn call(&self, req: Self::Request) -> Self::Future {
         let Some(index) = self.units[usize::from(req.slave)] else {
-            // Nobody behind this unit id: what a Modbus gateway answers.
-            return Box::pin(std::future::ready(Err(ExceptionCode::GatewayTargetDevice)));
+            // Nobody behind this unit id: a Modbus gateway answers 0x0B.
+            let answer = if self.silent_when_absent {
+                Ok(None)
+            } else {
+                Err(ExceptionCode::GatewayTargetDevice)
+            };
+            return Box::pin(std::future::ready(answer));
         };
         let device = &self.shared.devices[index as usize];
         let faults = device.faults();
@@ -120,4 +127,76 @@ fn answer(
         }
         _ => return Err(ExceptionCode::IllegalFunction),
     }))
+}
+
+/// Open `spec` and serve it on `runtime` (entered by the caller).
+pub(crate) fn spawn(
+    runtime: &tokio::runtime::Runtime,
+    spec: &ListenerSpec,
+    service: Listener,
+) -> crate::Result<Bound> {
+    match spec {
+        ListenerSpec::Tcp { host, port } | ListenerSpec::RtuOverTcp { host, port } => {
+            let socket = std::net::TcpListener::bind((host.as_str(), *port))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                .map_err(|e| Error::Simulator(format!("cannot listen on {host}:{port}: {e}")))?;
+            let addr = socket
+                .local_addr()
+                .map_err(|e| Error::Simulator(format!("listener address: {e}")))?;
+            let listener = tokio::net::TcpListener::from_std(socket)
+                .map_err(|e| Error::Simulator(format!("listener: {e}")))?;
+            let rtu = matches!(spec, ListenerSpec::RtuOverTcp { .. });
+            runtime.spawn(serve_tcp(listener, service, rtu));
+            Ok(Bound::Tcp(addr))
+        }
+        ListenerSpec::Serial { path, baud_rate } => {
+            let open =
+                || tokio_serial::SerialStream::open(&tokio_serial::new(path.as_str(), *baud_rate));
+            let serial = open()
+                .map_err(|e| Error::Simulator(format!("cannot open serial port {path}: {e}")))?;
+            runtime.spawn(serve_serial(serial, path.clone(), *baud_rate, service));
+            Ok(Bound::Serial(path.clone()))
+        }
+    }
+}
+
+async fn serve_tcp(listener: tokio::net::TcpListener, service: Listener, rtu: bool) {
+    let on_connected = |stream: tokio::net::TcpStream, _addr| {
+        let service = service.clone();
+        async move {
+            // Answers are single small writes: do not let Nagle hold them.
+            stream.set_nodelay(true)?;
+            Ok(Some((service, stream)))
+        }
+    };
+    // A client that sends garbage loses its own connection, nothing more.
+    let _ = if rtu {
+        tokio_modbus::server::rtu_over_tcp::Server::new(listener)
+            .serve(&on_connected, |_err| {})
+            .await
+    } else {
+        tokio_modbus::server::tcp::Server::new(listener)
+            .serve(&on_connected, |_err| {})
+            .await
+    };
+}
+
+async fn serve_serial(
+    first: tokio_serial::SerialStream,
+    path: String,
+    baud_rate: u32,
+    service: Listener,
+) {
+    let mut serial = Some(first);
+    loop {
+        if let Some(stream) = serial.take() {
+            // Line noise ends this pass (a frame it cannot decode): serve on.
+            let _ = tokio_modbus::server::rtu::Server::new(stream)
+                .serve_forever(service.clone())
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        serial =
+            tokio_serial::SerialStream::open(&tokio_serial::new(path.as_str(), baud_rate)).ok();
+    }
 }

@@ -14,7 +14,7 @@ from panelfast.cli._main import main
 from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
-from panelfast.simulator import Endpoint, Faults, SimulatedDevice, Simulator
+from panelfast.simulator import Endpoint, Faults, SimulatedDevice, Simulator, Transport
 
 
 def _parse_models(
@@ -44,9 +44,18 @@ def build_devices(
     unit_ids_per_port: int,
     faults: Faults,
     dead: int,
+    transport: Transport = "tcp",
+    serial_port: str = "",
+    baud_rate: int = 19200,
 ) -> list[SimulatedDevice]:
-    """Number devices across fleets; group them on ports as asked."""
+    """Number devices across fleets; group them on ports (or one RTU bus) as asked."""
     total = sum(n for _, n in fleets)
+    if transport == "rtu":
+        if not serial_port:
+            raise click.UsageError("--transport rtu needs --serial-port")
+        if total > 247:
+            raise click.UsageError("an RTU bus holds at most 247 devices (unit ids 1..247)")
+        unit_ids_per_port = 247
     devices: list[SimulatedDevice] = []
     k = 0
     for model, count in fleets:
@@ -61,6 +70,9 @@ def build_devices(
                     port=port + group if port else 0,
                     endpoint=f"port-{group}" if unit_ids_per_port else "",
                     faults=faults._replace(dead=k >= total - dead),
+                    transport=transport,
+                    serial_port=serial_port,
+                    baud_rate=baud_rate,
                 )
             )
             k += 1
@@ -91,6 +103,20 @@ def build_devices(
     show_default=True,
     help="Put this many devices behind each port as unit ids 1..N (0: one device per port).",
 )
+@click.option(
+    "--transport",
+    type=click.Choice(["tcp", "rtu-over-tcp", "rtu"]),
+    default="tcp",
+    show_default=True,
+    help="Modbus TCP, RTU frames over TCP, or RTU on --serial-port.",
+)
+@click.option(
+    "--serial-port",
+    default="",
+    help="rtu: the serial line to serve, e.g. one end of "
+    "`socat pty,raw,echo=0,link=/tmp/sim pty,raw,echo=0,link=/tmp/gw`.",
+)
+@click.option("--baud-rate", type=int, default=19200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same values.")
 @click.option("--tick-ms", type=click.IntRange(1, 60_000), default=100, show_default=True)
 @click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, help="Slow devices.")
@@ -115,6 +141,9 @@ def simulate(
     port: int,
     host: str,
     unit_ids_per_port: int,
+    transport: Transport,
+    serial_port: str,
+    baud_rate: int,
     seed: int,
     tick_ms: int,
     latency_ms: int,
@@ -133,6 +162,9 @@ def simulate(
             unit_ids_per_port=unit_ids_per_port,
             faults=Faults(latency_ms=latency_ms, busy_fraction=busy_fraction),
             dead=dead,
+            transport=transport,
+            serial_port=serial_port,
+            baud_rate=baud_rate,
         )
         sim = Simulator(devices, seed=seed, host=host, tick_ms=tick_ms)
         endpoints = sim.start()
@@ -164,12 +196,13 @@ def simulate(
 
 
 def _print_endpoints(devices: list[SimulatedDevice], endpoints: dict[str, Endpoint]) -> None:
-    by_port: dict[tuple[str, int], list[SimulatedDevice]] = {}
+    by_place: dict[tuple[str, int, Transport], list[SimulatedDevice]] = {}
     for d in devices:
-        host, port, _unit = endpoints[d.id]
-        by_port.setdefault((host, port), []).append(d)
-    for (host, port), group in by_port.items():
+        e = endpoints[d.id]
+        by_place.setdefault((e.host, e.port, e.transport), []).append(d)
+    for (host, port, transport), group in by_place.items():
         units = [d.unit_id for d in group]
         names = sorted({d.model.name for d in group})
         unit_text = f"unit {units[0]}" if len(units) == 1 else f"units {min(units)}..{max(units)}"
-        click.echo(f"modbus-tcp://{host}:{port}  {unit_text}  {', '.join(names)}")
+        place = f"rtu:{host}" if transport == "rtu" else f"modbus-{transport}://{host}:{port}"
+        click.echo(f"{place}  {unit_text}  {', '.join(names)}")
