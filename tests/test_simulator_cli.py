@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
@@ -69,3 +71,63 @@ def test_simulate_unknown_model_is_a_clear_error() -> None:
     assert proc.returncode == 1
     known = ", ".join(ModelLibrary().names())
     assert f"PM9999: model: no model of that name (known: {known})" in err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_simulate_serves_the_devices_of_a_gateway_configuration(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "panelfast.toml"
+    config.write_text(
+        f"""
+[identity]
+serial = "PS-0042-7A19"
+mac = "aa:bb:cc:dd:ee:ff"
+claim_key_file = "claim.key"
+
+[cloud]
+bootstrap_url = "https://127.0.0.1:8443"
+
+[[devices]]
+id = "mb-1"
+name = "Main incomer"
+model = "PM5560"
+connection = {{ type = "tcp", host = "127.0.0.1", port = {port}, unit_id = 1 }}
+
+[[devices]]
+id = "io-1"
+name = "IO module"
+model = "IO-C"
+connection = {{ type = "tcp", host = "127.0.0.1", port = {port}, unit_id = 7 }}
+
+[[devices]]
+id = "lighting"
+name = "Lighting"
+model = "iEM3255"
+connection = {{ type = "rtu", port = "/dev/ttyUSB0", unit_id = 3 }}
+""",
+        encoding="utf-8",
+    )
+    proc = start("--config", str(config), "--json")
+    try:
+        assert proc.stdout is not None
+        rows = json.loads(proc.stdout.readline())
+        assert [(r["id"], r["port"], r["unit_id"]) for r in rows] == [
+            ("mb-1", port, 1),
+            ("io-1", port, 7),
+        ]
+        client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+        assert client.connect()
+        with client:
+            name = client.read_holding_registers(29, count=2, device_id=7)
+        assert name.registers == [ord("I") << 8 | ord("O"), ord("-") << 8 | ord("C")]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "lighting: on a serial line" in err

@@ -29,7 +29,9 @@ from types import TracebackType
 from typing import Literal, NamedTuple
 
 from panelfast import _native
+from panelfast.config import RtuConnection, Settings
 from panelfast.models import DeviceModel
+from panelfast.models.loader import ModelLibrary
 
 __all__ = [
     "Endpoint",
@@ -37,6 +39,7 @@ __all__ = [
     "SimulatedDevice",
     "Simulator",
     "Transport",
+    "devices_for_settings",
     "fleet",
     "unit_factor",
 ]
@@ -324,3 +327,33 @@ def fleet(
             )
         )
     return devices
+
+
+def devices_for_settings(
+    settings: Settings, library: ModelLibrary
+) -> tuple[list[SimulatedDevice], list[str]]:
+    """The gateway's configured devices, to serve where it will look for them.
+
+    Modbus TCP and RTU-over-TCP devices are served on their configured port and
+    unit id (devices sharing a port share a listener). Devices on a serial line
+    are returned by id in the second list: serve them with ``transport="rtu"``
+    on the other end of a pseudo-terminal pair.
+    """
+    devices: list[SimulatedDevice] = []
+    serial: list[str] = []
+    for d in settings.devices:
+        c = d.connection
+        if isinstance(c, RtuConnection):
+            serial.append(d.id)
+            continue
+        devices.append(
+            SimulatedDevice(
+                id=d.id,
+                model=library.get(d.model),
+                unit_id=c.unit_id,
+                port=c.port,
+                endpoint=f"{c.type}:{c.port}",
+                transport=c.type,
+            )
+        )
+    return devices, serial

@@ -11,10 +11,18 @@ from types import FrameType
 import click
 
 from panelfast.cli._main import main
+from panelfast.config import load_settings
 from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
-from panelfast.simulator import Endpoint, Faults, SimulatedDevice, Simulator, Transport
+from panelfast.simulator import (
+    Endpoint,
+    Faults,
+    SimulatedDevice,
+    Simulator,
+    Transport,
+    devices_for_settings,
+)
 
 
 def _parse_models(
@@ -134,6 +142,12 @@ def build_devices(
     type=click.Path(file_okay=False, path_type=Path),
     help="Extra folder of device model files (repeatable).",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve the devices of this gateway configuration file (TCP ones) instead of --model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the endpoints as one JSON line.")
 def simulate(
     models: tuple[str, ...],
@@ -150,22 +164,32 @@ def simulate(
     busy_fraction: float,
     dead: int,
     model_dirs: tuple[Path, ...],
+    config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Serve simulated meters and IO modules over Modbus TCP until Ctrl-C or SIGTERM."""
     try:
-        library = ModelLibrary(model_dirs)
-        fleets = _parse_models(library, models, count)
-        devices = build_devices(
-            fleets,
-            port=port,
-            unit_ids_per_port=unit_ids_per_port,
-            faults=Faults(latency_ms=latency_ms, busy_fraction=busy_fraction),
-            dead=dead,
-            transport=transport,
-            serial_port=serial_port,
-            baud_rate=baud_rate,
-        )
+        if config_file is not None:
+            settings = load_settings(config_file)
+            library = ModelLibrary((*settings.gateway.model_dirs, *model_dirs))
+            devices, serial = devices_for_settings(settings, library)
+            for device_id in serial:
+                click.echo(f"{device_id}: on a serial line, not served from --config", err=True)
+            if not devices:
+                raise click.ClickException(f"{config_file}: no Modbus TCP device to serve")
+        else:
+            library = ModelLibrary(model_dirs)
+            fleets = _parse_models(library, models, count)
+            devices = build_devices(
+                fleets,
+                port=port,
+                unit_ids_per_port=unit_ids_per_port,
+                faults=Faults(latency_ms=latency_ms, busy_fraction=busy_fraction),
+                dead=dead,
+                transport=transport,
+                serial_port=serial_port,
+                baud_rate=baud_rate,
+            )
         sim = Simulator(devices, seed=seed, host=host, tick_ms=tick_ms)
         endpoints = sim.start()
     except PanelfastError as exc:
