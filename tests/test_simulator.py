@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -443,3 +444,37 @@ def test_loader_and_simulator_refuse_the_same_quantities(quantity: str) -> None:
         parse_model(document, "q.toml")
     with pytest.raises(SimulatorError, match="unknown quantity"):
         Simulator([SimulatedDevice("d", one_point_model(quantity))])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never met"
+        time.sleep(0.02)
+
+
+def can_connect(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_offline_device_closes_its_port_and_comes_back_on_it(faulty: Simulator) -> None:
+    host, port, *_ = faulty.endpoint("m")
+    c = client(faulty, "m")
+    with c:
+        assert not c.read_holding_registers(3027, count=2, device_id=1).isError()
+        faulty.set_faults("m", Faults(offline=True))
+        wait_for(lambda: not can_connect(host, port))
+        try:  # the open connection was dropped with the port
+            answered = not c.read_holding_registers(3027, count=2, device_id=1).isError()
+        except ModbusException:
+            answered = False
+        assert not answered
+    faulty.set_faults("m", Faults())
+    wait_for(lambda: can_connect(host, port))
+    c = client(faulty, "m")
+    with c:
+        assert not c.read_holding_registers(3027, count=2, device_id=1).isError()

@@ -15,6 +15,7 @@ without the network, so a test knows exactly what a correct gateway must read::
         sim.truth("mb-1", "VoltageAN", t)  # what it served
 
 Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
+``offline`` (powered off: its own port refuses connections),
 ``latency_ms``, ``busy_fraction`` (exception 0x06), ``illegal`` address ranges
 (exception 0x02). Outputs of IO modules follow command writes (1 off, 2 on,
 3 toggle) and read back in their status registers.
@@ -60,7 +61,11 @@ def unit_factor(unit: str) -> float:
 class Faults(NamedTuple):
     """How a device misbehaves."""
 
+    #: Accepts requests and never answers them.
     dead: bool = False
+    #: Powered off: a port whose devices are all offline is closed (connections
+    #: refused, open ones dropped); behind a shared port or on a bus: silence.
+    offline: bool = False
     latency_ms: int = 0
     #: Share of requests answered with exception 0x06 (busy), 0..1.
     busy_fraction: float = 0.0
@@ -237,14 +242,17 @@ class Simulator:
         self._native.set_faults(
             self._device(device_id),
             dead=faults.dead,
+            offline=faults.offline,
             latency_ms=faults.latency_ms,
             busy_fraction=faults.busy_fraction,
             illegal=list(faults.illegal),
         )
 
     def faults(self, device_id: str) -> Faults:
-        dead, latency_ms, busy_fraction, illegal = self._native.faults(self._device(device_id))
-        return Faults(dead, latency_ms, busy_fraction, tuple(illegal))
+        dead, offline, latency_ms, busy_fraction, illegal = self._native.faults(
+            self._device(device_id)
+        )
+        return Faults(dead, offline, latency_ms, busy_fraction, tuple(illegal))
 
     def outputs(self, device_id: str) -> dict[str, bool]:
         """Each output's state (True = on)."""

@@ -185,17 +185,20 @@ impl PySimulator {
             .registers(device, function, address, count, t_ms)?)
     }
 
-    #[pyo3(signature = (device, *, dead, latency_ms, busy_fraction, illegal))]
+    #[pyo3(signature = (device, *, dead, offline, latency_ms, busy_fraction, illegal))]
+    #[allow(clippy::too_many_arguments)]
     fn set_faults(
         &self,
         device: usize,
         dead: bool,
+        offline: bool,
         latency_ms: u32,
         busy_fraction: f64,
         illegal: Vec<PyRange>,
     ) -> PyResult<()> {
         let faults = Faults {
             dead,
+            offline,
             latency_ms,
             busy_fraction,
             illegal,
@@ -203,10 +206,10 @@ impl PySimulator {
         Ok(self.inner.set_faults(device, faults)?)
     }
 
-    /// (dead, latency_ms, busy_fraction, illegal ranges) of a device.
-    fn faults(&self, device: usize) -> PyResult<(bool, u32, f64, Vec<PyRange>)> {
+    /// (dead, offline, latency_ms, busy_fraction, illegal ranges) of a device.
+    fn faults(&self, device: usize) -> PyResult<(bool, bool, u32, f64, Vec<PyRange>)> {
         let f = self.inner.faults(device)?;
-        Ok((f.dead, f.latency_ms, f.busy_fraction, f.illegal))
+        Ok((f.dead, f.offline, f.latency_ms, f.busy_fraction, f.illegal))
     }
 
     /// Each output's state (True = on), in the model's output order.

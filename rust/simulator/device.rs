@@ -20,6 +20,9 @@ use super::physics::{unit, Load, State};
 pub struct Faults {
     /// Accept requests and never answer them.
     pub dead: bool,
+    /// Powered off: a port whose devices are all offline is closed (connections
+    /// refused, open ones dropped); behind a shared port or on a bus, silence.
+    pub offline: bool,
     /// Extra time before every answer.
     pub latency_ms: u32,
     /// Share of requests answered with exception 0x06 (server device busy), 0..=1.

@@ -134,9 +134,14 @@ impl Simulator {
             .build()
             .map_err(|e| Error::Simulator(format!("cannot start a runtime: {e}")))?;
         let units = self.unit_tables();
+        let mut members = vec![Vec::new(); self.listeners.len()];
+        for (k, d) in self.shared.devices.iter().enumerate() {
+            members[d.spec.listener].push(k as u32);
+        }
         let mut bound = Vec::with_capacity(self.listeners.len());
-        for (spec, units) in self.listeners.iter().zip(units) {
+        for ((spec, units), members) in self.listeners.iter().zip(units).zip(members) {
             let service = server::Listener {
+                members: members.into(),
                 shared: Arc::clone(&self.shared),
                 units: Arc::new(units),
                 // On a serial bus nobody answers for an absent unit; a TCP

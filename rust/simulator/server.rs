@@ -25,6 +25,23 @@ pub(crate) struct Listener {
     /// Device index for each unit id.
     pub(crate) units: Arc<[Option<u32>; 256]>,
     pub(crate) silent_when_absent: bool,
+    /// The devices behind this listener.
+    pub(crate) members: Arc<[u32]>,
+}
+
+impl Listener {
+    /// Whether every device behind this listener is powered off.
+    fn all_offline(&self) -> bool {
+        self.members
+            .iter()
+            .all(|&k| self.shared.devices[k as usize].faults().offline)
+    }
+
+    async fn wait_until(&self, offline: bool) {
+        while self.all_offline() != offline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Service for Listener {
@@ -45,7 +62,7 @@ impl Service for Listener {
         };
         let device = &self.shared.devices[index as usize];
         let faults = device.faults();
-        if faults.dead {
+        if faults.dead || faults.offline {
             return Box::pin(std::future::ready(Ok(None)));
         }
         let answer = if device.draw_busy(faults.busy_fraction) {
@@ -146,7 +163,7 @@ pub(crate) fn spawn(
             let listener = tokio::net::TcpListener::from_std(socket)
                 .map_err(|e| Error::Simulator(format!("listener: {e}")))?;
             let rtu = matches!(spec, ListenerSpec::RtuOverTcp { .. });
-            runtime.spawn(serve_tcp(listener, service, rtu));
+            runtime.spawn(serve_tcp_while_powered(listener, addr, service, rtu));
             Ok(Bound::Tcp(addr))
         }
         ListenerSpec::Serial { path, baud_rate } => {
@@ -156,6 +173,34 @@ pub(crate) fn spawn(
                 .map_err(|e| Error::Simulator(format!("cannot open serial port {path}: {e}")))?;
             runtime.spawn(serve_serial(serial, path.clone(), *baud_rate, service));
             Ok(Bound::Serial(path.clone()))
+        }
+    }
+}
+
+/// Serve while some device behind the port is on; close the port (and every
+/// connection) while all are offline, and listen again on the same address.
+async fn serve_tcp_while_powered(
+    first: tokio::net::TcpListener,
+    addr: std::net::SocketAddr,
+    service: Listener,
+    rtu: bool,
+) {
+    let mut listener = Some(first);
+    loop {
+        if let Some(l) = listener.take() {
+            // Dropping the server future closes the port and its connections.
+            tokio::select! {
+                () = serve_tcp(l, service.clone(), rtu) => {}
+                () = service.wait_until(true) => {}
+            }
+        }
+        service.wait_until(false).await;
+        while listener.is_none() {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(l) => listener = Some(l),
+                // The old socket may linger a moment: try again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
     }
 }
