@@ -10,9 +10,15 @@ start of ``t``'s tick, and :meth:`Simulator.truth` computes that same value
 without the network, so a test knows exactly what a correct gateway must read::
 
     with Simulator([SimulatedDevice("mb-1", library.get("PM5560"))], seed=7) as sim:
-        host, port, unit_id = sim.endpoint("mb-1")
+        host, port, unit_id, transport = sim.endpoint("mb-1")
         ...  # read registers 3027.. with any Modbus client at time t
         sim.truth("mb-1", "VoltageAN", t)  # what it served
+        sim.registers("mb-1", 3, 3027, 2, t)  # the registers themselves
+
+Transports: Modbus TCP (default), RTU frames over TCP, and RTU on a serial
+line (``transport="rtu"``, e.g. one end of a ``socat`` pseudo-terminal pair).
+A unit id nobody has gets exception 0x0B over TCP, silence on a serial bus;
+a device alone on its TCP port also answers unit ids 0 and 255.
 
 Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
 ``offline`` (powered off: its own port refuses connections),
@@ -31,6 +37,7 @@ from typing import Literal, NamedTuple
 
 from panelfast import _native
 from panelfast.config import RtuConnection, Settings
+from panelfast.exceptions import SimulatorError
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 
@@ -133,7 +140,7 @@ class Simulator:
         self.seed = seed
         self._index = {d.id: k for k, d in enumerate(self.devices)}
         if len(self._index) != len(self.devices):
-            raise ValueError("device ids must be unique")
+            raise SimulatorError("device ids must be unique")
         models: list[DeviceModel] = []
         model_index: dict[int, int] = {}
         listeners: list[tuple[str, str, int]] = []
@@ -148,7 +155,7 @@ class Simulator:
                 listener_of[key] = len(listeners)
                 listeners.append(listener)
             elif listeners[listener_of[key]] != listener:
-                raise ValueError(f"{d.id}: its endpoint is already used with other settings")
+                raise SimulatorError(f"{d.id}: its endpoint is already used with other settings")
             device_seed = d.seed if d.seed is not None else _stable_hash(d.id)
             native_devices.append(
                 (
@@ -205,7 +212,7 @@ class Simulator:
 
     def endpoint(self, device_id: str) -> Endpoint:
         if not self._bound:
-            raise RuntimeError("the simulator is not started")
+            raise SimulatorError("the simulator is not started: no endpoint yet")
         k = self._device(device_id)
         host, port = self._bound[self._listener_of_device[k]]
         device = self.devices[k]
@@ -265,7 +272,7 @@ def _listener(k: int, d: SimulatedDevice, host: str) -> tuple[object, tuple[str,
     """Which devices share a listener, and the listener's native form."""
     if d.transport == "rtu":
         if not d.serial_port:
-            raise ValueError(f"{d.id}: an rtu device needs its serial_port")
+            raise SimulatorError(f"{d.id}: an rtu device needs its serial_port")
         return ("rtu", d.serial_port), ("rtu", d.serial_port, d.baud_rate)
     key = ("endpoint", d.endpoint) if d.endpoint else ("port", d.port or -k - 1)
     return (d.transport, *key), (d.transport, host, d.port)
@@ -320,7 +327,7 @@ def fleet(
     consecutive from ``base_port``.
     """
     if count < 0 or not 0 <= unit_ids_per_port <= 255:
-        raise ValueError("count must be ≥ 0 and unit_ids_per_port within 0..255")
+        raise SimulatorError("count must be ≥ 0 and unit_ids_per_port within 0..255")
     stem = prefix or re.sub(r"[^A-Za-z0-9_.-]", "-", model.name.lower())
     devices: list[SimulatedDevice] = []
     for k in range(count):

@@ -32,9 +32,11 @@ pub(crate) struct Listener {
 impl Listener {
     /// Whether every device behind this listener is powered off.
     fn all_offline(&self) -> bool {
-        self.members
-            .iter()
-            .all(|&k| self.shared.devices[k as usize].faults().offline)
+        !self.members.is_empty()
+            && self
+                .members
+                .iter()
+                .all(|&k| self.shared.devices[k as usize].faults().offline)
     }
 
     async fn wait_until(&self, offline: bool) {
