@@ -264,3 +264,103 @@ fn expire_impulses(outputs: &mut [OutputState], now_ms: i64) -> bool {
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::FieldSpec;
+    use crate::simulator::model::{ModelSpec, OutputSpec, PointSpec};
+
+    const NOW: i64 = 1_795_491_552_345;
+    const TICK: i64 = 100;
+
+    fn io_device() -> Device {
+        let mut bit1 = FieldSpec::new(10, DataType::Bitmap);
+        bit1.bit = 1;
+        let spec = ModelSpec {
+            name: "io".into(),
+            points: vec![
+                PointSpec {
+                    id: "Q1".into(),
+                    function: 3,
+                    field: FieldSpec::new(10, DataType::Bitmap),
+                    quantity: Quantity::Output(1),
+                    unit_factor: 1.0,
+                },
+                PointSpec {
+                    id: "Q2".into(),
+                    function: 3,
+                    field: bit1,
+                    quantity: Quantity::Output(2),
+                    unit_factor: 1.0,
+                },
+            ],
+            outputs: vec![
+                OutputSpec {
+                    id: "Q1".into(),
+                    command_address: 50,
+                    status_address: 20,
+                    impulse: false,
+                },
+                OutputSpec {
+                    id: "Q2".into(),
+                    command_address: 51,
+                    status_address: 21,
+                    impulse: true,
+                },
+            ],
+            max_registers_per_read: 125,
+        };
+        let model = Arc::new(CompiledModel::compile(spec).expect("compiles"));
+        Device::new(
+            model,
+            DeviceSpec {
+                model: 0,
+                listener: 0,
+                unit_id: 1,
+                seed: 1,
+                faults: Faults::default(),
+            },
+        )
+    }
+
+    fn read(d: &Device, address: u16, count: u16, t: i64) -> Vec<u16> {
+        let mut out = Vec::new();
+        d.read(3, address, count, t, TICK, &mut out);
+        out
+    }
+
+    #[test]
+    fn outputs_follow_commands_within_the_same_tick() {
+        let d = io_device();
+        assert_eq!(read(&d, 10, 1, NOW), [0]);
+        assert_eq!(d.command(50, 2, NOW), Command::Done);
+        assert_eq!(read(&d, 10, 1, NOW), [0b01]);
+        assert_eq!(read(&d, 20, 2, NOW), [1, 0]);
+        assert_eq!(d.command(50, 3, NOW), Command::Done);
+        assert_eq!(read(&d, 20, 2, NOW), [0, 0]);
+        assert_eq!(d.command(50, 7, NOW), Command::BadValue);
+        assert_eq!(d.command(60, 2, NOW), Command::NotAnOutput);
+    }
+
+    #[test]
+    fn impulse_outputs_fall_back_by_themselves() {
+        let d = io_device();
+        assert_eq!(d.command(51, 2, NOW), Command::Done);
+        assert_eq!(read(&d, 10, 1, NOW + 10), [0b10]);
+        assert_eq!(d.outputs(NOW + IMPULSE_MS - 1), [false, true]);
+        assert_eq!(read(&d, 10, 1, NOW + IMPULSE_MS), [0]);
+        assert_eq!(d.outputs(NOW + IMPULSE_MS), [false, false]);
+    }
+
+    #[test]
+    fn busy_draws_are_reproducible_and_near_the_fraction() {
+        let (a, b) = (io_device(), io_device());
+        let draws_a: Vec<bool> = (0..1000).map(|_| a.draw_busy(0.25)).collect();
+        let draws_b: Vec<bool> = (0..1000).map(|_| b.draw_busy(0.25)).collect();
+        assert_eq!(draws_a, draws_b);
+        let busy = draws_a.iter().filter(|&&x| x).count();
+        assert!((200..300).contains(&busy), "{busy}");
+        assert!(!(0..100).any(|_| a.draw_busy(0.0)));
+    }
+}
