@@ -478,3 +478,29 @@ def test_offline_device_closes_its_port_and_comes_back_on_it(faulty: Simulator) 
     c = client(faulty, "m")
     with c:
         assert not c.read_holding_registers(3027, count=2, device_id=1).isError()
+
+
+def test_unavailable_measurements_serve_their_sentinel(faulty: Simulator) -> None:
+    unavailable = ("VoltageL1N", "ActiveEnergyImport")
+    faulty.set_faults("m", Faults(unavailable=unavailable))
+    assert faulty.faults("m").unavailable == unavailable
+    c = client(faulty, "m")
+    with c:
+        volts = c.read_holding_registers(3027, count=4, device_id=1).registers
+        energy = c.read_holding_registers(3203, count=4, device_id=1).registers
+    assert volts[:2] == [0xFFC0, 0x0000]  # FLOAT32 "not available"
+    assert volts[2:] != [0xFFC0, 0x0000]  # VoltageL2N still served
+    assert energy == [0x8000, 0, 0, 0]  # INT64 "not available"
+    layout = RegisterLayout([Field(3027, "FLOAT32"), Field(3203, "INT64")])
+    decoded = layout.decode([(3027, volts[:2]), (3203, energy)])
+    assert not decoded.valid.any()
+    t = Simulator.now_ms()
+    assert faulty.truth("m", "VoltageL1N", t) is None
+    assert isinstance(faulty.truth("m", "VoltageL2N", t), float)
+    faulty.set_faults("m", Faults())
+    c = client(faulty, "m")
+    with c:
+        volts = c.read_holding_registers(3027, count=2, device_id=1).registers
+    assert volts != [0xFFC0, 0x0000]
+    with pytest.raises(KeyError, match="Nope"):
+        faulty.set_faults("m", Faults(unavailable=("Nope",)))

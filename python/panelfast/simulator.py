@@ -78,6 +78,8 @@ class Faults(NamedTuple):
     busy_fraction: float = 0.0
     #: (function code, first address, count) answered with exception 0x02.
     illegal: tuple[tuple[int, int, int], ...] = ()
+    #: Measurement ids served as "not available" (their sentinel; DATETIME's invalid flag).
+    unavailable: tuple[str, ...] = ()
 
 
 #: Modbus TCP, RTU frames over TCP, or RTU on a serial line.
@@ -224,19 +226,23 @@ class Simulator:
         except KeyError:
             raise KeyError(f"no simulated device {device_id!r}") from None
 
-    def truth(self, device_id: str, measurement_id: str, t_ms: int) -> int | float | str:
+    def truth(self, device_id: str, measurement_id: str, t_ms: int) -> int | float | str | None:
         """The value ``device_id`` serves for ``measurement_id`` at ``t_ms``.
 
         Exactly what a correct decoder reads: FLOAT32 rounded to single
         precision, integers to the raw step, exact integers as ``int``,
-        DATETIME as ms since the epoch, ASCII as ``str``.
+        DATETIME as ms since the epoch, ASCII as ``str``; ``None`` when the
+        device serves it as "not available" (``Faults.unavailable``).
         """
         k = self._device(device_id)
+        return self._native.truth(k, self._point(k, measurement_id), t_ms)
+
+    def _point(self, k: int, measurement_id: str) -> int:
         try:
-            point = self._points[k][measurement_id]
+            return self._points[k][measurement_id]
         except KeyError:
+            device_id = self.devices[k].id
             raise KeyError(f"{device_id}: no measurement {measurement_id!r}") from None
-        return self._native.truth(k, point, t_ms)
 
     def registers(
         self, device_id: str, function: int, address: int, count: int, t_ms: int | None = None
@@ -246,20 +252,29 @@ class Simulator:
         return self._native.registers(self._device(device_id), function, address, count, t)
 
     def set_faults(self, device_id: str, faults: Faults) -> None:
+        k = self._device(device_id)
         self._native.set_faults(
-            self._device(device_id),
+            k,
             dead=faults.dead,
             offline=faults.offline,
             latency_ms=faults.latency_ms,
             busy_fraction=faults.busy_fraction,
             illegal=list(faults.illegal),
+            unavailable=[self._point(k, mid) for mid in faults.unavailable],
         )
 
     def faults(self, device_id: str) -> Faults:
-        dead, offline, latency_ms, busy_fraction, illegal = self._native.faults(
-            self._device(device_id)
+        k = self._device(device_id)
+        dead, offline, latency_ms, busy_fraction, illegal, unavailable = self._native.faults(k)
+        ids = [m.id for m in self.devices[k].model.measurements]
+        return Faults(
+            dead,
+            offline,
+            latency_ms,
+            busy_fraction,
+            tuple(illegal),
+            tuple(ids[p] for p in unavailable),
         )
-        return Faults(dead, offline, latency_ms, busy_fraction, tuple(illegal))
 
     def outputs(self, device_id: str) -> dict[str, bool]:
         """Each output's state (True = on)."""

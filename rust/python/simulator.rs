@@ -24,6 +24,8 @@ type PyDevice = (usize, usize, u8, u64);
 type PyListener = (String, String, u32);
 /// (function code, first address, count).
 type PyRange = (u8, u16, u16);
+/// (dead, offline, latency_ms, busy_fraction, illegal ranges, unavailable points).
+type PyFaults = (bool, bool, u32, f64, Vec<PyRange>, Vec<u32>);
 
 /// Simulated Modbus devices behind Modbus TCP listeners.
 #[pyclass(module = "panelfast._native", name = "Simulator")]
@@ -98,6 +100,7 @@ fn to_py(py: Python<'_>, value: Value) -> PyResult<Py<PyAny>> {
         Value::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
         Value::Float(x) => x.into_pyobject(py)?.into_any().unbind(),
         Value::Text(t) => t.into_pyobject(py)?.into_any().unbind(),
+        Value::Unavailable => py.None(),
     })
 }
 
@@ -185,7 +188,7 @@ impl PySimulator {
             .registers(device, function, address, count, t_ms)?)
     }
 
-    #[pyo3(signature = (device, *, dead, offline, latency_ms, busy_fraction, illegal))]
+    #[pyo3(signature = (device, *, dead, offline, latency_ms, busy_fraction, illegal, unavailable))]
     #[allow(clippy::too_many_arguments)]
     fn set_faults(
         &self,
@@ -195,6 +198,7 @@ impl PySimulator {
         latency_ms: u32,
         busy_fraction: f64,
         illegal: Vec<PyRange>,
+        unavailable: Vec<u32>,
     ) -> PyResult<()> {
         let faults = Faults {
             dead,
@@ -202,14 +206,22 @@ impl PySimulator {
             latency_ms,
             busy_fraction,
             illegal,
+            unavailable,
         };
         Ok(self.inner.set_faults(device, faults)?)
     }
 
-    /// (dead, offline, latency_ms, busy_fraction, illegal ranges) of a device.
-    fn faults(&self, device: usize) -> PyResult<(bool, bool, u32, f64, Vec<PyRange>)> {
+    /// (dead, offline, latency_ms, busy_fraction, illegal ranges, unavailable points) of a device.
+    fn faults(&self, device: usize) -> PyResult<PyFaults> {
         let f = self.inner.faults(device)?;
-        Ok((f.dead, f.offline, f.latency_ms, f.busy_fraction, f.illegal))
+        Ok((
+            f.dead,
+            f.offline,
+            f.latency_ms,
+            f.busy_fraction,
+            f.illegal,
+            f.unavailable,
+        ))
     }
 
     /// Each output's state (True = on), in the model's output order.

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::decode::DataType;
 
-use super::encode::{encode_datetime, encode_number, encode_text, Value};
+use super::encode::{encode_datetime, encode_number, encode_text, encode_unavailable, Value};
 use super::model::{CompiledModel, Phase, Quantity, IMPULSE_MS};
 use super::physics::{unit, Load, State};
 
@@ -29,6 +29,8 @@ pub struct Faults {
     pub busy_fraction: f64,
     /// (function code, first address, count): reads touching these get exception 0x02.
     pub illegal: Vec<(u8, u16, u16)>,
+    /// Points (indices in the model) served as "not available": their sentinel.
+    pub unavailable: Vec<u32>,
 }
 
 /// A device to simulate.
@@ -105,6 +107,7 @@ impl Device {
             Ok(mut f) => *f = faults,
             Err(e) => *e.into_inner() = faults,
         }
+        self.lock().tick = i64::MIN; // unavailable points change at once
     }
 
     fn lock(&self) -> MutexGuard<'_, Image> {
@@ -168,6 +171,7 @@ impl Device {
             return;
         }
         let state = self.load.state(tick * tick_ms, tick);
+        let unavailable = self.faults().unavailable;
         let Image {
             buffer, outputs, ..
         } = image;
@@ -176,7 +180,10 @@ impl Device {
             let at = self.model.offsets[k];
             let width = usize::from(point.field.registers().max(1));
             if at + width <= buffer.len() {
-                self.render(k, &state, outputs, &mut buffer[at..at + width]);
+                let out = &mut buffer[at..at + width];
+                if !(unavailable.contains(&(k as u32)) && encode_unavailable(&point.field, out)) {
+                    self.render(k, &state, outputs, out);
+                }
             }
         }
         for (k, &at) in self.model.output_offsets.iter().enumerate() {
@@ -247,8 +254,13 @@ impl Device {
             expire_impulses(&mut image.outputs, t_ms);
             image.outputs.clone()
         };
-        let width = usize::from(self.model.spec.points[k].field.registers().max(1));
-        let mut scratch = vec![0u16; width];
+        let field = &self.model.spec.points[k].field;
+        let mut scratch = vec![0u16; usize::from(field.registers().max(1))];
+        if self.faults().unavailable.contains(&(k as u32))
+            && encode_unavailable(field, &mut scratch)
+        {
+            return Value::Unavailable;
+        }
         self.render(k, &state, &outputs, &mut scratch)
     }
 }

@@ -5,7 +5,7 @@
 //! every type and byte order. The value handed in is in the measurement's own
 //! unit; `raw = (value − offset) / scale` is what the registers carry.
 
-use crate::decode::{DataType, FieldSpec, WordOrder};
+use crate::decode::{DataType, FieldSpec, Sentinel, WordOrder};
 
 /// A decoded value as the gateway should see it after reading the registers.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub enum Value {
     Float(f64),
     /// ASCII fields.
     Text(String),
+    /// The field's "not available" pattern was served.
+    Unavailable,
 }
 
 /// Encode `value` (in the field's unit) into `out` (its registers, `field.registers()` long)
@@ -97,6 +99,40 @@ pub fn write_bits(bits: u64, width: usize, order: WordOrder, out: &mut [u16]) {
         let word = if swapped { word.swap_bytes() } else { word };
         let at = if reversed { width - 1 - k } else { k };
         out[at] = word;
+    }
+}
+
+/// Write the field's "not available" pattern; false if it has none (BITMAP,
+/// ASCII, a disabled sentinel).
+pub fn encode_unavailable(field: &FieldSpec, out: &mut [u16]) -> bool {
+    let width = usize::from(field.registers());
+    let default = match field.data_type {
+        DataType::Int16 => Some(0x8000),
+        DataType::Uint16 => Some(0xFFFF),
+        DataType::Int32 => Some(0x8000_0000),
+        DataType::Uint32 => Some(0xFFFF_FFFF),
+        DataType::Int64 => Some(0x8000_0000_0000_0000),
+        DataType::Uint64 => Some(0xFFFF_FFFF_FFFF_FFFF),
+        DataType::Float32 => Some(0xFFC0_0000),
+        DataType::Float64 => Some(0xFFF8_0000_0000_0000),
+        DataType::Datetime => {
+            // The invalid flag of the hour-and-minute register.
+            out[..4].copy_from_slice(&[0, 0x0101, 0x0080, 0]);
+            return true;
+        }
+        DataType::Bitmap | DataType::Ascii => None,
+    };
+    let bits = match field.sentinel {
+        Sentinel::Default => default,
+        Sentinel::Disabled => None,
+        Sentinel::Raw(raw) => Some(raw),
+    };
+    match bits {
+        Some(bits) if field.data_type != DataType::Bitmap => {
+            write_bits(bits, width, field.order, out);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -204,7 +240,7 @@ mod tests {
                 match back {
                     Value::Int(i) => assert_eq!(i, integer, "{t:?} {order:?}"),
                     Value::Float(x) => assert_eq!(x, value, "{t:?} {order:?}"),
-                    Value::Text(_) => panic!("a number"),
+                    Value::Text(_) | Value::Unavailable => panic!("a number"),
                 }
                 assert_eq!(value, v, "{t:?} {order:?}");
             }
@@ -255,6 +291,29 @@ mod tests {
         assert_eq!(encode_number(&f, 2.0, &mut regs), Value::Int(2));
         assert_eq!(regs, [0b1_0001]);
         assert_eq!(decode(f, &regs).1, 2);
+    }
+
+    #[test]
+    fn unavailable_patterns_decode_as_not_available() {
+        for (t, _) in DataType::ALL {
+            for (order, _) in WordOrder::ALL {
+                let mut f = field(t, order);
+                f.length = 2;
+                let mut regs = vec![0u16; usize::from(f.registers())];
+                if encode_unavailable(&f, &mut regs) {
+                    assert!(!decode(f, &regs).2, "{t:?} {order:?}");
+                } else {
+                    assert!(matches!(t, DataType::Bitmap | DataType::Ascii));
+                }
+            }
+        }
+        let mut f = field(DataType::Uint16, WordOrder::Abcd);
+        f.sentinel = Sentinel::Raw(0x7FFF);
+        let mut regs = [0u16];
+        assert!(encode_unavailable(&f, &mut regs));
+        assert_eq!(regs, [0x7FFF]);
+        f.sentinel = Sentinel::Disabled;
+        assert!(!encode_unavailable(&f, &mut regs));
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl Simulator {
                     spec.unit_id, spec.listener
                 )));
             }
-            check_faults(k, &spec.faults)?;
+            check_faults(k, &spec.faults, model.spec.points.len())?;
             built.push(Device::new(Arc::clone(model), spec));
         }
         Ok(Simulator {
@@ -244,8 +244,9 @@ impl Simulator {
     }
 
     pub fn set_faults(&self, device: usize, faults: Faults) -> Result<()> {
-        check_faults(device, &faults)?;
-        self.device(device)?.set_faults(faults);
+        let d = self.device(device)?;
+        check_faults(device, &faults, d.model.spec.points.len())?;
+        d.set_faults(faults);
         Ok(())
     }
 
@@ -261,7 +262,12 @@ impl Drop for Simulator {
     }
 }
 
-fn check_faults(device: usize, faults: &Faults) -> Result<()> {
+fn check_faults(device: usize, faults: &Faults, points: usize) -> Result<()> {
+    if let Some(&k) = faults.unavailable.iter().find(|&&k| k as usize >= points) {
+        return Err(Error::Simulator(format!(
+            "device {device}: no point {k} to make unavailable"
+        )));
+    }
     if !(0.0..=1.0).contains(&faults.busy_fraction) {
         return Err(Error::Simulator(format!(
             "device {device}: busy_fraction must be within 0..=1, not {}",
