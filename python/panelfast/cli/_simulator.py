@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -127,7 +128,12 @@ def build_devices(
 @click.option("--baud-rate", type=int, default=19200, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same values.")
 @click.option("--tick-ms", type=click.IntRange(1, 60_000), default=100, show_default=True)
-@click.option("--latency-ms", type=click.IntRange(0, 60_000), default=0, help="Slow devices.")
+@click.option(
+    "--latency-ms",
+    type=click.IntRange(0, 60_000),
+    default=0,
+    help="Extra delay before every answer (slow devices).",
+)
 @click.option(
     "--busy-fraction",
     type=click.FloatRange(0, 1),
@@ -167,12 +173,26 @@ def simulate(
     config_file: Path | None,
     as_json: bool,
 ) -> None:
-    """Serve simulated meters and IO modules over Modbus TCP until Ctrl-C or SIGTERM."""
+    """Serve simulated meters and IO modules over Modbus until Ctrl-C or SIGTERM.
+
+    Values are realistic, consistent and reproducible (same --seed, same
+    values). Examples:
+
+    \b
+      panelfast simulate --model PM5560 --devices 100 --port 5020
+      panelfast simulate --model PM5560:250 --model IO-C:4 --unit-ids-per-port 254
+      panelfast simulate --config panelfast.toml
+    """
     try:
         if config_file is not None:
             settings = load_settings(config_file)
             library = ModelLibrary((*settings.gateway.model_dirs, *model_dirs))
             devices, serial = devices_for_settings(settings, library)
+            faults = Faults(latency_ms=latency_ms, busy_fraction=busy_fraction)
+            devices = [
+                replace(d, faults=faults._replace(dead=k >= len(devices) - dead))
+                for k, d in enumerate(devices)
+            ]
             for device_id in serial:
                 click.echo(f"{device_id}: on a serial line, not served from --config", err=True)
             if not devices:
