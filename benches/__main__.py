@@ -33,7 +33,9 @@ def main(argv: list[str]) -> int:
     out = HERE / "results.json"
     if argv and out.exists():
         # A partial run updates its own records and keeps the others.
-        kept = [r for r in json.loads(out.read_text()) if r["name"] not in {r["name"] for r in results}]
+        kept = [
+            r for r in json.loads(out.read_text()) if r["name"] not in {r["name"] for r in results}
+        ]
         results = kept + results
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

@@ -17,7 +17,9 @@ class Record(TypedDict):
     ratio: float
 
 
-def median_seconds(fn: Callable[[], object], *, repeat: int, setup: Callable[[], object] | None = None) -> float:
+def median_seconds(
+    fn: Callable[[], object], *, repeat: int, setup: Callable[[], object] | None = None
+) -> float:
     """Median wall time of ``fn`` over ``repeat`` runs (``setup`` untimed before each)."""
     times = []
     for _ in range(repeat):

@@ -78,7 +78,9 @@ class NumpyDecoder:
     def __init__(self, specs: list[tuple[int, str, str, float]]) -> None:
         def idx(pred: object) -> tuple[np.ndarray, np.ndarray]:
             pairs = [(i, at) for i, (at, t, o, _) in enumerate(specs) if (t, o) == pred]
-            return np.array([p[0] for p in pairs], np.intp), np.array([p[1] for p in pairs], np.intp)
+            return np.array([p[0] for p in pairs], np.intp), np.array(
+                [p[1] for p in pairs], np.intp
+            )
 
         self.n = len(specs)
         self.f32_abcd = idx(("FLOAT32", "ABCD"))
@@ -129,7 +131,9 @@ def pymodbus_decode(specs: list[tuple[int, str, str, float]], registers: list[in
     for at, type_, order, scale in specs:
         dt = types[type_]
         n = dt.value[1]
-        value = convert(registers[at : at + n], dt, word_order="big" if order == "ABCD" else "little")
+        value = convert(
+            registers[at : at + n], dt, word_order="big" if order == "ABCD" else "little"
+        )
         out.append(float(value) * scale)  # type: ignore[arg-type]
     return out
 
@@ -144,7 +148,8 @@ def run() -> list[Record]:
     np_values, np_valid = numpy_decoder.decode(m.blocks)
     reg_list = m.registers.tolist()
     pm_values = pymodbus_decode(m.specs, reg_list)
-    assert ours.valid.all() and np_valid.all()
+    assert ours.valid.all()
+    assert np_valid.all()
     np.testing.assert_allclose(ours.values, np_values, rtol=1e-12)
     np.testing.assert_allclose(ours.values, pm_values, rtol=1e-12)
 
