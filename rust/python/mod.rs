@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod alarm;
 mod batch;
 mod decode;
 mod errors;
@@ -15,6 +16,8 @@ mod ring;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    m.add_class::<alarm::PyAlarmSet>()?;
+    m.add_class::<alarm::PyAlarmEvent>()?;
     m.add_class::<decode::PyField>()?;
     m.add_class::<decode::PyRegisterLayout>()?;
     m.add_class::<decode::PyDecoded>()?;
