@@ -1,0 +1,45 @@
+"""The gateway's cloud connection (cloud protocol v1, §1–§4, §10, §11).
+
+- :class:`CloudSession`: Connect / Disconnect (persisted), the Connection
+  status and diagnostics with a hint, time synchronisation, and
+  :attr:`CloudSession.hub`, a :class:`HubClient` with one typed method per
+  hub and upload call.
+- :class:`Identity`: the Panel Server Identification.
+- :func:`firewall_rules`: every host and port the site's firewall must allow.
+
+Failures raise :class:`~panelfast.exceptions.CloudError` subclasses.
+"""
+
+from panelfast.cloud._firewall import FirewallRule, firewall_rules
+from panelfast.cloud._hub import (
+    Command,
+    ConfigAnswer,
+    DataAck,
+    HubClient,
+    TopologyAccepted,
+    UploadResult,
+)
+from panelfast.cloud._identity import Identity
+from panelfast.cloud._session import CloudSession, CloudStatus, ConnectionStatus, Diagnostic
+from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
+from panelfast.cloud._transport import RetryPolicy
+
+__all__ = [
+    "Clock",
+    "CloudSession",
+    "CloudStatus",
+    "Command",
+    "ConfigAnswer",
+    "ConnectionStatus",
+    "DataAck",
+    "Diagnostic",
+    "FirewallRule",
+    "HubClient",
+    "Identity",
+    "RetryPolicy",
+    "SyncStatus",
+    "TimeSync",
+    "TopologyAccepted",
+    "UploadResult",
+    "firewall_rules",
+]
