@@ -178,12 +178,5 @@ def _describe_failure(server: str, exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"the NTP server {server} could not be resolved (DNS)"
     if isinstance(exc, ntplib.NTPException) and "No response" in str(exc):
-        return f"no answer from {server} (UDP port {_port_of(server)}): check the firewall"
+        return f"no answer from {server} (UDP): check that the firewall lets NTP through"
     return f"{server}: {exc}"
-
-
-def _port_of(server: str) -> int:
-    try:
-        return parse_ntp_server(server)[1]
-    except ValueError:
-        return NTP_PORT
