@@ -504,6 +504,7 @@ def write_config(
     serial: str = SERIAL,
     claim_key: str = CLAIM_KEY,
     timeout_s: float = 2.0,
+    filename: str = "panelfast.toml",
 ) -> Path:
     """A gateway configuration file (and its 0600 claim key file) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -523,7 +524,7 @@ def write_config(
         lines.append(f'proxy = "{proxy}"')
     lines += ["[time]", f'mode = "{mode}"', f'ntp_server = "{ntp_server}"']
     lines += ["[storage]", f'dir = "{folder / "state"}"']
-    path = folder / "panelfast.toml"
+    path = folder / filename
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -105,6 +105,30 @@ async def test_wrong_ca_is_bad_credentials(
     assert cloud.seen("bootstrap") == []  # the handshake failed: nothing was sent
 
 
+async def test_unreadable_ca_bundle_is_bad_credentials(
+    cloud: TestCloud, tmp_path: Path, make_session: MakeSession
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=missing)
+    status = await make_session(config).connect()
+    assert status.diagnostic is Diagnostic.BAD_CREDENTIALS
+    assert str(missing) in status.hint
+    assert "ca_bundle" in status.hint
+
+
+async def test_hub_refusing_a_de_enrolled_serial_is_not_registered(
+    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+) -> None:
+    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
+    session = make_session(config)
+    await session.connect()
+    del cloud.enrolled[SERIAL]  # the token stays valid
+    with pytest.raises(NotRegistered):
+        await session.hub.post_outputs([])
+    assert session.status().diagnostic is Diagnostic.NOT_REGISTERED
+    assert "claim it in the cloud application" in session.status().hint
+
+
 async def test_unknown_serial_is_not_registered(
     cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
 ) -> None:

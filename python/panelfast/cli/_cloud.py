@@ -9,7 +9,13 @@ from pathlib import Path
 import click
 
 from panelfast.cli._main import main
-from panelfast.cloud import CloudSession, ConnectionStatus, Identity, firewall_rules
+from panelfast.cloud import (
+    CloudSession,
+    ConnectionStatus,
+    Identity,
+    RetryPolicy,
+    firewall_rules,
+)
 from panelfast.cloud._state import StateStore
 from panelfast.config import Settings, load_settings
 from panelfast.exceptions import ConfigError, PanelfastError
@@ -30,23 +36,30 @@ def _settings(path: Path) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _session(settings: Settings) -> CloudSession:
+def _session(settings: Settings, retry: RetryPolicy | None = None) -> CloudSession:
     try:
-        return CloudSession(settings)
+        return CloudSession(settings, retry=retry)
     except PanelfastError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @config_option
-def connect(config_path: Path) -> None:
+@click.option(
+    "--attempts",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 10),
+    help="tries of each request before showing the outcome (1 s doubling between)",
+)
+def connect(config_path: Path, attempts: int) -> None:
     """Connect to the cloud (kept across restarts) and show the outcome.
 
     Exits 0 once connected, 1 if the attempt failed (the gateway keeps trying).
     """
 
     async def go() -> ConnectionStatus:
-        session = _session(_settings(config_path))
+        session = _session(_settings(config_path), RetryPolicy(max_attempts=attempts))
         try:
             status = await session.connect()
         finally:
@@ -74,7 +87,7 @@ def disconnect(config_path: Path) -> None:
 @config_option
 def status(config_path: Path) -> None:
     """Show the Connection status, diagnostics with a hint, and time synchronisation."""
-    click.echo(_session(_settings(config_path)).status().text())
+    click.echo(_session(_settings(config_path)).saved_status().text())
 
 
 @main.command()

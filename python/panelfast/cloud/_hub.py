@@ -154,7 +154,7 @@ class HubClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         ok: Sequence[int] = (200,),
-        timeout_s: float | None = None,
+        wait_s: int | None = None,
     ) -> httpx.Response:
         if service == "hub" and content is not None and len(content) > MAX_HUB_BODY:
             raise PayloadTooLarge(
@@ -165,14 +165,14 @@ class HubClient:
             access = await self._provider.hub_access()
             try:
                 response = await self._send(
-                    access, method, path, service, content, headers, ok, timeout_s
+                    access, method, path, service, content, headers, ok, wait_s
                 )
             except BadCredentials as exc:
                 if exc.status != 401:  # a certificate problem: bootstrapping again cannot help
                     raise
                 access = await self._provider.renew(access)
                 response = await self._send(
-                    access, method, path, service, content, headers, ok, timeout_s
+                    access, method, path, service, content, headers, ok, wait_s
                 )
         except CloudError as exc:
             self._provider.outcome(exc)
@@ -189,17 +189,17 @@ class HubClient:
         content: bytes | None,
         headers: Mapping[str, str] | None,
         ok: Sequence[int],
-        timeout_s: float | None,
+        wait_s: int | None,
     ) -> httpx.Response:
+        transport = self._provider.transport
+        # A long poll may take its wait on top of the usual answer time.
+        timeout_s = None if wait_s is None else wait_s + transport.settings.request_timeout_s
         base = access.hub_url if service == "hub" else access.upload_url
         url = f"{base}/v1/devices/{access.device_id}{path}"
         all_headers = {"Authorization": f"Bearer {access.token}", **(headers or {})}
-        return await self._provider.transport.request(
+        return await transport.request(
             method, url, headers=all_headers, content=content, ok=ok, timeout_s=timeout_s
         )
-
-    def _long_poll_timeout(self, wait_s: int) -> float:
-        return wait_s + self._provider.transport.settings.request_timeout_s
 
     # §5 — topology
 
@@ -229,7 +229,7 @@ class HubClient:
             f"/config?wait={_check_wait(wait_s)}",
             headers=headers,
             ok=(200, 204, 304),
-            timeout_s=self._long_poll_timeout(wait_s),
+            wait_s=wait_s,
         )
         if response.status_code == 304:
             return ConfigAnswer("unchanged", version=have_version)
@@ -294,7 +294,7 @@ class HubClient:
         response = await self._call(
             "GET",
             f"/commands?wait={_check_wait(wait_s)}",
-            timeout_s=self._long_poll_timeout(wait_s),
+            wait_s=wait_s,
         )
         raw = _json_object(response, "GET commands").get("commands")
         if not isinstance(raw, list):

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: A token this close to its expiry is renewed before use rather than after a 401.
 TOKEN_MARGIN_S = 30
+#: After a failed NTP query, the next one waits this long (an attempt must not wait twice).
+SYNC_RETRY_S = 30.0
 #: How long a disconnect call may take: it is best effort.
 DISCONNECT_TIMEOUT_S = 5.0
 
@@ -110,6 +114,7 @@ class CloudSession:
         self._transport: Transport | None = None
         self._renewing = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._last_sync_try: float | None = None
         # After a restart nothing is known yet: a gateway that should be
         # connected is (again) in progress until its first attempt.
         self._connection = (
@@ -131,6 +136,16 @@ class CloudSession:
             device_id=self.state.device_id,
             attempt_at=self.state.attempt_at,
         )
+
+    def saved_status(self) -> CloudStatus:
+        """The outcome of the last attempt as saved, whichever process made it (CLI status)."""
+        saved = self.state.status
+        connection = (
+            ConnectionStatus(saved)
+            if self.state.connect and saved in ConnectionStatus.__members__.values()
+            else self._connection
+        )
+        return dataclasses.replace(self.status(), connection=connection)
 
     def _save(self) -> None:
         self.state.status = self._connection.value
@@ -197,6 +212,7 @@ class CloudSession:
                 and result.ntp_server != self.timesync.cloud_ntp_server
             ):
                 self.timesync.cloud_ntp_server = result.ntp_server
+                self._last_sync_try = time.monotonic()
                 await self.timesync.sync()  # the cloud's own server from now on
             self._save()
             log.info("bootstrapped as %s", result.device_id)
@@ -211,6 +227,8 @@ class CloudSession:
         if error is None:
             connection, diagnostic, hint = ConnectionStatus.CONNECTED, Diagnostic.ACTIVATED, ""
         elif error.diagnostic is not None:
+            if isinstance(error, NotRegistered) and not error.hint:
+                self._explain(error)  # a de-enrolled serial, told by the hub
             connection, diagnostic = ConnectionStatus.IN_PROGRESS, Diagnostic(error.diagnostic)
             hint = error.hint or error.message
         else:
@@ -265,12 +283,24 @@ class CloudSession:
             )
 
     async def _sync_time_if_due(self) -> None:
+        """Query NTP unless the offset is fresh, or a query just failed (no double wait)."""
         status = self.timesync.status
         if status.state == "manual":
             return
-        fresh = status.state == "synchronised" and status.synced_at is not None
-        if fresh and self.clock.now() - (status.synced_at or 0.0) < self.resync_s:
+        since = time.monotonic() - self._last_sync_try if self._last_sync_try else None
+        if since is not None and since < (
+            self.resync_s if status.state == "synchronised" else SYNC_RETRY_S
+        ):
             return
+        restored_fresh = (
+            self._last_sync_try is None
+            and status.state == "synchronised"
+            and self.clock.now() - (status.synced_at or 0.0) < self.resync_s
+        )
+        if restored_fresh:  # measured by a previous run, recently enough
+            self._last_sync_try = time.monotonic()
+            return
+        self._last_sync_try = time.monotonic()
         await self.timesync.sync()
 
     # -- what the user does
