@@ -201,6 +201,17 @@ async def test_token_expiry_mid_run_bootstraps_again_transparently(
     assert session.status().diagnostic is Diagnostic.ACTIVATED
 
 
+async def test_concurrent_calls_after_expiry_share_one_bootstrap(
+    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+) -> None:
+    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
+    session = make_session(config)
+    await session.connect()
+    cloud.expire_tokens()
+    await asyncio.gather(*(session.hub.post_outputs([]) for _ in range(4)))
+    assert len(cloud.seen("bootstrap")) == 2
+
+
 async def test_failed_bootstrap_after_expiry_sets_the_diagnostic(
     cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
 ) -> None:

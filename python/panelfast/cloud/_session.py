@@ -167,9 +167,12 @@ class CloudSession:
         if not state.connect:
             raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
         access = self._access()
-        if access is not None and (state.token_expires_at or 0) > self.clock.now() + TOKEN_MARGIN_S:
+        if access is not None and self._token_fresh():
             return access
         return await self.renew(access)
+
+    def _token_fresh(self) -> bool:
+        return (self.state.token_expires_at or 0) > self.clock.now() + TOKEN_MARGIN_S
 
     def _access(self) -> HubAccess | None:
         s = self.state
@@ -181,8 +184,13 @@ class CloudSession:
         """Bootstrap (again): one at a time, and not if another call already did."""
         async with self._renewing:
             current = self._access()
-            if current is not None and stale is not None and current.token != stale.token:
-                return current
+            renewed_meanwhile = (
+                current is not None
+                and self._token_fresh()
+                and (stale is None or current.token != stale.token)
+            )
+            if renewed_meanwhile and current is not None:
+                return current  # another call bootstrapped while this one waited
             await self._sync_time_if_due()
             try:
                 result = await bootstrap(
