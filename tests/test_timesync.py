@@ -7,7 +7,7 @@ import time
 import pytest
 
 from cloud_testserver import free_port, sntp_server
-from panelfast.cloud import Clock, TimeSync
+from panelfast.cloud import Clock, SyncStatus, TimeSync
 from panelfast.cloud._timesync import parse_ntp_server
 from panelfast.config import TimeSettings
 
@@ -84,3 +84,20 @@ async def test_failure_keeps_the_last_offset_and_says_why() -> None:
     status = await unknown.sync()
     assert status.state == "failed"
     assert "could not be resolved" in status.error
+
+
+def test_a_saved_status_round_trips_and_garbage_is_ignored() -> None:
+    status = SyncStatus(
+        mode="ntp", server="127.0.0.1:5", state="synchronised", offset_s=1.5, synced_at=10.0
+    )
+    assert SyncStatus.from_json(status.to_json()) == status
+    assert SyncStatus.from_json(None) is None
+    assert SyncStatus.from_json({"state": "synchronised", "offset_s": "1"}) is None
+    assert SyncStatus.from_json({"state": "bogus", "offset_s": 1.0}) is None
+
+    clock = Clock()
+    TimeSync(TimeSettings(mode="ntp"), clock).restore(status)
+    assert clock.offset_s == 1.5
+    manual = Clock()
+    TimeSync(TimeSettings(mode="manual"), manual).restore(status)
+    assert manual.offset_s == 0.0  # manual means the system clock

@@ -54,6 +54,11 @@ class Diagnostic(StrEnum):
     BAD_CREDENTIALS = "Bad credentials"
 
 
+def _diagnostic(saved: str | None) -> Diagnostic | None:
+    """A saved diagnostic; one this version does not know (a hand-edited file) is none."""
+    return Diagnostic(saved) if saved in {d.value for d in Diagnostic} else None
+
+
 @dataclass(frozen=True)
 class CloudStatus:
     """What the status page and ``panelfast status`` show."""
@@ -105,9 +110,9 @@ class CloudSession:
             cloud_ntp_server=self.state.ntp_server,
             timeout_s=ntp_timeout_s,
         )
-        if self.state.time:
-            with contextlib.suppress(TypeError):
-                self.timesync.restore(SyncStatus(**self.state.time))
+        restored = SyncStatus.from_json(self.state.time)
+        if restored is not None:
+            self.timesync.restore(restored)
         self.retry = retry or RetryPolicy()
         self.resync_s = resync_s
         self.hub = HubClient(self)
@@ -130,7 +135,7 @@ class CloudSession:
     def status(self) -> CloudStatus:
         return CloudStatus(
             connection=self._connection,
-            diagnostic=Diagnostic(self.state.diagnostic) if self.state.diagnostic else None,
+            diagnostic=_diagnostic(self.state.diagnostic),
             hint=self.state.hint,
             time=self.timesync.status,
             device_id=self.state.device_id,
@@ -142,7 +147,7 @@ class CloudSession:
         saved = self.state.status
         connection = (
             ConnectionStatus(saved)
-            if self.state.connect and saved in ConnectionStatus.__members__.values()
+            if self.state.connect and saved in {c.value for c in ConnectionStatus}
             else self._connection
         )
         return dataclasses.replace(self.status(), connection=connection)

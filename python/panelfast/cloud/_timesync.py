@@ -17,8 +17,9 @@ import asyncio
 import dataclasses
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import ntplib  # type: ignore[import-untyped]
 
@@ -69,6 +70,31 @@ class SyncStatus:
 
     def to_json(self) -> dict[str, object]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, saved: Mapping[str, Any] | None) -> SyncStatus | None:
+        """A saved status, or ``None`` if it is missing or not what :meth:`to_json` wrote."""
+        if not saved:
+            return None
+        offset, synced_at = saved.get("offset_s"), saved.get("synced_at")
+        state = saved.get("state")
+        server = saved.get("server")
+        if (
+            state not in ("manual", "not synchronised", "synchronised", "failed")
+            or isinstance(offset, bool)
+            or not isinstance(offset, int | float)
+            or not (synced_at is None or isinstance(synced_at, int | float))
+            or not (server is None or isinstance(server, str))
+        ):
+            return None
+        return cls(
+            mode=str(saved.get("mode", "")),
+            server=server,
+            state=state,
+            offset_s=float(offset),
+            synced_at=None if synced_at is None else float(synced_at),
+            error=str(saved.get("error", "")),
+        )
 
 
 def parse_ntp_server(server: str) -> tuple[str, int]:
