@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import socket
 import stat
+import struct
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -167,6 +171,40 @@ async def test_nothing_listening_is_network_unreachable_with_host_and_port(
     assert status.connection is ConnectionStatus.IN_PROGRESS
     assert status.diagnostic is Diagnostic.NETWORK_UNREACHABLE
     assert f"127.0.0.1:{port}" in status.hint
+
+
+@pytest.mark.parametrize(("behaviour", "said"), [("reset", "reset"), ("silent", "no answer")])
+async def test_reset_or_silent_server_is_network_unreachable(
+    behaviour: str, said: str, ca_file: Path, tmp_path: Path, make_session: MakeSession
+) -> None:
+    accepted: list[socket.socket] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                if behaviour == "reset":  # RST right away
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()
+                else:
+                    accepted.append(conn)  # never answers
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    config = write_config(
+        tmp_path, bootstrap_url=f"https://127.0.0.1:{port}", ca_bundle=ca_file, timeout_s=0.3
+    )
+    try:
+        status = await make_session(config).connect()
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert status.diagnostic is Diagnostic.NETWORK_UNREACHABLE
+    assert f"127.0.0.1:{port}" in status.hint
+    assert said in status.hint
 
 
 async def test_unresolvable_host_is_network_unreachable_naming_the_host(
@@ -411,3 +449,15 @@ def test_state_file_is_never_world_readable(tmp_path: Path) -> None:
     (tmp_path / "cloud-state.json").write_text("{not json")
     assert StateStore(tmp_path).load().connect is False
     assert (tmp_path / "cloud-state.json.corrupt").exists()
+
+
+def test_retry_after_is_seconds_or_an_http_date() -> None:
+    from email.utils import formatdate
+
+    from panelfast.cloud._transport import DEFAULT_RETRY_AFTER_S, _retry_after
+
+    assert _retry_after("12") == 12
+    assert _retry_after(formatdate(time.time() + 60, usegmt=True)) == pytest.approx(60, abs=2)
+    assert _retry_after(formatdate(time.time() - 60, usegmt=True)) == 0
+    assert _retry_after(None) == DEFAULT_RETRY_AFTER_S
+    assert _retry_after("soon") == DEFAULT_RETRY_AFTER_S

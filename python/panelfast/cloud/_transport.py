@@ -240,13 +240,6 @@ class Transport:
                     hint=f"the host name {peer.host} (of {what}) could not be resolved: check the "
                     "gateway's DNS server and the spelling of the URL",
                 ), True
-        for cause in causes:
-            if isinstance(cause, ssl.SSLError):
-                return NetworkUnreachable(
-                    f"the TLS handshake with {endpoint} failed: {cause}",
-                    hint=f"{endpoint} does not speak TLS 1.2+ as expected: check the URL and port, "
-                    "and that no middlebox intercepts HTTPS",
-                ), True
         if isinstance(exc, httpx.ConnectTimeout):
             return NetworkUnreachable(
                 f"{what} did not accept a connection within the timeout",
@@ -258,6 +251,19 @@ class Transport:
                 f"{endpoint} did not answer within the timeout",
                 hint=f"{endpoint} accepted the connection but did not answer in time",
             ), True
+        if any(isinstance(c, ConnectionResetError | BrokenPipeError) for c in causes):
+            return NetworkUnreachable(
+                f"{what} reset the connection",
+                hint=f"{what} (or a firewall in between) reset the TCP connection: check that "
+                f"the firewall allows HTTPS to {endpoint}",
+            ), True
+        for cause in causes:
+            if isinstance(cause, ssl.SSLError) and not isinstance(cause, _SSL_WANT):
+                return NetworkUnreachable(
+                    f"the TLS handshake with {endpoint} failed: {cause}",
+                    hint=f"{endpoint} does not speak TLS 1.2+ as expected: check the URL and port, "
+                    "and that no middlebox intercepts HTTPS",
+                ), True
         if isinstance(exc, httpx.ConnectError):
             return NetworkUnreachable(
                 f"could not connect to {what}: {_short(exc)}",
@@ -268,6 +274,10 @@ class Transport:
             f"the connection to {endpoint} was lost: {_short(exc)}",
             hint=f"{endpoint} (or a device in between) reset the connection",
         ), True
+
+
+# Left in the context of an exception by the TLS layer's non-blocking reads: not a cause.
+_SSL_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
