@@ -21,7 +21,13 @@ import trustme
 from cloud_testserver import CLAIM_KEY, SERIAL, TestCloud, free_port, sntp_server, write_config
 from panelfast.cloud import CloudSession, ConnectionStatus, Diagnostic, RetryPolicy
 from panelfast.config import load_settings
-from panelfast.exceptions import NetworkUnreachable, NotConnected, NotRegistered, RateLimited
+from panelfast.exceptions import (
+    BadCredentials,
+    NetworkUnreachable,
+    NotConnected,
+    NotRegistered,
+    RateLimited,
+)
 
 FAST = RetryPolicy(initial_s=0.05, max_s=0.2, max_attempts=3)
 
@@ -248,6 +254,21 @@ async def test_concurrent_calls_after_expiry_share_one_bootstrap(
     cloud.expire_tokens()
     await asyncio.gather(*(session.hub.post_outputs([]) for _ in range(4)))
     assert len(cloud.seen("bootstrap")) == 2
+
+
+async def test_hub_refusing_a_fresh_token_is_bad_credentials_after_one_retry(
+    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+) -> None:
+    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
+    session = make_session(config)
+    await session.connect()
+    cloud.fail_next("hub", "/outputs", 401, count=5, code="bad_credentials")
+    with pytest.raises(BadCredentials):
+        await session.hub.post_outputs([])
+    assert len(cloud.seen("hub", "/outputs")) == 2  # retried once, after bootstrapping
+    assert len(cloud.seen("bootstrap")) == 2
+    assert session.status().diagnostic is Diagnostic.BAD_CREDENTIALS
+    assert "bootstrap and hub" in session.status().hint
 
 
 async def test_failed_bootstrap_after_expiry_sets_the_diagnostic(

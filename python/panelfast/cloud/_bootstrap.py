@@ -93,8 +93,17 @@ def parse_bootstrap(response: httpx.Response) -> BootstrapResult:
     ntp = doc.get("ntp_server")
     if ntp is not None and not isinstance(ntp, str):
         raise CloudProtocolError("the bootstrap's 'ntp_server' is not a string")
+    device_id = text("device_id")
+    if (
+        any(c in device_id for c in "/?#%\\")
+        or device_id in (".", "..")
+        or device_id.strip() != device_id
+    ):
+        raise CloudProtocolError(
+            f"the bootstrap's device_id {device_id!r} is not a URL path segment"
+        )
     return BootstrapResult(
-        device_id=text("device_id"),
+        device_id=device_id,
         hub_url=urls["hub_url"].rstrip("/"),
         upload_url=urls["upload_url"].rstrip("/"),
         token=SecretStr(text("token")),

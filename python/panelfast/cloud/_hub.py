@@ -171,9 +171,17 @@ class HubClient:
                 if exc.status != 401:  # a certificate problem: bootstrapping again cannot help
                     raise
                 access = await self._provider.renew(access)
-                response = await self._send(
-                    access, method, path, service, content, headers, ok, wait_s
-                )
+                try:
+                    response = await self._send(
+                        access, method, path, service, content, headers, ok, wait_s
+                    )
+                except BadCredentials as again:
+                    if again.status == 401 and not again.hint:
+                        again.hint = (
+                            "the hub refused the token bootstrap just issued: the cloud's "
+                            "bootstrap and hub services disagree (a cloud-side problem)"
+                        )
+                    raise
         except CloudError as exc:
             self._provider.outcome(exc)
             raise
