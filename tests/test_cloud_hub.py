@@ -137,6 +137,15 @@ async def test_data_ack_duplicate_and_conflict_expected(
     assert sent.headers["Content-Encoding"] == "zstd"
 
 
+async def test_413_from_the_hub_is_payload_too_large(
+    session: CloudSession, cloud: TestCloud
+) -> None:
+    cloud.fail_next("hub", "/data", 413, code="payload_too_large")
+    with pytest.raises(PayloadTooLarge):
+        await session.hub.post_data(batch(1, [1.0]))
+    assert len(cloud.seen("hub", "/data")) == 1
+
+
 async def test_malformed_batch_is_invalid_payload_and_not_retried(
     session: CloudSession, cloud: TestCloud
 ) -> None:

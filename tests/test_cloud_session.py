@@ -321,6 +321,30 @@ async def test_skewed_clock_is_bad_credentials_until_time_follows_the_cloud(
         skewed.close()
 
 
+async def test_cloud_mode_switches_to_the_ntp_server_bootstrap_names(
+    ca: trustme.CA, ca_file: Path, tmp_path: Path, make_session: MakeSession
+) -> None:
+    async with sntp_server(offset_s=100) as (ntp, sntp):
+        cloud = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY}, ntp_server=ntp)
+        try:
+            config = write_config(
+                tmp_path,
+                bootstrap_url=cloud.url("bootstrap"),
+                ca_bundle=ca_file,
+                mode="cloud",
+                ntp_server=f"127.0.0.1:{free_port()}",  # configured, but silent
+            )
+            session = make_session(config)
+            status = await session.connect()
+        finally:
+            cloud.close()
+    assert status.diagnostic is Diagnostic.ACTIVATED
+    assert status.time.server == ntp
+    assert status.time.state == "synchronised"
+    assert status.time.offset_s == pytest.approx(100, abs=1)
+    assert sntp.queries == 1
+
+
 async def test_disconnect_sends_the_call_then_stops_all_traffic(
     cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
 ) -> None:
