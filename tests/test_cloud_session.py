@@ -222,7 +222,8 @@ async def test_unresolvable_host_is_network_unreachable_naming_the_host(
     status = await make_session(config).connect()
     assert status.diagnostic is Diagnostic.NETWORK_UNREACHABLE
     assert "bootstrap.cloud.invalid" in status.hint
-    assert "resolved" in status.hint
+    assert "DNS could not resolve" in status.hint
+    assert "bootstrap.cloud.invalid:8443" in status.hint
 
 
 async def test_token_expiry_mid_run_bootstraps_again_transparently(

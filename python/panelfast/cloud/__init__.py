@@ -10,6 +10,8 @@
 Failures raise :class:`~panelfast.exceptions.CloudError` subclasses.
 """
 
+import logging
+
 from panelfast.cloud._firewall import FirewallRule, firewall_rules
 from panelfast.cloud._hub import (
     Command,
@@ -23,6 +25,9 @@ from panelfast.cloud._identity import Identity
 from panelfast.cloud._session import CloudSession, CloudStatus, ConnectionStatus, Diagnostic
 from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
 from panelfast.cloud._transport import RetryPolicy
+
+# The application (gateway, CLI) decides where log records go; none by default.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Clock",

@@ -155,8 +155,8 @@ class TimeSync:
         return self.settings.ntp_server
 
     def restore(self, status: SyncStatus) -> None:
-        """Carry a measured offset over a restart, until the next query."""
-        if status.state == "synchronised" and self.settings.mode != "manual":
+        """Carry the last offset (and what became of the last query) over a restart."""
+        if status.state in ("synchronised", "failed") and self.settings.mode != "manual":
             self.clock.offset_s = status.offset_s
             self._status = dataclasses.replace(status, mode=self.settings.mode)
 

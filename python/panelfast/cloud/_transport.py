@@ -237,8 +237,8 @@ class Transport:
             if isinstance(cause, socket.gaierror):
                 return NetworkUnreachable(
                     f"{peer.host} could not be resolved: {cause.strerror or cause}",
-                    hint=f"the host name {peer.host} (of {what}) could not be resolved: check the "
-                    "gateway's DNS server and the spelling of the URL",
+                    hint=f"DNS could not resolve {peer.host}, so {what} cannot be reached: "
+                    "check the gateway's DNS server and the spelling of the URL",
                 ), True
         if isinstance(exc, httpx.ConnectTimeout):
             return NetworkUnreachable(
