@@ -101,3 +101,12 @@ def test_a_saved_status_round_trips_and_garbage_is_ignored() -> None:
     manual = Clock()
     TimeSync(TimeSettings(mode="manual"), manual).restore(status)
     assert manual.offset_s == 0.0  # manual means the system clock
+
+
+def test_a_saved_failure_is_shown_after_a_restart_with_its_last_offset() -> None:
+    failed = SyncStatus(mode="ntp", server="x", state="failed", offset_s=2.0, error="no answer")
+    clock = Clock()
+    sync = TimeSync(TimeSettings(mode="ntp", ntp_server="x"), clock)
+    sync.restore(failed)
+    assert sync.status.state == "failed"
+    assert clock.offset_s == 2.0
