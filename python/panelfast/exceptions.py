@@ -7,7 +7,19 @@ PanelfastError
 ├── RingError         a sample ring was used with arguments that do not fit  [Rust core]
 ├── BatchError        a data batch cannot be encoded, or is malformed        [Rust core]
 ├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
-└── ConfigError       the gateway's configuration file is invalid
+├── ConfigError       the gateway's configuration file is invalid
+└── CloudError        a cloud call failed; ``diagnostic`` and ``hint`` say what to check
+    ├── NetworkUnreachable  DNS, refused, timeout, reset, proxy refusal, 5xx after retries
+    ├── BadCredentials      TLS certificate not verified, 401 bad_credentials
+    │   └── TokenExpired    401 token_expired (bootstrap again, then retry)
+    ├── NotRegistered       403 device_not_registered
+    ├── InvalidPayload      400 invalid_payload: do not retry it unchanged
+    ├── NotFound            404 not_found: unknown upload, command or route
+    ├── Conflict            409 conflict; ``expected`` is the seq the cloud expects
+    ├── PayloadTooLarge     413 payload_too_large: split it or use the upload service
+    ├── RateLimited         429 rate_limited; ``retry_after`` seconds
+    ├── CloudProtocolError  the cloud answered something the protocol does not allow
+    └── NotConnected        the user disconnected: no cloud traffic until Connect
 ```
 
 The first five are raised by the Rust core (``panelfast._native``) and are the
@@ -29,13 +41,25 @@ from panelfast._native import (
 
 __all__ = [
     "AlarmError",
+    "BadCredentials",
     "BatchError",
+    "CloudError",
+    "CloudProtocolError",
     "ConfigError",
     "ConfigIssue",
+    "Conflict",
     "DecodeError",
+    "InvalidPayload",
     "LayoutError",
+    "NetworkUnreachable",
+    "NotConnected",
+    "NotFound",
+    "NotRegistered",
     "PanelfastError",
+    "PayloadTooLarge",
+    "RateLimited",
     "RingError",
+    "TokenExpired",
 ]
 
 
@@ -67,3 +91,90 @@ class ConfigError(PanelfastError):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class CloudError(PanelfastError):
+    """A cloud call failed (cloud protocol §1).
+
+    ``diagnostic`` is the Connection diagnostic this outcome shows (§4), or
+    ``None`` when the outcome says nothing about the connection (the hub
+    answered, so the link and the credentials are fine). ``hint`` tells the
+    user what to check, e.g. which host and port could not be reached.
+    ``status`` and ``code`` are the HTTP status and the ``error`` code of the
+    cloud's answer, when there was one.
+    """
+
+    diagnostic: str | None = None
+
+    def __init__(
+        self, message: str, *, hint: str = "", status: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status = status
+        self.code = code
+
+
+class NetworkUnreachable(CloudError):
+    """DNS failure, refused or reset connection, timeout, proxy refusal, 5xx after retries."""
+
+    diagnostic = "Network unreachable"
+
+
+class BadCredentials(CloudError):
+    """The server certificate was not verified, or the cloud answered 401 bad_credentials."""
+
+    diagnostic = "Bad credentials"
+
+
+class TokenExpired(BadCredentials):
+    """401 token_expired: the hub token must be renewed by bootstrapping again."""
+
+
+class NotRegistered(CloudError):
+    """403 device_not_registered: the cloud does not know this serial number."""
+
+    diagnostic = "Device not registered"
+
+
+class InvalidPayload(CloudError):
+    """400 invalid_payload: the request is malformed; do not retry it unchanged."""
+
+
+class NotFound(CloudError):
+    """404 not_found: unknown upload, command or route."""
+
+
+class Conflict(CloudError):
+    """409 conflict; ``expected`` is the sequence number the cloud expects, if it said."""
+
+    def __init__(
+        self, message: str, *, expected: int | None = None, hint: str = "", status: int = 409
+    ) -> None:
+        super().__init__(message, hint=hint, status=status, code="conflict")
+        self.expected = expected
+
+
+class PayloadTooLarge(CloudError):
+    """413 payload_too_large (or refused before sending): split it, or use the upload service."""
+
+
+class RateLimited(CloudError):
+    """429 rate_limited: nothing is sent to that host for ``retry_after`` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, hint: str = "", status: int = 429
+    ) -> None:
+        super().__init__(message, hint=hint, status=status, code="rate_limited")
+        self.retry_after = retry_after
+
+
+class CloudProtocolError(CloudError):
+    """The cloud answered something cloud protocol v1 does not allow (status or body)."""
+
+
+class NotConnected(CloudError):
+    """The user disconnected the gateway: no cloud traffic until Connect (§11)."""
+
+    diagnostic = None
