@@ -186,7 +186,8 @@ def test_bytes_are_canonical_and_deterministic(identity: IdentitySettings) -> No
     assert first.body == again.body
     assert first.fingerprint == again.fingerprint
     assert first.body == canonical_json(json.loads(first.body))
-    assert b": " not in first.body and b", " not in first.body
+    assert b": " not in first.body
+    assert b", " not in first.body
 
     later = build_topology(identity, devices, MODELS, published_at=datetime(2027, 1, 1, tzinfo=UTC))
     assert later.fingerprint == first.fingerprint
@@ -343,10 +344,12 @@ def test_a_torn_temporary_file_does_not_replace_the_state(
     # A crash while writing the next state leaves a partial temporary file behind.
     (tmp_path / ".topology.json.tmp").write_bytes(b'{"fingerprint": "tru')
     loaded = store.load()
-    assert loaded is not None and loaded.topology_version == "tv-1"
+    assert loaded is not None
+    assert loaded.topology_version == "tv-1"
     store.record(topology, "tv-2")
     loaded = store.load()
-    assert loaded is not None and loaded.topology_version == "tv-2"
+    assert loaded is not None
+    assert loaded.topology_version == "tv-2"
 
 
 @pytest.mark.parametrize(

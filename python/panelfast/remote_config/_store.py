@@ -87,7 +87,11 @@ class ConfigStore:
                 )
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StateStoreError) as exc:
+            if hasattr(self, "_db"):
+                self._db.close()
+            if isinstance(exc, StateStoreError):
+                raise
             raise StateStoreError(f"cannot open {self.path}: {exc}") from None
 
     def close(self) -> None:
