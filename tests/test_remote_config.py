@@ -93,7 +93,7 @@ def test_the_spec_example_is_accepted() -> None:
     config = validate(doc, published)
     assert config.version == "17"
     assert config.measurements[0].key == ("mb-1", "ActivePowerTotal")
-    assert config.measurements[0].index == 0
+    assert config.measurements[0].position == 0
     assert config.alarms[0].threshold == 253.0
     assert config.alarms[0].severity == "high"
     assert config.publisher_period_s == 600
@@ -109,7 +109,7 @@ def test_order_is_kept_and_derived_groups_are_exact() -> None:
         ]
     )
     config = validate(doc, PUBLISHED)
-    assert [(m.index, m.key, m.period_s) for m in config.measurements] == [
+    assert [(m.position, m.key, m.period_s) for m in config.measurements] == [
         (0, ("mb-2", "M5"), 60),
         (1, ("mb-1", "M1"), 7),
         (2, ("mb-1", "M0"), 60),

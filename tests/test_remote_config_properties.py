@@ -120,7 +120,7 @@ def test_valid_documents_are_accepted_and_round_trip(doc: dict[str, Any]) -> Non
     assert [m.key for m in config.measurements] == [
         (m["device"], m["measurement"]) for m in doc["measurements"]
     ]
-    assert [m.index for m in config.measurements] == list(range(len(doc["measurements"])))
+    assert [m.position for m in config.measurements] == list(range(len(doc["measurements"])))
     assert [m.period_s for m in config.measurements] == [
         int(m["period_s"]) for m in doc["measurements"]
     ]

@@ -71,8 +71,10 @@ class ApplyPlan:
 
 def plan_apply(current: RemoteConfig | None, new: RemoteConfig) -> ApplyPlan:
     """What applying ``new`` over ``current`` (None: nothing applied yet) changes."""
-    old_periods = {m.key: m.period_s for m in current.measurements} if current else {}
-    new_periods = {m.key: m.period_s for m in new.measurements}
+    # m[1:3] is (device, measurement): slicing the named tuple is the cheapest
+    # way to build 2 × 5,000 keys, and this runs on every apply.
+    old_periods = {m[1:3]: m.period_s for m in current.measurements} if current else {}
+    new_periods = {m[1:3]: m.period_s for m in new.measurements}
     old_alarms = {a.id: a for a in current.alarms} if current else {}
     new_alarms = {a.id: a for a in new.alarms}
     return ApplyPlan(
@@ -80,9 +82,7 @@ def plan_apply(current: RemoteConfig | None, new: RemoteConfig) -> ApplyPlan:
         new=new,
         measurements_added=tuple(k for k in new_periods if k not in old_periods),
         measurements_removed=tuple(k for k in old_periods if k not in new_periods),
-        measurements_changed=tuple(
-            k for k, p in new_periods.items() if k in old_periods and old_periods[k] != p
-        ),
+        measurements_changed=tuple(k for k, p in new_periods.items() if old_periods.get(k, p) != p),
         alarms_added=tuple(i for i in new_alarms if i not in old_alarms),
         alarms_removed=tuple(i for i in old_alarms if i not in new_alarms),
         alarms_changed=tuple(

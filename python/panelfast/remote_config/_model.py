@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "AlarmCondition",
@@ -19,12 +19,16 @@ AlarmCondition = Literal["over", "under"]
 Severity = Literal["low", "medium", "high"]
 
 
-@dataclass(frozen=True, slots=True)
-class SampledMeasurement:
-    """A measurement the cloud wants sampled, and how often."""
+class SampledMeasurement(NamedTuple):
+    """A measurement the cloud wants sampled, and how often.
 
-    #: Position in the document's ``measurements``: data batches name it by this (§7).
-    index: int
+    A named tuple rather than a frozen dataclass: a configuration holds up to
+    5,000 of them and a tuple is built several times faster.
+    """
+
+    #: Index in the document's ``measurements``: data batches name it by this (§7).
+    #: (Not ``index``, which a tuple already has as a method.)
+    position: int
     device: str
     measurement: str
     period_s: int
@@ -76,7 +80,7 @@ class RemoteConfig:
     def __post_init__(self) -> None:
         by_period: dict[int, list[int]] = {}
         for sampled in self.measurements:
-            by_period.setdefault(sampled.period_s, []).append(sampled.index)
+            by_period.setdefault(sampled.period_s, []).append(sampled.position)
         groups = tuple(
             PeriodGroup(period, tuple(indices)) for period, indices in sorted(by_period.items())
         )
