@@ -36,7 +36,7 @@ CONFIG = validate(
                 "hysteresis": 2,
                 "delay_s": 0,
             }
-        ],  # fmt: skip
+        ],
         "publisher": {"period_s": 60},
     },
     set(POINTS),
