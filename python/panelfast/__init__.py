@@ -10,6 +10,7 @@ The core's building blocks, usable on their own:
 - :class:`Field` and :class:`RegisterLayout`: a device's register map,
   compiled once, decoding whole sets of read blocks into numpy arrays;
 - :class:`SampleRing`: bounded per-measurement sample buffers;
+- :class:`AlarmSet`: threshold / hysteresis / delay alarms, evaluated on every reading;
 - :func:`encode_batches` / :func:`decode_batch`: the spec's data batches
   (MessagePack + zstd), cut to the hub's size limit.
 """
@@ -17,6 +18,8 @@ The core's building blocks, usable on their own:
 from panelfast._native import (
     DEFAULT_LEVEL,
     MAX_BODY_BYTES,
+    AlarmEvent,
+    AlarmSet,
     Decoded,
     EncodedBatch,
     Field,
@@ -28,8 +31,10 @@ from panelfast._native import (
     decode_batch,
     encode_batches,
     encode_msgpack,
+    rebatch,
 )
 from panelfast.exceptions import (
+    AlarmError,
     BatchError,
     ConfigError,
     DecodeError,
@@ -41,6 +46,9 @@ from panelfast.exceptions import (
 __all__ = [
     "DEFAULT_LEVEL",
     "MAX_BODY_BYTES",
+    "AlarmError",
+    "AlarmEvent",
+    "AlarmSet",
     "BatchError",
     "ConfigError",
     "DecodeError",
@@ -58,4 +66,5 @@ __all__ = [
     "decode_batch",
     "encode_batches",
     "encode_msgpack",
+    "rebatch",
 ]

@@ -9,6 +9,9 @@ import numpy.typing as npt
 __all__ = [
     "DEFAULT_LEVEL",
     "MAX_BODY_BYTES",
+    "AlarmError",
+    "AlarmEvent",
+    "AlarmSet",
     "BatchError",
     "DecodeError",
     "Decoded",
@@ -27,6 +30,7 @@ __all__ = [
     "decode_batch",
     "encode_batches",
     "encode_msgpack",
+    "rebatch",
 ]
 
 __version__: str
@@ -40,6 +44,7 @@ class LayoutError(PanelfastError): ...
 class DecodeError(PanelfastError): ...
 class RingError(PanelfastError): ...
 class BatchError(PanelfastError): ...
+class AlarmError(PanelfastError): ...
 class SimulatorError(PanelfastError): ...
 
 _DataTypeName = Literal[
@@ -172,8 +177,46 @@ def encode_batches(
     max_bytes: int = 256000,
     level: int = 19,
 ) -> list[EncodedBatch]: ...
+def rebatch(
+    bodies: Sequence[bytes],
+    config_version: str,
+    first_seq: int,
+    *,
+    max_bytes: int = 256000,
+    level: int = 19,
+) -> list[EncodedBatch]: ...
 def encode_msgpack(series: SeriesSet, seq: int, config_version: str) -> bytes: ...
 def decode_batch(frame: bytes, *, max_decompressed: int = 67108864) -> dict[str, Any]: ...
+
+#: ``(id, input, condition, threshold, hysteresis, delay_ms)``
+_AlarmTuple = tuple[str, int, Literal["over", "under"], float, float, int]
+
+@final
+class AlarmEvent:
+    """A transition of one alarm, stamped with the reading that completed it."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def alarm(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def value(self) -> float: ...
+
+@final
+class AlarmSet:
+    """Alarms in force and their states, evaluated on every new reading (spec §8)."""
+
+    def __new__(cls, alarms: Sequence[_AlarmTuple]) -> AlarmSet: ...
+    def __len__(self) -> int: ...
+    def carry_over(self, alarms: Sequence[_AlarmTuple]) -> AlarmSet: ...
+    def active(self) -> list[bool]: ...
+    def evaluate(
+        self, values: npt.ArrayLike, valid: npt.ArrayLike, read_ms: npt.ArrayLike
+    ) -> list[AlarmEvent]: ...
 
 _SimPoint = tuple[str, int, Field, str, float]
 _SimOutput = tuple[str, int, int, bool]

@@ -1,6 +1,6 @@
 //! `Field`, `RegisterLayout`, `Decoded`: register decoding from Python.
 
-use numpy::{PyArray1, PyArrayLike1, TypeMustMatch};
+use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
 
@@ -143,7 +143,7 @@ struct OwnedBlocks {
 }
 
 impl OwnedBlocks {
-    fn extract(blocks: Vec<(i64, PyArrayLike1<'_, u16, TypeMustMatch>)>) -> PyResult<Self> {
+    fn extract(blocks: Vec<(i64, Bound<'_, PyAny>)>) -> PyResult<Self> {
         let mut registers = Vec::new();
         let mut shape = Vec::with_capacity(blocks.len());
         for (k, (start, data)) in blocks.into_iter().enumerate() {
@@ -152,9 +152,18 @@ impl OwnedBlocks {
                     "block {k}: start {start} is not a register address (0..=65535)"
                 ))
             })?;
-            let view = data.as_array();
-            registers.extend(view.iter().copied());
-            shape.push((start, view.len()));
+            let before = registers.len();
+            // The usual case, a uint16 array, is copied without per-item work.
+            if let Ok(array) = data.cast::<PyArray1<u16>>() {
+                let view = array.readonly();
+                match view.as_slice() {
+                    Ok(slice) => registers.extend_from_slice(slice),
+                    Err(_) => registers.extend(view.as_array().iter().copied()),
+                }
+            } else {
+                registers.extend(data.extract::<Vec<u16>>()?);
+            }
+            shape.push((start, registers.len() - before));
         }
         Ok(OwnedBlocks { registers, shape })
     }
@@ -206,7 +215,7 @@ impl PyRegisterLayout {
     fn decode(
         &self,
         py: Python<'_>,
-        blocks: Vec<(i64, PyArrayLike1<'_, u16, TypeMustMatch>)>,
+        blocks: Vec<(i64, Bound<'_, PyAny>)>,
         partial: bool,
     ) -> PyResult<PyDecoded> {
         let owned = OwnedBlocks::extract(blocks)?;
@@ -229,10 +238,7 @@ impl PyRegisterLayout {
     }
 
     /// ASCII fields as text; None for the other fields.
-    fn decode_text(
-        &self,
-        blocks: Vec<(i64, PyArrayLike1<'_, u16, TypeMustMatch>)>,
-    ) -> PyResult<Vec<Option<String>>> {
+    fn decode_text(&self, blocks: Vec<(i64, Bound<'_, PyAny>)>) -> PyResult<Vec<Option<String>>> {
         let owned = OwnedBlocks::extract(blocks)?;
         Ok(self.layout.decode_text(&owned.blocks())?)
     }

@@ -6,6 +6,7 @@
 //! ├── DecodeError         register data does not fit the layout
 //! ├── RingError           a sample ring was misused
 //! ├── BatchError          a batch cannot be encoded, or is malformed
+//! ├── AlarmError          an alarm, or the readings given to it, are invalid
 //! └── SimulatorError      the device simulator cannot serve a model or device, or listen
 //! ```
 //!
@@ -50,6 +51,12 @@ create_exception!(
 );
 create_exception!(
     _native,
+    AlarmError,
+    PanelfastError,
+    "An alarm definition, or the readings given to evaluate it, are invalid."
+);
+create_exception!(
+    _native,
     SimulatorError,
     PanelfastError,
     "The device simulator cannot serve a model or device, or cannot listen."
@@ -62,6 +69,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("RingError", py.get_type::<RingError>())?;
     m.add("BatchError", py.get_type::<BatchError>())?;
+    m.add("AlarmError", py.get_type::<AlarmError>())?;
     m.add("SimulatorError", py.get_type::<SimulatorError>())?;
     Ok(())
 }
@@ -74,6 +82,7 @@ impl From<Error> for PyErr {
             Error::Decode(_) => DecodeError::new_err(message),
             Error::Ring(_) => RingError::new_err(message),
             Error::Batch(_) => BatchError::new_err(message),
+            Error::Alarm(_) => AlarmError::new_err(message),
             Error::Simulator(_) => SimulatorError::new_err(message),
         }
     }

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod alarm;
 mod batch;
 mod decode;
 mod errors;
@@ -16,6 +17,8 @@ mod simulator;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    m.add_class::<alarm::PyAlarmSet>()?;
+    m.add_class::<alarm::PyAlarmEvent>()?;
     m.add_class::<decode::PyField>()?;
     m.add_class::<decode::PyRegisterLayout>()?;
     m.add_class::<decode::PyDecoded>()?;
@@ -27,6 +30,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(batch::encode_batches, m)?)?;
     m.add_function(wrap_pyfunction!(batch::encode_msgpack, m)?)?;
     m.add_function(wrap_pyfunction!(batch::decode_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::rebatch, m)?)?;
     m.add("MAX_BODY_BYTES", crate::batch::MAX_BODY_BYTES)?;
     m.add("DEFAULT_LEVEL", crate::batch::DEFAULT_LEVEL)?;
     Ok(())

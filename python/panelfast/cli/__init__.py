@@ -4,7 +4,12 @@ Each ``_<topic>.py`` module adds its commands to the group defined in
 ``_main.py``; importing them here is what registers them.
 """
 
-from panelfast.cli import _simulator  # noqa: F401  (registers `simulate`)
+from panelfast.cli import (
+    _cloud,  # noqa: F401  (registers its commands)
+    _demo,  # noqa: F401  (registers its commands)
+    _remote_config,  # noqa: F401  (registers its commands)
+    _simulator,  # noqa: F401  (registers its commands)
+)
 from panelfast.cli._main import main
 
 __all__ = ["main"]
