@@ -18,7 +18,7 @@ from panelfast._native import Field, RegisterLayout
 from panelfast.exceptions import ModelError, SimulatorError
 from panelfast.models import DeviceModel, MeasurementDef
 from panelfast.models.loader import ModelLibrary, parse_model
-from panelfast.simulator import Faults, SimulatedDevice, Simulator, fleet
+from panelfast.simulator import Faults, SimulatedDevice, Simulator, fleet, synthetic_model
 
 LIBRARY = ModelLibrary()
 PM5560 = LIBRARY.get("PM5560")
@@ -504,3 +504,23 @@ def test_unavailable_measurements_serve_their_sentinel(faulty: Simulator) -> Non
     assert volts != [0xFFC0, 0x0000]
     with pytest.raises(KeyError, match="Nope"):
         faulty.set_faults("m", Faults(unavailable=("Nope",)))
+
+
+def test_synthetic_model_serves_a_thousand_float_points() -> None:
+    model = synthetic_model(1000)
+    assert len(model.measurements) == 1000
+    assert model.measurements[-1].address == 1998
+    with Simulator([SimulatedDevice("s", model)], tick_ms=TICK) as sim:
+        c = client(sim, "s")
+        with c:
+            t0 = Simulator.now_ms()
+            regs = c.read_holding_registers(1874, count=124, device_id=1).registers
+            t1 = Simulator.now_ms()
+    values = {
+        m.id: ModbusTcpClient.convert_from_registers(regs[m.address - 1874 :][:2], F32)
+        for m in model.measurements[937:999]
+    }
+    assert len(values) == 62
+    matching_tick(sim, "s", values, ticks_between(t0, t1))  # type: ignore[arg-type]
+    with pytest.raises(SimulatorError, match=r"1\.\.32768"):
+        synthetic_model(0)

@@ -38,7 +38,7 @@ from typing import Literal, NamedTuple
 from panelfast import _native
 from panelfast.config import RtuConnection, Settings
 from panelfast.exceptions import SimulatorError
-from panelfast.models import DeviceModel
+from panelfast.models import DeviceModel, MeasurementDef
 from panelfast.models.loader import ModelLibrary
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Transport",
     "devices_for_settings",
     "fleet",
+    "synthetic_model",
     "unit_factor",
 ]
 
@@ -387,3 +388,38 @@ def devices_for_settings(
             )
         )
     return devices, serial
+
+
+_SYNTHETIC = (
+    ("voltage_ln.1", "V"), ("voltage_ln.2", "V"), ("voltage_ln.3", "V"),
+    ("current.1", "A"), ("current.2", "A"), ("current.3", "A"),
+    ("active_power.total", "kW"), ("reactive_power.total", "kvar"),
+    ("power_factor.total", ""), ("frequency", "Hz"),
+)  # fmt: skip
+
+
+def synthetic_model(points: int) -> DeviceModel:
+    """A device of ``points`` FLOAT32 measurements in consecutive holding registers
+    (0, 2, 4...), cycling through the electrical quantities: the load of the
+    acquisition benchmarks (100 devices × 1,000 points every second)."""
+    if not 1 <= points <= 32768:
+        raise SimulatorError(f"a synthetic model has 1..32768 points, not {points}")
+    measurements = tuple(
+        MeasurementDef(
+            id=f"P{k:05d}",
+            name=f"Point {k}",
+            unit=_SYNTHETIC[k % len(_SYNTHETIC)][1],
+            kind="instantaneous",
+            function=3,
+            address=2 * k,
+            type="FLOAT32",
+            quantity=_SYNTHETIC[k % len(_SYNTHETIC)][0],
+        )
+        for k in range(points)
+    )
+    return DeviceModel(
+        name=f"synthetic-{points}",
+        vendor="panelfast",
+        description=f"{points} FLOAT32 measurements in consecutive registers",
+        measurements=measurements,
+    )

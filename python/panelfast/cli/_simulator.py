@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 from dataclasses import replace
@@ -23,6 +24,7 @@ from panelfast.simulator import (
     Simulator,
     Transport,
     devices_for_settings,
+    synthetic_model,
 )
 
 
@@ -42,7 +44,9 @@ def _parse_models(
             raise click.BadParameter(
                 f"{spec!r}: the count must be at least 1", param_hint="--model"
             )
-        out.append((library.get(name), n))
+        synthetic = re.fullmatch(r"synthetic-(\d+)", name)
+        model = synthetic_model(int(synthetic[1])) if synthetic else library.get(name)
+        out.append((model, n))
     return out
 
 
@@ -94,7 +98,8 @@ def build_devices(
     "models",
     multiple=True,
     metavar="NAME[:COUNT]",
-    help="Device model to simulate (repeatable); COUNT defaults to --devices. Default: PM5560.",
+    help="Device model to simulate (repeatable); COUNT defaults to --devices. Default: PM5560. "
+    "synthetic-N: N FLOAT32 points in registers 0, 2, 4... (benchmarks).",
 )
 @click.option("--devices", "count", type=click.IntRange(1, 100_000), default=1, show_default=True)
 @click.option(
@@ -182,6 +187,7 @@ def simulate(
       panelfast simulate --model PM5560 --devices 100 --port 5020
       panelfast simulate --model PM5560:250 --model IO-C:4 --unit-ids-per-port 254
       panelfast simulate --config panelfast.toml
+      panelfast simulate --model synthetic-1000 --devices 100 --port 6000
     """
     try:
         if config_file is not None:
