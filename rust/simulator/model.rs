@@ -138,7 +138,8 @@ pub struct ModelSpec {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Segment {
     pub start: u16,
-    pub len: u16,
+    /// Up to 65536: a segment may cover the whole address space.
+    pub len: u32,
     /// Where the segment starts in the device's buffer.
     pub at: usize,
 }
@@ -203,7 +204,7 @@ impl CompiledModel {
                 let len = (e - s).min(0x1_0000 - s);
                 segments[fc].push(Segment {
                     start: s as u16,
-                    len: len as u16,
+                    len,
                     at,
                 });
                 at += len as usize;
@@ -212,9 +213,7 @@ impl CompiledModel {
         let locate = |fc: u8, address: u16| -> usize {
             segments[usize::from(fc - 1)]
                 .iter()
-                .find(|s| {
-                    address >= s.start && u32::from(address) < u32::from(s.start) + u32::from(s.len)
-                })
+                .find(|s| address >= s.start && u32::from(address) < u32::from(s.start) + s.len)
                 .map_or(0, |s| s.at + usize::from(address - s.start))
         };
         let offsets = spec
@@ -250,7 +249,7 @@ impl CompiledModel {
         out.resize(usize::from(count), 0);
         let (lo, hi) = (u32::from(address), u32::from(address) + u32::from(count));
         for s in &self.segments[usize::from(fc - 1)] {
-            let (s_lo, s_hi) = (u32::from(s.start), u32::from(s.start) + u32::from(s.len));
+            let (s_lo, s_hi) = (u32::from(s.start), u32::from(s.start) + s.len);
             let (from, to) = (lo.max(s_lo), hi.min(s_hi));
             if from < to {
                 let src = s.at + (from - s_lo) as usize;
