@@ -106,6 +106,14 @@ def test_pm5560_registers_decode_to_truth(sim: Simulator) -> None:
         assert isinstance(sim.truth("pm", "ActiveEnergyDelivered", t), int)
 
 
+def test_snapshot_is_every_truth_at_once(sim: Simulator) -> None:
+    t = Simulator.now_ms()
+    snapshot = sim.snapshot("pm", t)
+    assert list(snapshot) == [m.id for m in PM5560.measurements]
+    assert all(snapshot[mid] == sim.truth("pm", mid, t) for mid in snapshot)
+    assert snapshot["MeterModel"] == "PM5560"
+
+
 def test_identification_text_and_clock_decode_with_the_gateway_decoder(sim: Simulator) -> None:
     c = client(sim, "pm")
     with c:

@@ -238,6 +238,14 @@ class Simulator:
         k = self._device(device_id)
         return self._native.truth(k, self._point(k, measurement_id), t_ms)
 
+    def snapshot(self, device_id: str, t_ms: int) -> dict[str, int | float | str | None]:
+        """Every measurement's value at ``t_ms``, by id (see :meth:`truth`)."""
+        k = self._device(device_id)
+        return {
+            m.id: self._native.truth(k, p, t_ms)
+            for p, m in enumerate(self.devices[k].model.measurements)
+        }
+
     def _point(self, k: int, measurement_id: str) -> int:
         try:
             return self._points[k][measurement_id]
