@@ -7,7 +7,13 @@
 //! - [`model`]: a device model compiled into register segments.
 //! - [`encode`]: values → registers, for every type and byte order.
 //! - `device`: a device's register image, refreshed once per tick, its
-//!   outputs and faults; `server`: the Modbus TCP front (tokio-modbus).
+//!   outputs and faults; `server`: the Modbus front (tokio-modbus): TCP, RTU
+//!   frames over TCP, RTU on a serial line; devices alone on a port or as unit
+//!   ids behind one.
+//!
+//! The image is refreshed lazily (the first request after a tick boundary
+//! renders it) rather than by a timer: thousands of idle devices cost nothing,
+//! and what is served never depends on when a timer happened to fire.
 //!
 //! Determinism: what a device serves at wall-clock time `t` is the state at
 //! the start of `t`'s tick (`⌊t / tick_ms⌋ · tick_ms`), and
