@@ -390,6 +390,10 @@ def test_bad_simulations_are_refused_with_a_reason() -> None:
     bad_point = replace(IEM.measurements[2], quantity="volts")
     with pytest.raises(SimulatorError, match=r"CurrentL1.*unknown quantity \"volts\""):
         Simulator([SimulatedDevice("a", replace(IEM, measurements=(bad_point,)))])
+    with pytest.raises(SimulatorError, match=r"unit id 300 is not within 0\.\.255"):
+        Simulator([SimulatedDevice("a", IEM, unit_id=300)])
+    with pytest.raises(SimulatorError, match="tick_ms"):
+        Simulator([SimulatedDevice("a", IEM)], tick_ms=0)
     sim = Simulator([SimulatedDevice("a", IEM)])
     with pytest.raises(SimulatorError, match="busy_fraction"):
         sim.set_faults("a", Faults(busy_fraction=2.0))

@@ -124,7 +124,7 @@ def _stable_hash(text: str) -> int:
     # Python's hash() is salted per process; the load must not be.
     h = _FNV_OFFSET
     for byte in text.encode():
-        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFF_FFFF_FFFF_FFFF
+        h = ((h ^ byte) * _FNV_PRIME) & _U64
     return h
 
 
@@ -144,30 +144,9 @@ class Simulator:
         self._index = {d.id: k for k, d in enumerate(self.devices)}
         if len(self._index) != len(self.devices):
             raise SimulatorError("device ids must be unique")
-        models: list[DeviceModel] = []
-        model_index: dict[int, int] = {}
-        listeners: list[tuple[str, str, int]] = []
-        listener_of: dict[object, int] = {}
-        native_devices: list[tuple[int, int, int, int]] = []
-        for k, d in enumerate(self.devices):
-            if id(d.model) not in model_index:
-                model_index[id(d.model)] = len(models)
-                models.append(d.model)
-            key, listener = _listener(k, d, host)
-            if key not in listener_of:
-                listener_of[key] = len(listeners)
-                listeners.append(listener)
-            elif listeners[listener_of[key]] != listener:
-                raise SimulatorError(f"{d.id}: its endpoint is already used with other settings")
-            device_seed = d.seed if d.seed is not None else _stable_hash(d.id)
-            native_devices.append(
-                (
-                    model_index[id(d.model)],
-                    listener_of[key],
-                    d.unit_id,
-                    (device_seed ^ (seed * 0x9E3779B97F4A7C15)) & 0xFFFF_FFFF_FFFF_FFFF,
-                )
-            )
+        if not 1 <= tick_ms <= 3_600_000:
+            raise SimulatorError(f"tick_ms must be within 1..3600000, not {tick_ms}")
+        models, listeners, native_devices = _plan(self.devices, host, seed)
         self._points = [{m.id: k for k, m in enumerate(d.model.measurements)} for d in self.devices]
         self._listener_of_device = [n[1] for n in native_devices]
         self._native = _native.Simulator(
@@ -290,6 +269,41 @@ class Simulator:
         k = self._device(device_id)
         states = self._native.outputs(k)
         return {o.id: on for o, on in zip(self.devices[k].model.outputs, states, strict=True)}
+
+
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _plan(
+    devices: tuple[SimulatedDevice, ...], host: str, seed: int
+) -> tuple[list[DeviceModel], list[tuple[str, str, int]], list[tuple[int, int, int, int]]]:
+    """Models (each once), listeners (devices sharing one once), and the native
+    form of each device: (model index, listener index, unit id, seed)."""
+    models: list[DeviceModel] = []
+    model_index: dict[int, int] = {}
+    listeners: list[tuple[str, str, int]] = []
+    listener_of: dict[object, int] = {}
+    native: list[tuple[int, int, int, int]] = []
+    for k, d in enumerate(devices):
+        highest = 247 if d.transport == "rtu" else 255
+        if not 0 <= d.unit_id <= highest:
+            raise SimulatorError(f"{d.id}: unit id {d.unit_id} is not within 0..{highest}")
+        if not 0 <= d.port <= 65535:
+            raise SimulatorError(f"{d.id}: port {d.port} is not within 0..65535")
+        if id(d.model) not in model_index:
+            model_index[id(d.model)] = len(models)
+            models.append(d.model)
+        key, listener = _listener(k, d, host)
+        if key not in listener_of:
+            listener_of[key] = len(listeners)
+            listeners.append(listener)
+        elif listeners[listener_of[key]] != listener:
+            raise SimulatorError(f"{d.id}: its endpoint is already used with other settings")
+        # Each device its own load: from its id unless given, varied by the seed.
+        device_seed = d.seed if d.seed is not None else _stable_hash(d.id)
+        mixed = (device_seed ^ (seed * 0x9E3779B97F4A7C15)) & _U64
+        native.append((model_index[id(d.model)], listener_of[key], d.unit_id, mixed))
+    return models, listeners, native
 
 
 def _listener(k: int, d: SimulatedDevice, host: str) -> tuple[object, tuple[str, str, int]]:
