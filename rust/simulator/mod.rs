@@ -64,6 +64,8 @@ pub enum Bound {
 pub(crate) struct Shared {
     pub(crate) devices: Vec<Device>,
     pub(crate) tick_ms: i64,
+    /// Wakes the listeners when faults change (a port opens or closes with them).
+    pub(crate) faults_changed: tokio::sync::Notify,
 }
 
 /// Many simulated devices behind one or more Modbus TCP listeners.
@@ -121,6 +123,7 @@ impl Simulator {
             shared: Arc::new(Shared {
                 devices: built,
                 tick_ms: i64::from(tick_ms),
+                faults_changed: tokio::sync::Notify::new(),
             }),
             listeners,
             runtime: None,
@@ -253,6 +256,7 @@ impl Simulator {
         let d = self.device(device)?;
         check_faults(device, &faults, d.model.spec.points.len())?;
         d.set_faults(faults);
+        self.shared.faults_changed.notify_waiters();
         Ok(())
     }
 

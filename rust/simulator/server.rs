@@ -39,9 +39,17 @@ impl Listener {
                 .all(|&k| self.shared.devices[k as usize].faults().offline)
     }
 
+    /// Until every device behind the listener is (or not) offline; costs nothing meanwhile.
     async fn wait_until(&self, offline: bool) {
-        while self.all_offline() != offline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        loop {
+            // Registered before checking, so a change in between is not missed.
+            let changed = self.shared.faults_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.all_offline() == offline {
+                return;
+            }
+            changed.await;
         }
     }
 }
