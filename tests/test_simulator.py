@@ -539,3 +539,12 @@ def test_synthetic_model_serves_a_thousand_float_points() -> None:
     matching_tick(sim, "s", values, ticks_between(t0, t1))  # type: ignore[arg-type]
     with pytest.raises(SimulatorError, match=r"1\.\.32768"):
         synthetic_model(0)
+
+
+def test_a_device_can_start_offline() -> None:
+    device = SimulatedDevice("m", IEM, faults=Faults(offline=True))
+    with Simulator([device]) as sim:
+        host, port, *_ = sim.endpoint("m")
+        wait_for(lambda: not can_connect(host, port))
+        sim.set_faults("m", Faults())
+        wait_for(lambda: can_connect(host, port))
