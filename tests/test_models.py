@@ -193,8 +193,10 @@ def test_cross_key_problems() -> None:
         d["measurements"][5]["length"] = 0
         d["measurements"][3]["type"] = "INT16"
         d["measurements"][3]["function"] = 2
+        d["measurements"][0]["invalid"] = 0x1_0000_0000  # FLOAT32 is 32 bits
 
     text = "\n".join(problems(edited(cross)))
+    assert "(VoltageAN).invalid: 0x100000000 is wider than FLOAT32's 32 bits" in text
     assert "(Name).length: an ASCII measurement needs its length" in text
     assert "(Status).type: functions 1 and 2 read bits" in text
 

@@ -133,6 +133,12 @@ class _Measurement(_Entry):
             out.append(("quantity", "text:... is for ASCII measurements, and only it"))
         if self.type == "DATETIME" and self.quantity not in ("", "clock"):
             out.append(("quantity", "a DATETIME measurement shows the clock"))
+        if isinstance(self.invalid, int) and self.invalid is not False and self.type != "ASCII":
+            bits = 16 * _WIDTH[self.type]
+            if self.invalid >> bits:
+                out.append(
+                    ("invalid", f"{self.invalid:#x} is wider than {self.type}'s {bits} bits")
+                )
         if self.address + (self.length if self.type == "ASCII" else _WIDTH[self.type]) > 65536:
             out.append(("address", "runs past the last address 65535"))
         return out
