@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod decode;
 pub mod error;
+pub mod modbus;
 pub mod ring;
 pub mod series;
 

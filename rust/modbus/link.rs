@@ -1,0 +1,626 @@
+//! One link (a TCP endpoint or a serial bus): its connection, its request
+//! queue and the poll cycles of the devices behind it, in one task.
+//!
+//! Requests on a link are serialised by construction: the task sends one,
+//! awaits its answer or its timeout, then the next. Writes arrive on a channel
+//! that the task drains before every request, so they jump ahead of polling
+//! and never interleave with a read on the wire.
+
+use std::borrow::Cow;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_modbus::client::{rtu, tcp, Context};
+use tokio_modbus::prelude::{Client, SlaveContext};
+use tokio_modbus::{ExceptionCode, Request, Response, Slave};
+use tokio_serial::SerialPortBuilderExt;
+
+use super::diag::{DeviceDiagnostics, DeviceState};
+use super::engine::{Parity, SerialConfig};
+use super::plan::{Plan, ReadFunction};
+use super::schedule::{missed_ticks, next_tick, Backoff};
+use super::{unix_ms, Quantity, RequestError, UnitId, UnixMs, Word, WriteRequest};
+use crate::decode::{Block, Decoded, Layout, NIL_INTEGER};
+
+/// Cycles in a row without any answer before a device is offline.
+const OFFLINE_AFTER: u32 = 3;
+/// Longest wait between two polls of a failing device.
+const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the engine shares with readers: latest values and diagnostics.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub values: Mutex<Values>,
+    pub diag: Mutex<DeviceDiagnostics>,
+}
+
+impl Shared {
+    pub fn new(device_id: &str, points: usize) -> Shared {
+        Shared {
+            values: Mutex::new(Values::unavailable(points)),
+            diag: Mutex::new(DeviceDiagnostics::new(device_id)),
+        }
+    }
+
+    /// The diagnostics, even if a panicking thread poisoned the lock (they are
+    /// plain counters, valid at every step).
+    pub fn diag(&self) -> MutexGuard<'_, DeviceDiagnostics> {
+        self.diag.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn values(&self) -> MutexGuard<'_, Values> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A device's latest values, one entry per point.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Values {
+    pub values: Vec<f64>,
+    pub integers: Vec<i64>,
+    pub valid: Vec<bool>,
+    /// When the read holding the point was sent (unix ms); 0 before the first.
+    pub read_at_ms: Vec<UnixMs>,
+}
+
+impl Values {
+    fn unavailable(points: usize) -> Values {
+        Values {
+            values: vec![f64::NAN; points],
+            integers: vec![NIL_INTEGER; points],
+            valid: vec![false; points],
+            read_at_ms: vec![0; points],
+        }
+    }
+}
+
+/// A write on its way to the link task, with where to answer.
+#[derive(Debug)]
+pub(crate) struct WriteJob {
+    pub unit: UnitId,
+    pub timeout: Duration,
+    pub request: WriteRequest,
+    pub shared: Arc<Shared>,
+    pub reply: oneshot::Sender<Result<(), RequestError>>,
+}
+
+/// Where a link connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Tcp(String, u16),
+    RtuOverTcp(String, u16),
+    Serial(SerialConfig),
+}
+
+/// A link's connection, opened on demand and reopened with backoff.
+pub(crate) struct Connection {
+    endpoint: Endpoint,
+    context: Option<Context>,
+    backoff: Backoff,
+    /// After a failed connection attempt: when to try again, and why it failed.
+    retry_at: Option<(Instant, String)>,
+    /// RTU: the 3.5-character silence that separates frames on the bus.
+    frame_gap: Duration,
+    quiet_since: Instant,
+}
+
+impl Connection {
+    pub fn new(endpoint: Endpoint) -> Connection {
+        let frame_gap = match &endpoint {
+            Endpoint::Serial(serial) => serial.frame_gap(),
+            _ => Duration::ZERO,
+        };
+        Connection {
+            endpoint,
+            context: None,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            retry_at: None,
+            frame_gap,
+            quiet_since: Instant::now(),
+        }
+    }
+
+    async fn open(endpoint: &Endpoint) -> io::Result<Context> {
+        match endpoint {
+            Endpoint::Tcp(host, port) => {
+                let stream = TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                Ok(tcp::attach(stream))
+            }
+            Endpoint::RtuOverTcp(host, port) => {
+                let stream = TcpStream::connect((host.as_str(), *port)).await?;
+                stream.set_nodelay(true)?;
+                Ok(rtu::attach(stream))
+            }
+            Endpoint::Serial(serial) => {
+                let port = tokio_serial::new(&serial.path, serial.baud_rate)
+                    .data_bits(match serial.data_bits {
+                        7 => tokio_serial::DataBits::Seven,
+                        _ => tokio_serial::DataBits::Eight,
+                    })
+                    .parity(match serial.parity {
+                        Parity::None => tokio_serial::Parity::None,
+                        Parity::Even => tokio_serial::Parity::Even,
+                        Parity::Odd => tokio_serial::Parity::Odd,
+                    })
+                    .stop_bits(match serial.stop_bits {
+                        2 => tokio_serial::StopBits::Two,
+                        _ => tokio_serial::StopBits::One,
+                    })
+                    .open_native_async()
+                    .map_err(|e| io::Error::other(format!("{}: {e}", serial.path)))?;
+                Ok(rtu::attach(port))
+            }
+        }
+    }
+
+    async fn connect(&mut self, timeout: Duration) -> Result<(), RequestError> {
+        if let Some((at, why)) = &self.retry_at {
+            let now = Instant::now();
+            if now < *at {
+                return Err(RequestError::Transport(format!(
+                    "not connected ({why}); next attempt in {} ms",
+                    (*at - now).as_millis()
+                )));
+            }
+        }
+        let failure = match tokio::time::timeout(timeout, Connection::open(&self.endpoint)).await {
+            Ok(Ok(context)) => {
+                self.context = Some(context);
+                self.retry_at = None;
+                self.backoff.reset();
+                return Ok(());
+            }
+            Ok(Err(e)) => format!("cannot connect: {e}"),
+            Err(_) => format!(
+                "cannot connect: no answer within {} ms",
+                timeout.as_millis()
+            ),
+        };
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some((Instant::now() + delay, failure.clone()));
+        Err(RequestError::Transport(failure))
+    }
+
+    /// Send one request and wait for its answer; returns it with its round-trip time.
+    async fn call(
+        &mut self,
+        unit: UnitId,
+        request: Request<'_>,
+        timeout: Duration,
+    ) -> Result<(Response, Duration), RequestError> {
+        if !self.frame_gap.is_zero() {
+            tokio::time::sleep_until(self.quiet_since + self.frame_gap).await;
+        }
+        if self.context.is_none() {
+            self.connect(timeout).await?;
+        }
+        let Some(context) = self.context.as_mut() else {
+            return Err(RequestError::Transport("not connected".into()));
+        };
+        context.set_slave(Slave(unit));
+        let sent = Instant::now();
+        let outcome = tokio::time::timeout(timeout, context.call(request)).await;
+        let rtt = sent.elapsed();
+        self.quiet_since = Instant::now();
+        // After a timeout or a garbled answer the stream may still carry a late
+        // or partial frame: start again on a fresh connection.
+        match outcome {
+            Ok(Ok(Ok(response))) => Ok((response, rtt)),
+            Ok(Ok(Err(code))) => Err(RequestError::Exception(code)),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                self.context = None;
+                Err(RequestError::Transport(e.to_string()))
+            }
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
+                self.context = None;
+                Err(RequestError::Protocol(e.to_string()))
+            }
+            Err(_) => {
+                self.context = None;
+                Err(RequestError::Timeout)
+            }
+        }
+    }
+
+    /// Run a write and answer its caller.
+    async fn write(&mut self, job: WriteJob) {
+        let (request, context) = match &job.request {
+            WriteRequest::SingleCoil(address, value) => (
+                Request::WriteSingleCoil(*address, *value),
+                format!("write 5@{address}"),
+            ),
+            WriteRequest::SingleRegister(address, value) => (
+                Request::WriteSingleRegister(*address, *value),
+                format!("write 6@{address}"),
+            ),
+            WriteRequest::MultipleCoils(address, values) => (
+                Request::WriteMultipleCoils(*address, Cow::Borrowed(values)),
+                format!("write 15@{address}+{}", values.len()),
+            ),
+            WriteRequest::MultipleRegisters(address, values) => (
+                Request::WriteMultipleRegisters(*address, Cow::Borrowed(values)),
+                format!("write 16@{address}+{}", values.len()),
+            ),
+        };
+        let outcome = self.call(job.unit, request, job.timeout).await;
+        let rtt = outcome.as_ref().map(|(_, rtt)| *rtt);
+        job.shared.diag().count(rtt, &context, unix_ms());
+        // The caller may have given up waiting; the write happened regardless.
+        let _ = job.reply.send(outcome.map(|_| ()));
+    }
+}
+
+/// Registers (or bits as 0/1) of a read's answer, checked against the request.
+fn answer_words(response: Response, quantity: Quantity) -> Result<Vec<Word>, RequestError> {
+    let expected = usize::from(quantity);
+    let words: Vec<Word> = match response {
+        Response::ReadCoils(bits) | Response::ReadDiscreteInputs(bits)
+            if bits.len() >= expected =>
+        {
+            bits[..expected].iter().map(|&b| Word::from(b)).collect()
+        }
+        Response::ReadHoldingRegisters(words) | Response::ReadInputRegisters(words)
+            if words.len() == expected =>
+        {
+            words
+        }
+        other => {
+            return Err(RequestError::Protocol(format!(
+                "answer does not fit a read of {quantity}: {other:?}"
+            )))
+        }
+    };
+    Ok(words)
+}
+
+fn read_request(function: ReadFunction, start: u16, quantity: Quantity) -> Request<'static> {
+    match function {
+        ReadFunction::Coils => Request::ReadCoils(start, quantity),
+        ReadFunction::DiscreteInputs => Request::ReadDiscreteInputs(start, quantity),
+        ReadFunction::HoldingRegisters => Request::ReadHoldingRegisters(start, quantity),
+        ReadFunction::InputRegisters => Request::ReadInputRegisters(start, quantity),
+    }
+}
+
+/// The register fields of one function code, decoded together.
+#[derive(Debug)]
+pub(crate) struct LayoutGroup {
+    pub function: ReadFunction,
+    pub layout: Layout,
+    /// Device point index of each layout field.
+    pub points: Vec<usize>,
+}
+
+/// A device as its link task polls it.
+#[derive(Debug)]
+pub(crate) struct DeviceRunner {
+    pub shared: Arc<Shared>,
+    pub unit: UnitId,
+    pub period_ms: i64,
+    pub offset_ms: i64,
+    pub timeout: Duration,
+    pub retries: u8,
+    pub plan: Plan,
+    pub groups: Vec<LayoutGroup>,
+    pub point_addresses: Vec<u16>,
+    pub next_due: UnixMs,
+    state: DeviceState,
+    silent_cycles: u32,
+    failing_cycles: u32,
+    poll_backoff: Backoff,
+    /// Per read of the plan: its answer this cycle and when it was sent.
+    answers: Vec<Option<Vec<Word>>>,
+    sent_ms: Vec<UnixMs>,
+    local: Values,
+    scratch: Decoded,
+}
+
+impl DeviceRunner {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        unit: UnitId,
+        period: Duration,
+        timeout: Duration,
+        retries: u8,
+        plan: Plan,
+        groups: Vec<LayoutGroup>,
+        point_addresses: Vec<u16>,
+    ) -> DeviceRunner {
+        let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
+        let points = point_addresses.len();
+        DeviceRunner {
+            shared,
+            unit,
+            period_ms,
+            offset_ms: 0,
+            timeout,
+            retries,
+            plan,
+            groups,
+            point_addresses,
+            next_due: 0,
+            state: DeviceState::Unknown,
+            silent_cycles: 0,
+            failing_cycles: 0,
+            poll_backoff: Backoff::new(period, MAX_POLL_BACKOFF.max(period)),
+            answers: Vec::new(),
+            sent_ms: Vec::new(),
+            local: Values::unavailable(points),
+            scratch: Decoded::default(),
+        }
+    }
+
+    /// One poll cycle: every read of the plan, then decode and publish.
+    async fn cycle(&mut self, connection: &mut Connection, writes: &mut mpsc::Receiver<WriteJob>) {
+        let due = self.next_due;
+        // A device that is failing gets one try per read, and its cycle stops
+        // at the first read it does not answer: on a shared bus it costs at
+        // most one timeout.
+        let failing = matches!(self.state, DeviceState::Degraded | DeviceState::Offline);
+        let retries = if failing { 0 } else { self.retries };
+        let (mut answered, mut failed, mut silent) = (false, false, false);
+        self.answers.clear();
+        self.answers.resize(self.plan.reads().len(), None);
+        self.sent_ms.clear();
+        self.sent_ms.resize(self.plan.reads().len(), unix_ms());
+        let mut index = 0;
+        while index < self.plan.reads().len() {
+            while let Ok(job) = writes.try_recv() {
+                connection.write(job).await;
+            }
+            if silent {
+                index += 1;
+                continue;
+            }
+            let read = &self.plan.reads()[index];
+            let (function, start, quantity) = (read.function, read.start, read.quantity);
+            let context = format!("read {}@{start}+{quantity}", function.code());
+            let mut attempt = 0;
+            let (outcome, sent_ms) = loop {
+                let sent_ms = unix_ms();
+                let outcome = connection
+                    .call(
+                        self.unit,
+                        read_request(function, start, quantity),
+                        self.timeout,
+                    )
+                    .await
+                    .and_then(|(response, rtt)| Ok((answer_words(response, quantity)?, rtt)));
+                let rtt = outcome.as_ref().map(|(_, rtt)| *rtt);
+                self.shared.diag().count(rtt, &context, unix_ms());
+                match outcome {
+                    Err(ref e) if !e.is_answer() && attempt < retries => attempt += 1,
+                    outcome => break (outcome, sent_ms),
+                }
+            };
+            self.sent_ms[index] = sent_ms;
+            match outcome {
+                Ok((words, _)) => {
+                    self.answers[index] = Some(words);
+                    answered = true;
+                    index += 1;
+                }
+                Err(RequestError::Exception(ExceptionCode::IllegalDataAddress))
+                    if self.plan.split(index) =>
+                {
+                    // Read both halves now, and from now on.
+                    answered = true;
+                    self.answers.insert(index + 1, None);
+                    self.sent_ms.insert(index + 1, sent_ms);
+                }
+                Err(RequestError::Exception(code)) => {
+                    answered = true;
+                    // Points the device does not have are not available; any
+                    // other exception is the device failing.
+                    if !matches!(
+                        code,
+                        ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalFunction
+                    ) {
+                        failed = true;
+                    }
+                    index += 1;
+                }
+                Err(_) => {
+                    failed = true;
+                    silent = true;
+                    index += 1;
+                }
+            }
+        }
+        self.publish();
+        self.conclude(due, answered, failed);
+    }
+
+    /// Decode this cycle's answers into the device's values and share them.
+    fn publish(&mut self) {
+        let reads = self.plan.reads();
+        for group in &self.groups {
+            let blocks: Vec<Block<'_>> = reads
+                .iter()
+                .zip(&self.answers)
+                .filter(|(read, _)| read.function == group.function)
+                .filter_map(|(read, answer)| {
+                    answer.as_deref().map(|registers| Block {
+                        start: read.start,
+                        registers,
+                    })
+                })
+                .collect();
+            // Blocks come from reads of the plan: they always fit the layout.
+            // Should decoding fail anyway, the fields are not available.
+            if group
+                .layout
+                .decode_partial(&blocks, &mut self.scratch)
+                .is_err()
+            {
+                self.scratch.values.clear();
+            }
+            for (field, &point) in group.points.iter().enumerate() {
+                self.local.values[point] =
+                    self.scratch.values.get(field).copied().unwrap_or(f64::NAN);
+                self.local.integers[point] = self
+                    .scratch
+                    .integers
+                    .get(field)
+                    .copied()
+                    .unwrap_or(NIL_INTEGER);
+                self.local.valid[point] = self.scratch.valid.get(field).copied().unwrap_or(false);
+            }
+        }
+        for ((read, answer), &sent_ms) in reads.iter().zip(&self.answers).zip(&self.sent_ms) {
+            for &point in &read.points {
+                self.local.read_at_ms[point] = sent_ms;
+                if !read.function.reads_bits() {
+                    continue;
+                }
+                let offset = usize::from(self.point_addresses[point].wrapping_sub(read.start));
+                match answer.as_ref().and_then(|words| words.get(offset)) {
+                    Some(&bit) => {
+                        self.local.values[point] = f64::from(bit);
+                        self.local.integers[point] = i64::from(bit);
+                        self.local.valid[point] = true;
+                    }
+                    None => {
+                        self.local.values[point] = f64::NAN;
+                        self.local.integers[point] = NIL_INTEGER;
+                        self.local.valid[point] = false;
+                    }
+                }
+            }
+        }
+        self.shared.values().clone_from(&self.local);
+    }
+
+    /// Update the device's state and schedule its next cycle.
+    fn conclude(&mut self, due: UnixMs, answered: bool, failed: bool) {
+        let end = unix_ms();
+        if failed {
+            self.failing_cycles += 1;
+            self.silent_cycles = if answered { 0 } else { self.silent_cycles + 1 };
+            self.state = if self.silent_cycles >= OFFLINE_AFTER {
+                DeviceState::Offline
+            } else {
+                DeviceState::Degraded
+            };
+        } else {
+            self.failing_cycles = 0;
+            self.silent_cycles = 0;
+            self.poll_backoff.reset();
+            self.state = DeviceState::Ok;
+        }
+        let mut next = next_tick(end.max(due), self.period_ms, self.offset_ms);
+        let overruns = missed_ticks(due, next, self.period_ms);
+        if self.failing_cycles >= 2 {
+            // Keep failing devices from costing their timeout every cycle.
+            let delay =
+                i64::try_from(self.poll_backoff.next_delay().as_millis()).unwrap_or(i64::MAX);
+            next = next_tick(
+                end.saturating_add(delay - 1),
+                self.period_ms,
+                self.offset_ms,
+            );
+        }
+        self.next_due = next;
+        let mut diag = self.shared.diag();
+        diag.state = self.state;
+        diag.cycles += 1;
+        diag.overruns += overruns;
+        diag.reads_per_cycle = self.plan.reads().len();
+        diag.last_cycle_ms = Some(due);
+    }
+}
+
+/// The task of one link: poll its devices on schedule, run writes first.
+pub(crate) async fn run_link(
+    mut connection: Connection,
+    mut devices: Vec<DeviceRunner>,
+    mut writes: mpsc::Receiver<WriteJob>,
+) {
+    let now = unix_ms();
+    for device in &mut devices {
+        device.next_due = next_tick(now, device.period_ms, device.offset_ms);
+    }
+    loop {
+        let Some((index, due)) = devices
+            .iter()
+            .enumerate()
+            .map(|(index, device)| (index, device.next_due))
+            .min_by_key(|&(_, due)| due)
+        else {
+            return;
+        };
+        let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
+        tokio::select! {
+            biased;
+            job = writes.recv() => match job {
+                Some(job) => connection.write(job).await,
+                None => return,
+            },
+            () = tokio::time::sleep(wait) => {
+                devices[index].cycle(&mut connection, &mut writes).await;
+            }
+        }
+    }
+}
+
+impl SerialConfig {
+    /// The silence between two frames: 3.5 character times, and a fixed
+    /// 1.75 ms above 19,200 baud (Modbus over serial line §2.5.1.1).
+    pub fn frame_gap(&self) -> Duration {
+        if self.baud_rate > 19_200 {
+            return Duration::from_micros(1750);
+        }
+        let parity = u32::from(self.parity != Parity::None);
+        let bits = 1 + u32::from(self.data_bits) + parity + u32::from(self.stop_bits);
+        Duration::from_micros(u64::from(bits) * 3_500_000 / u64::from(self.baud_rate.max(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serial(baud_rate: u32, parity: Parity) -> SerialConfig {
+        SerialConfig {
+            path: "/dev/null".into(),
+            baud_rate,
+            parity,
+            stop_bits: 1,
+            data_bits: 8,
+        }
+    }
+
+    #[test]
+    fn frame_gap_is_three_and_a_half_characters() {
+        // 9600 8E1: 11 bits a character, 3.5 × 11 / 9600 s.
+        assert_eq!(
+            serial(9600, Parity::Even).frame_gap(),
+            Duration::from_micros(4010)
+        );
+        assert_eq!(
+            serial(9600, Parity::None).frame_gap(),
+            Duration::from_micros(3645)
+        );
+        assert_eq!(
+            serial(115_200, Parity::Even).frame_gap(),
+            Duration::from_micros(1750)
+        );
+    }
+
+    #[test]
+    fn answers_are_checked_against_the_request() {
+        let words = answer_words(Response::ReadHoldingRegisters(vec![1, 2]), 2).unwrap();
+        assert_eq!(words, vec![1, 2]);
+        let short = answer_words(Response::ReadInputRegisters(vec![1]), 2).unwrap_err();
+        assert_eq!(short.kind(), "protocol");
+        // Coils come padded to whole bytes.
+        let bits = answer_words(Response::ReadCoils(vec![true, false, true, false]), 3).unwrap();
+        assert_eq!(bits, vec![1, 0, 1]);
+    }
+}
