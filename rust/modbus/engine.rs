@@ -329,6 +329,23 @@ impl Engine {
         snapshot
     }
 
+    /// The text of every ASCII point that has one, by snapshot index.
+    pub fn texts(&self) -> Vec<(usize, String)> {
+        let inner = self.inner();
+        let mut offset = 0;
+        let mut texts = Vec::new();
+        for device in &inner.devices {
+            let values = device.shared.values();
+            for (index, text) in values.texts.iter().enumerate() {
+                if let Some(text) = text {
+                    texts.push((offset + index, text.clone()));
+                }
+            }
+            offset += values.texts.len();
+        }
+        texts
+    }
+
     /// Diagnostics of every device, in the order they were added.
     pub fn diagnostics(&self) -> Vec<DeviceDiagnostics> {
         self.inner()
@@ -442,14 +459,17 @@ fn build_runner(
     let mut functions: Vec<_> = grouped.into_iter().collect();
     functions.sort_by_key(|(function, _)| *function);
     for (function, (fields, points)) in functions {
+        let has_text = fields.iter().any(|f| f.data_type == DataType::Ascii);
         let layout = Layout::compile(fields).map_err(EngineError::Layout)?;
         groups.push(LayoutGroup {
             function,
             layout,
             points,
+            has_text,
         });
     }
     let shared = Arc::new(Shared::new(&config.id, config.points.len()));
+    shared.diag().reads_per_cycle = plan.reads().len();
     Ok(DeviceRunner::new(
         shared,
         config.unit_id,
@@ -617,25 +637,34 @@ mod tests {
                 field: FieldSpec::new(8, DataType::Uint16),
             },
         ];
+        let mut text = FieldSpec::new(65, DataType::Ascii);
+        text.length = 2;
+        let mut points = points;
+        points.push(PointConfig {
+            function: ReadFunction::HoldingRegisters,
+            field: text,
+        });
         engine.add_device(device("m1", address, 1, points)).unwrap();
-        assert_eq!(engine.point_count(), 6);
+        assert_eq!(engine.point_count(), 7);
         engine.start().unwrap();
         wait_for(&engine, |e| e.diagnostics()[0].cycles >= 3);
         let snapshot = engine.snapshot();
-        assert_eq!(snapshot.valid, vec![true; 6]);
+        assert_eq!(snapshot.valid, [vec![true; 6], vec![false]].concat());
+        // Registers 65, 66 hold 0x0041, 0x0042: "\0A\0B".
+        assert_eq!(engine.texts(), vec![(6, "\0A\0B".to_string())]);
         assert_eq!(
             snapshot.integers[..3],
             [5, (10 << 16) | 11, (21 << 16) | 20]
         );
         assert_eq!(snapshot.values[3], 15.0);
-        assert_eq!(snapshot.integers[4..], [1, 0]);
-        for read_at in &snapshot.read_at_ms {
+        assert_eq!(snapshot.integers[4..6], [1, 0]);
+        for read_at in &snapshot.read_at_ms[..6] {
             // Sent on the 100 ms tick (allowing for a loaded machine).
             assert!(read_at % 100 < 40, "read at {read_at}");
         }
         let diag = &engine.diagnostics()[0];
         assert_eq!(diag.state, DeviceState::Ok);
-        assert_eq!(diag.reads_per_cycle, 2, "one register read, one coil read");
+        assert_eq!(diag.reads_per_cycle, 3, "two register reads, one coil read");
         assert!(diag.rtt.max > Duration::ZERO && diag.errors == 0);
         engine.stop();
         assert!(!engine.is_running());

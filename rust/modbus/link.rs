@@ -65,6 +65,9 @@ pub(crate) struct Values {
     pub valid: Vec<bool>,
     /// When the read holding the point was sent (unix ms); 0 before the first.
     pub read_at_ms: Vec<UnixMs>,
+    /// ASCII points' text (trailing NULs and spaces removed); `None` for
+    /// other points and when not available.
+    pub texts: Vec<Option<String>>,
 }
 
 impl Values {
@@ -74,6 +77,7 @@ impl Values {
             integers: vec![NIL_INTEGER; points],
             valid: vec![false; points],
             read_at_ms: vec![0; points],
+            texts: vec![None; points],
         }
     }
 }
@@ -294,6 +298,8 @@ pub(crate) struct LayoutGroup {
     pub layout: Layout,
     /// Device point index of each layout field.
     pub points: Vec<usize>,
+    /// Whether it has ASCII fields, decoded to text as well.
+    pub has_text: bool,
 }
 
 /// A device as its link task polls it.
@@ -460,6 +466,12 @@ impl DeviceRunner {
                 .is_err()
             {
                 self.scratch.values.clear();
+            }
+            if group.has_text {
+                let texts = group.layout.decode_text(&blocks).unwrap_or_default();
+                for (field, &point) in group.points.iter().enumerate() {
+                    self.local.texts[point] = texts.get(field).cloned().flatten();
+                }
             }
             for (field, &point) in group.points.iter().enumerate() {
                 self.local.values[point] =

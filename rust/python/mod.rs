@@ -6,11 +6,13 @@
 use pyo3::prelude::*;
 
 mod errors;
+mod modbus;
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    modbus::register(m)?;
     Ok(())
 }
