@@ -12,6 +12,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.framer import FramerType
@@ -89,11 +90,11 @@ def sim_device(
 
 @contextlib.asynccontextmanager
 async def tcp_server(
-    devices: list[SimDevice], framer: FramerType = FramerType.SOCKET
+    devices: list[SimDevice], framer: FramerType = FramerType.SOCKET, **options: Any
 ) -> AsyncIterator[int]:
     """Serve ``devices`` on 127.0.0.1; yields the port."""
     port = free_port()
-    server = ModbusTcpServer(devices, address=("127.0.0.1", port), framer=framer)
+    server = ModbusTcpServer(devices, address=("127.0.0.1", port), framer=framer, **options)
     task = asyncio.create_task(server.serve_forever())
     for _ in range(100):
         try:

@@ -66,7 +66,9 @@ pub struct DeviceConfig {
     pub period: Duration,
     /// How long one request may wait for its answer.
     pub timeout: Duration,
-    /// Further attempts of a read that got no answer, while the device is healthy.
+    /// Further attempts of a read that got no answer, while the device is
+    /// healthy. Not on a serial bus shared with other devices: there a silent
+    /// device must cost the others at most one timeout per cycle.
     pub retries: u8,
     pub limits: PlanLimits,
     pub points: Vec<PointConfig>,
@@ -243,10 +245,13 @@ impl Engine {
             .map_err(|e| EngineError::Config(format!("cannot start the Modbus runtime: {e}")))?;
         for link in &mut inner.links {
             let mut devices = std::mem::take(&mut link.pending);
-            if matches!(link.endpoint, Endpoint::Serial(_)) {
+            if matches!(link.endpoint, Endpoint::Serial(_)) && devices.len() > 1 {
                 let count = devices.len();
                 for (index, device) in devices.iter_mut().enumerate() {
                     device.offset_ms = stagger(index, count, device.period_ms);
+                    // On a shared bus a silent device costs at most one timeout
+                    // a cycle: its read is tried again next cycle, not now.
+                    device.retries = 0;
                 }
             }
             let (sender, receiver) = mpsc::channel(64);

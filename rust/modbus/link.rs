@@ -211,8 +211,12 @@ impl Connection {
         let outcome = tokio::time::timeout(timeout, context.call(request)).await;
         let rtt = sent.elapsed();
         self.quiet_since = Instant::now();
-        // After a timeout or a garbled answer the stream may still carry a late
-        // or partial frame: start again on a fresh connection.
+        // After a timeout or a mismatched answer a TCP stream may still carry
+        // a late or partial frame: start again on a fresh connection. A serial
+        // port stays open (closing it would drop the bus for every device on
+        // it): the client clears its buffer before each request and the RTU
+        // decoder resynchronises on the next valid frame.
+        let reopen = !matches!(self.endpoint, Endpoint::Serial(_));
         match outcome {
             Ok(Ok(Ok(response))) => Ok((response, rtt)),
             Ok(Ok(Err(code))) => Err(RequestError::Exception(code)),
@@ -221,11 +225,15 @@ impl Connection {
                 Err(RequestError::Transport(e.to_string()))
             }
             Ok(Err(tokio_modbus::Error::Protocol(e))) => {
-                self.context = None;
+                if reopen {
+                    self.context = None;
+                }
                 Err(RequestError::Protocol(e.to_string()))
             }
             Err(_) => {
-                self.context = None;
+                if reopen {
+                    self.context = None;
+                }
                 Err(RequestError::Timeout)
             }
         }
