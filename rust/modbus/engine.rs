@@ -507,7 +507,7 @@ mod tests {
 
     /// Unit 1: holding register k holds k, except those written; coil k is k odd.
     /// Unit 2: like unit 1, but has no register 7 (0x02 for any read over it).
-    /// Unit 3: answers like unit 1 after 300 ms.
+    /// Unit 3: answers like unit 1 after 300 ms; unit 4 after 30 ms.
     #[derive(Clone)]
     struct Memory(Arc<std::sync::Mutex<Vec<u16>>>);
 
@@ -522,8 +522,10 @@ mod tests {
         fn call(&self, req: Self::Request) -> Self::Future {
             let memory = Arc::clone(&self.0);
             Box::pin(async move {
-                if req.slave == 3 {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                match req.slave {
+                    3 => tokio::time::sleep(Duration::from_millis(300)).await,
+                    4 => tokio::time::sleep(Duration::from_millis(30)).await,
+                    _ => {}
                 }
                 let registers = memory.lock().unwrap();
                 match req.request {
@@ -795,6 +797,54 @@ mod tests {
             engine.write("nope", WriteRequest::SingleRegister(0, 0)),
             Err(EngineError::UnknownDevice(_))
         ));
+    }
+
+    #[test]
+    fn a_write_jumps_ahead_of_a_long_poll_cycle() {
+        let (_server, address, memory) = serve();
+        let engine = Engine::new();
+        // Ten reads of 30 ms each: a 300 ms cycle, every 400 ms.
+        let mut config = device(
+            "io",
+            address,
+            4,
+            (0..10).map(|k| holding(10 * k, DataType::Uint16)).collect(),
+        );
+        config.limits.max_gap = 0;
+        config.period = Duration::from_millis(400);
+        config.timeout = Duration::from_millis(500);
+        engine.add_device(config).unwrap();
+        engine.start().unwrap();
+        // Land in the middle of a cycle.
+        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 1);
+        let tick = engine.diagnostics()[0].last_cycle_ms.unwrap() + 400;
+        while crate::modbus::unix_ms() < tick + 100 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let started = std::time::Instant::now();
+        engine
+            .write("io", WriteRequest::SingleRegister(199, 9))
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(memory.0.lock().unwrap()[199], 9);
+        // At most the read on the wire, then the write itself: not the cycle's 200 ms left.
+        assert!(waited < Duration::from_millis(120), "waited {waited:?}");
+    }
+
+    #[test]
+    fn cycles_longer_than_the_period_are_counted_as_overruns() {
+        let (_server, address, _) = serve();
+        let engine = Engine::new();
+        // Unit 3 answers in 300 ms: each 100 ms cycle overruns two ticks.
+        let mut config = device("slow", address, 3, vec![holding(0, DataType::Uint16)]);
+        config.timeout = Duration::from_secs(1);
+        engine.add_device(config).unwrap();
+        engine.start().unwrap();
+        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 3);
+        let diag = &engine.diagnostics()[0];
+        assert_eq!(diag.state, DeviceState::Ok);
+        assert!(diag.overruns >= 2 * (diag.cycles - 1), "{diag:?}");
+        assert!(engine.snapshot().valid[0]);
     }
 
     #[test]
