@@ -115,14 +115,55 @@ fn check_series(series: &[Series]) -> Result<()> {
     Ok(())
 }
 
+// Samples are written by hand rather than through `rmp::encode`: this loop
+// runs once per sample, and its error plumbing (a Vec cannot fail) costs more
+// than the encoding itself.
+#[inline(always)]
 fn write_value_f64(buf: &mut Vec<u8>, v: f64) {
+    let single = v as f32;
     if v.is_nan() {
         buf.push(0xc0);
-    } else if f64::from(v as f32) == v {
-        // Writing to a Vec cannot fail.
-        let _ = encode::write_f32(buf, v as f32);
+    } else if f64::from(single) == v {
+        buf.push(0xca);
+        buf.extend_from_slice(&single.to_be_bytes());
     } else {
-        let _ = encode::write_f64(buf, v);
+        buf.push(0xcb);
+        buf.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// The smallest MessagePack integer for `v`, as `rmp::encode::write_sint` picks it.
+#[inline(always)]
+fn write_value_i64(buf: &mut Vec<u8>, v: i64) {
+    match v {
+        0..=127 => buf.push(v as u8),
+        -32..=-1 => buf.push(v as i8 as u8),
+        128..=255 => buf.extend_from_slice(&[0xcc, v as u8]),
+        256..=65_535 => {
+            buf.push(0xcd);
+            buf.extend_from_slice(&(v as u16).to_be_bytes());
+        }
+        65_536..=4_294_967_295 => {
+            buf.push(0xce);
+            buf.extend_from_slice(&(v as u32).to_be_bytes());
+        }
+        4_294_967_296.. => {
+            buf.push(0xcf);
+            buf.extend_from_slice(&(v as u64).to_be_bytes());
+        }
+        -128..=-33 => buf.extend_from_slice(&[0xd0, v as i8 as u8]),
+        -32_768..=-129 => {
+            buf.push(0xd1);
+            buf.extend_from_slice(&(v as i16).to_be_bytes());
+        }
+        -2_147_483_648..=-32_769 => {
+            buf.push(0xd2);
+            buf.extend_from_slice(&(v as i32).to_be_bytes());
+        }
+        _ => {
+            buf.push(0xd3);
+            buf.extend_from_slice(&v.to_be_bytes());
+        }
     }
 }
 
@@ -176,7 +217,7 @@ pub fn encode_msgpack(seq: u64, config_version: &str, series: &[Series]) -> Resu
                         if v == NIL_INTEGER {
                             buf.push(0xc0);
                         } else {
-                            let _ = encode::write_sint(&mut buf, v);
+                            write_value_i64(&mut buf, v);
                         }
                     }
                 }
@@ -715,6 +756,39 @@ mod tests {
         let tail = &raw[raw.len() - 14..];
         assert_eq!(tail[0], 0xca);
         assert_eq!(tail[5], 0xcb);
+    }
+
+    #[test]
+    fn integers_take_the_same_bytes_as_rmp() {
+        let edges = [
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_294_967_295,
+            4_294_967_296,
+            i64::MAX,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            -32_768,
+            -32_769,
+            -2_147_483_648,
+            -2_147_483_649,
+            i64::MIN + 1,
+        ];
+        for v in edges {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            write_value_i64(&mut ours, v);
+            encode::write_sint(&mut theirs, v).expect("writes to a Vec");
+            assert_eq!(ours, theirs, "{v}");
+        }
     }
 
     #[test]

@@ -128,10 +128,6 @@ impl WordOrder {
         Self::ALL.iter().find(|(_, n)| *n == name).map(|(o, _)| *o)
     }
 
-    fn words_reversed(self) -> bool {
-        matches!(self, WordOrder::Cdab | WordOrder::Dcba)
-    }
-
     fn bytes_swapped(self) -> bool {
         matches!(self, WordOrder::Badc | WordOrder::Dcba)
     }
@@ -297,11 +293,11 @@ impl Decoded {
 /// The value written in place of an exact integer that is not available.
 pub const NIL_INTEGER: i64 = i64::MIN;
 
-/// A field as the decoding loops use it.
-#[derive(Debug, Clone, Copy)]
-struct Kernel {
-    field: u32,
-    order: WordOrder,
+/// How a field's raw bits become its value. Fields share these (most are
+/// unscaled with the default sentinel), which keeps the per-field loop data
+/// small enough to stay in cache for thousands of fields.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Params {
     scale: f64,
     offset: f64,
     sentinel: Option<u64>,
@@ -310,12 +306,30 @@ struct Kernel {
     bits: u8,
 }
 
+/// A field as the decoding loops use it.
+#[derive(Debug, Clone, Copy)]
+struct Kernel {
+    field: u32,
+    params: u32,
+}
+
+/// A kernel bound to where its registers are in one block shape.
+#[derive(Debug, Clone, Copy)]
+struct Bound {
+    at: u32,
+    field: u32,
+    params: u32,
+}
+
 /// Where each field starts in the concatenated blocks, for one block shape.
 #[derive(Debug, Default)]
 struct Binding {
     shape: Vec<(u16, usize)>,
-    /// Offset of each field in the concatenation; `u32::MAX` if no block holds it.
-    offsets: Vec<u32>,
+    /// Per group of the layout, its fields with their offset in the
+    /// concatenated blocks (`u32::MAX` where no block holds the field).
+    groups: Vec<Vec<Bound>>,
+    /// Fields bound, to tell an empty binding from a bound empty layout.
+    fields: usize,
     uncovered: Option<usize>,
     scratch: Vec<u16>,
 }
@@ -324,8 +338,10 @@ struct Binding {
 #[derive(Debug)]
 pub struct Layout {
     fields: Vec<FieldSpec>,
-    /// Kernels grouped by data type, in [`DataType::ALL`] order.
-    groups: Vec<(DataType, Vec<Kernel>)>,
+    /// Kernels grouped by data type and order, so each group runs a loop
+    /// specialised for them.
+    groups: Vec<((DataType, WordOrder), Vec<Kernel>)>,
+    params: Vec<Params>,
     binding: Mutex<Binding>,
 }
 
@@ -338,31 +354,35 @@ impl Layout {
         for (index, field) in fields.iter().enumerate() {
             field.validate(index)?;
         }
-        let groups = DataType::ALL
-            .iter()
-            .map(|&(data_type, _)| {
-                let kernels = fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| f.data_type == data_type)
-                    .map(|(i, f)| Kernel {
-                        field: i as u32,
-                        order: f.order,
-                        scale: f.scale,
-                        offset: f.offset,
-                        sentinel: f.sentinel_bits(),
-                        exact: f.is_exact(),
-                        bit: f.bit,
-                        bits: f.bits,
-                    })
-                    .collect::<Vec<_>>();
-                (data_type, kernels)
-            })
-            .filter(|(_, kernels)| !kernels.is_empty())
-            .collect();
+        let mut groups: Vec<((DataType, WordOrder), Vec<Kernel>)> = Vec::new();
+        let mut params: Vec<Params> = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            let p = Params {
+                scale: f.scale,
+                offset: f.offset,
+                sentinel: f.sentinel_bits(),
+                exact: f.is_exact(),
+                bit: f.bit,
+                bits: f.bits,
+            };
+            let index = params.iter().position(|q| *q == p).unwrap_or_else(|| {
+                params.push(p);
+                params.len() - 1
+            });
+            let kernel = Kernel {
+                field: i as u32,
+                params: index as u32,
+            };
+            let key = (f.data_type, f.order);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, kernels)) => kernels.push(kernel),
+                None => groups.push((key, vec![kernel])),
+            }
+        }
         Ok(Layout {
             fields,
             groups,
+            params,
             binding: Mutex::new(Binding::default()),
         })
     }
@@ -408,15 +428,25 @@ impl Layout {
             }
         }
         let Binding {
-            offsets, scratch, ..
+            groups, scratch, ..
         } = &mut *binding;
         scratch.clear();
         for block in blocks {
             scratch.extend_from_slice(block.registers);
         }
         out.reset(self.fields.len());
-        for (data_type, kernels) in &self.groups {
-            decode_group(*data_type, kernels, offsets, scratch, out);
+        let mut columns = Out {
+            values: &mut out.values,
+            integers: &mut out.integers,
+            valid: &mut out.valid,
+        };
+        for (((data_type, order), _), bound) in self.groups.iter().zip(groups.iter()) {
+            let run = Run {
+                bound,
+                params: &self.params,
+                regs: scratch,
+            };
+            run.decode(*data_type, *order, &mut columns);
         }
         Ok(())
     }
@@ -455,7 +485,7 @@ impl Layout {
                 .iter()
                 .zip(blocks)
                 .all(|(&(s, n), b)| s == b.start && n == b.registers.len());
-        if same_shape && binding.offsets.len() == self.fields.len() {
+        if same_shape && binding.fields == self.fields.len() {
             return Ok(());
         }
         check_blocks(blocks)?;
@@ -466,7 +496,7 @@ impl Layout {
             at += block.registers.len();
         }
         binding.uncovered = None;
-        binding.offsets = self
+        let offsets: Vec<u32> = self
             .fields
             .iter()
             .enumerate()
@@ -486,6 +516,21 @@ impl Layout {
                 }
             })
             .collect();
+        binding.groups = self
+            .groups
+            .iter()
+            .map(|(_, kernels)| {
+                kernels
+                    .iter()
+                    .map(|k| Bound {
+                        at: offsets[k.field as usize],
+                        field: k.field,
+                        params: k.params,
+                    })
+                    .collect()
+            })
+            .collect();
+        binding.fields = self.fields.len();
         binding.shape = blocks
             .iter()
             .map(|b| (b.start, b.registers.len()))
@@ -526,30 +571,16 @@ fn describe_blocks(blocks: &[Block<'_>]) -> String {
         .join(", ")
 }
 
-/// The raw bits of an `n`-register value, reordered to big-endian.
-#[inline(always)]
-fn raw_bits(regs: &[u16], order: WordOrder) -> u64 {
-    let n = regs.len();
-    let mut bits = 0u64;
-    for k in 0..n {
-        let word = if order.words_reversed() {
-            regs[n - 1 - k]
-        } else {
-            regs[k]
-        };
-        let word = if order.bytes_swapped() {
-            word.swap_bytes()
-        } else {
-            word
-        };
-        bits = (bits << 16) | u64::from(word);
-    }
-    bits
+/// The output columns, borrowed once per decode so the loops keep their
+/// pointers and lengths in registers.
+struct Out<'a> {
+    values: &'a mut [f64],
+    integers: &'a mut [i64],
+    valid: &'a mut [bool],
 }
 
 #[inline(always)]
-fn store(out: &mut Decoded, k: &Kernel, value: Option<Number>) {
-    let i = k.field as usize;
+fn store(out: &mut Out<'_>, i: usize, k: &Params, value: Option<Number>) {
     match value {
         Some(Number::Int(v)) if k.exact => {
             out.integers[i] = v;
@@ -573,61 +604,94 @@ enum Number {
     Float(f64),
 }
 
-fn decode_group(
-    data_type: DataType,
-    kernels: &[Kernel],
-    offsets: &[u32],
-    regs: &[u16],
-    out: &mut Decoded,
-) {
-    let width = usize::from(data_type.width());
-    for k in kernels {
-        let at = offsets[k.field as usize];
-        if at == u32::MAX {
-            continue; // no block holds it: not available
-        }
-        let at = at as usize;
-        let value = match data_type {
-            DataType::Ascii => continue, // text: see Layout::decode_text
-            DataType::Datetime => datetime_ms(&regs[at..at + 4]).map(Number::Int),
-            _ => {
-                let raw = raw_bits(&regs[at..at + width], k.order);
-                if k.sentinel == Some(raw) {
-                    None
-                } else {
-                    convert(data_type, raw, k)
-                }
-            }
-        };
-        store(out, k, value);
-    }
+/// One group's decoding loop, specialised by width, word order and conversion.
+struct Run<'a> {
+    bound: &'a [Bound],
+    params: &'a [Params],
+    regs: &'a [u16],
 }
 
-#[inline(always)]
-fn convert(data_type: DataType, raw: u64, k: &Kernel) -> Option<Number> {
-    Some(match data_type {
-        DataType::Int16 => Number::Int(i64::from(raw as u16 as i16)),
-        DataType::Uint16 => Number::Int(raw as i64),
-        DataType::Int32 => Number::Int(i64::from(raw as u32 as i32)),
-        DataType::Uint32 => Number::Int(raw as i64),
-        DataType::Int64 => Number::Int(raw as i64),
-        // Beyond i64 an exact counter cannot be carried (the cloud protocol's
-        // integers are int64); a scaled one still has a float value.
-        DataType::Uint64 if raw > i64::MAX as u64 => {
-            if k.exact {
-                return None;
+impl Run<'_> {
+    fn decode(&self, data_type: DataType, order: WordOrder, out: &mut Out<'_>) {
+        let run = self;
+        match data_type {
+            DataType::Int16 => run.words::<1>(order, out, |raw, _| {
+                Number::Int(i64::from(raw as u16 as i16))
+            }),
+            DataType::Uint16 => run.words::<1>(order, out, |raw, _| Number::Int(raw as i64)),
+            DataType::Int32 => run.words::<2>(order, out, |raw, _| {
+                Number::Int(i64::from(raw as u32 as i32))
+            }),
+            DataType::Uint32 => run.words::<2>(order, out, |raw, _| Number::Int(raw as i64)),
+            DataType::Int64 => run.words::<4>(order, out, |raw, _| Number::Int(raw as i64)),
+            // Beyond i64 an exact counter cannot be carried (the cloud protocol's
+            // integers are int64): it is not available; a scaled one is a float.
+            DataType::Uint64 => run.words::<4>(order, out, |raw, k| match i64::try_from(raw) {
+                Ok(v) => Number::Int(v),
+                Err(_) if k.exact => Number::Float(f64::NAN),
+                Err(_) => Number::Float(raw as f64),
+            }),
+            DataType::Float32 => run.words::<2>(order, out, |raw, _| {
+                Number::Float(f64::from(f32::from_bits(raw as u32)))
+            }),
+            DataType::Float64 => {
+                run.words::<4>(order, out, |raw, _| Number::Float(f64::from_bits(raw)))
             }
-            Number::Float(raw as f64)
+            DataType::Bitmap => run.words::<1>(order, out, |raw, k| {
+                Number::Int(((raw >> k.bit) & ((1u64 << k.bits) - 1)) as i64)
+            }),
+            DataType::Datetime => {
+                for k in self.bound {
+                    let at = k.at as usize;
+                    if let Some(regs) = self.regs.get(at..at + 4) {
+                        let p = &self.params[k.params as usize];
+                        store(out, k.field as usize, p, datetime_ms(regs).map(Number::Int));
+                    }
+                }
+            }
+            DataType::Ascii => {} // text: see Layout::decode_text
         }
-        DataType::Uint64 => Number::Int(raw as i64),
-        DataType::Float32 => Number::Float(f64::from(f32::from_bits(raw as u32))),
-        DataType::Float64 => Number::Float(f64::from_bits(raw)),
-        DataType::Bitmap => {
-            let mask = (1u64 << k.bits) - 1;
-            Number::Int(((raw >> k.bit) & mask) as i64)
+    }
+
+    #[inline(always)]
+    fn words<const W: usize>(
+        &self,
+        order: WordOrder,
+        out: &mut Out<'_>,
+        convert: impl Fn(u64, &Params) -> Number,
+    ) {
+        match order {
+            WordOrder::Abcd => self.ordered::<W, false, false>(out, convert),
+            WordOrder::Cdab => self.ordered::<W, true, false>(out, convert),
+            WordOrder::Badc => self.ordered::<W, false, true>(out, convert),
+            WordOrder::Dcba => self.ordered::<W, true, true>(out, convert),
         }
-        DataType::Ascii | DataType::Datetime => return None,
-    })
+    }
+
+    #[inline(always)]
+    fn ordered<const W: usize, const REVERSED: bool, const SWAPPED: bool>(
+        &self,
+        out: &mut Out<'_>,
+        convert: impl Fn(u64, &Params) -> Number,
+    ) {
+        for k in self.bound {
+            // An unbound field (u32::MAX) falls outside `regs`: not available.
+            let at = k.at as usize;
+            let Some(words) = self.regs.get(at..at.wrapping_add(W)) else {
+                continue;
+            };
+            let mut raw = 0u64;
+            for j in 0..W {
+                let word = if REVERSED { words[W - 1 - j] } else { words[j] };
+                let word = if SWAPPED { word.swap_bytes() } else { word };
+                raw = (raw << 16) | u64::from(word);
+            }
+            let p = &self.params[k.params as usize];
+            if p.sentinel != Some(raw) {
+                store(out, k.field as usize, p, Some(convert(raw, p)));
+            }
+        }
+    }
 }
 
 /// IEC 60870-5 time (Schneider register lists): year 2000+(0..127) in register

@@ -6,6 +6,7 @@
 //!
 //! Dependencies point one way: `python` → the domain modules → [`error`].
 
+pub mod alarm;
 pub mod batch;
 pub mod decode;
 pub mod error;

@@ -12,6 +12,7 @@ PanelfastError
 │   │                         ``code`` (0x02...) and ``name`` (IllegalDataAddress...)
 │   ├── ModbusTimeoutError    no answer within the device's timeout
 │   └── ModbusTransportError  connection failed or reset, or a garbled answer
+├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 └── ConfigError       the gateway's configuration file is invalid
 ```
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from panelfast._native import (
+    AlarmError,
     BatchError,
     DecodeError,
     LayoutError,
@@ -36,6 +38,7 @@ from panelfast._native import (
 )
 
 __all__ = [
+    "AlarmError",
     "BatchError",
     "ConfigError",
     "ConfigIssue",
