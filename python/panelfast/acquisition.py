@@ -105,6 +105,8 @@ class DeviceDiagnostics:
     overruns: int
     reads_per_cycle: int
     last_cycle_ms: int | None
+    #: How long the last cycle's reads took, back to back.
+    last_cycle_duration_ms: float
     last_answer_ms: int | None
 
     @classmethod
@@ -144,23 +146,40 @@ class Acquisition:
         retries: int = 2,
     ) -> None:
         self._engine = ModbusEngine()
-        self._models: dict[str, DeviceModel] = {}
-        points: list[PointRef] = []
+        # Per device its model and first snapshot index; per model (many
+        # devices share one) where each point sits: no per-point objects for
+        # 100,000 points unless :attr:`points` is asked for.
+        self._devices: dict[str, tuple[DeviceModel, int]] = {}
+        self._layouts: dict[int, tuple[DeviceModel, dict[str, int]]] = {}
+        count = 0
         for settings, model in devices:
-            self._add(settings, model, retries, len(points))
-            self._models[settings.id] = model
-            points += [
-                PointRef(settings.id, m.id, "measurement", len(points) + k)
-                for k, m in enumerate(model.measurements)
-            ]
-            points += [
-                PointRef(settings.id, o.id, "output", len(points) + k)
-                for k, o in enumerate(model.outputs)
-            ]
-        self.points: tuple[PointRef, ...] = tuple(points)
-        self._index = {(p.device_id, p.id): p.index for p in points}
+            self._add(settings, model, retries)
+            self._devices[settings.id] = (model, count)
+            if id(model) not in self._layouts:
+                ids = [m.id for m in model.measurements] + [o.id for o in model.outputs]
+                self._layouts[id(model)] = (model, {point_id: k for k, point_id in enumerate(ids)})
+            count += len(model.measurements) + len(model.outputs)
+        self._points: tuple[PointRef, ...] | None = None
 
-    def _add(self, settings: DeviceSettings, model: DeviceModel, retries: int, first: int) -> None:
+    @property
+    def points(self) -> tuple[PointRef, ...]:
+        """Every point, in snapshot order."""
+        if self._points is None:
+            points: list[PointRef] = []
+            for device_id, (model, first) in self._devices.items():
+                points += [
+                    PointRef(device_id, m.id, "measurement", first + k)
+                    for k, m in enumerate(model.measurements)
+                ]
+                after = first + len(model.measurements)
+                points += [
+                    PointRef(device_id, o.id, "output", after + k)
+                    for k, o in enumerate(model.outputs)
+                ]
+            self._points = tuple(points)
+        return self._points
+
+    def _add(self, settings: DeviceSettings, model: DeviceModel, retries: int) -> None:
         connection = settings.connection
         points = [_point(m) for m in model.measurements]
         points += [_status_point(o) for o in model.outputs]
@@ -224,10 +243,14 @@ class Acquisition:
 
     def index(self, device_id: str, point_id: str) -> int:
         """The snapshot index of a device's measurement (or output status)."""
-        try:
-            return self._index[(device_id, point_id)]
-        except KeyError:
-            raise KeyError(f"no point {point_id!r} on device {device_id!r}") from None
+        entry = self._devices.get(device_id)
+        if entry is None:
+            raise KeyError(f"no device {device_id!r}")
+        model, first = entry
+        position = self._layouts[id(model)][1].get(point_id)
+        if position is None:
+            raise KeyError(f"no point {point_id!r} on device {device_id!r}")
+        return first + position
 
     def snapshot(self) -> Snapshot:
         """The latest values of all points, in one call."""
@@ -251,9 +274,10 @@ class Acquisition:
 
     async def command_output(self, device_id: str, output_id: str, command: OutputCommand) -> None:
         """Switch an output: 1 off, 2 on, 3 toggle, on its command register (§9)."""
-        model = self._models.get(device_id)
-        if model is None:
+        entry = self._devices.get(device_id)
+        if entry is None:
             raise KeyError(f"no device {device_id!r}")
+        model = entry[0]
         output = next((o for o in model.outputs if o.id == output_id), None)
         if output is None:
             raise KeyError(f"no output {output_id!r} on device {device_id!r}")

@@ -102,8 +102,10 @@ pub struct DeviceDiagnostics {
     pub overruns: u64,
     /// Reads currently in the plan (grows when a read is split after 0x02).
     pub reads_per_cycle: usize,
-    /// When the last cycle started, and the last time the device answered.
+    /// When the last cycle was due, how long it took (its reads back to
+    /// back, including retries and splits), and the last time the device answered.
     pub last_cycle_ms: Option<UnixMs>,
+    pub last_cycle_duration: Duration,
     pub last_answer_ms: Option<UnixMs>,
 }
 
@@ -122,6 +124,7 @@ impl DeviceDiagnostics {
             overruns: 0,
             reads_per_cycle: 0,
             last_cycle_ms: None,
+            last_cycle_duration: Duration::ZERO,
             last_answer_ms: None,
         }
     }

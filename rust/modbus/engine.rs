@@ -239,6 +239,7 @@ impl Engine {
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(4)
             .thread_name("panelfast-modbus")
             .enable_all()
             .build()
@@ -341,12 +342,10 @@ impl Engine {
         let mut texts = Vec::new();
         for device in &inner.devices {
             let values = device.shared.values();
-            for (index, text) in values.texts.iter().enumerate() {
-                if let Some(text) = text {
-                    texts.push((offset + index, text.clone()));
-                }
+            for (index, text) in &values.texts {
+                texts.push((offset + index, text.clone()));
             }
-            offset += values.texts.len();
+            offset += values.values.len();
         }
         texts
     }
@@ -672,6 +671,7 @@ mod tests {
         let diag = &engine.diagnostics()[0];
         assert_eq!(diag.state, DeviceState::Ok);
         assert_eq!(diag.reads_per_cycle, 3, "two register reads, one coil read");
+        assert!(diag.last_cycle_duration >= diag.rtt.last);
         assert!(diag.rtt.max > Duration::ZERO && diag.errors == 0);
         engine.stop();
         assert!(!engine.is_running());

@@ -65,9 +65,9 @@ pub(crate) struct Values {
     pub valid: Vec<bool>,
     /// When the read holding the point was sent (unix ms); 0 before the first.
     pub read_at_ms: Vec<UnixMs>,
-    /// ASCII points' text (trailing NULs and spaces removed); `None` for
-    /// other points and when not available.
-    pub texts: Vec<Option<String>>,
+    /// `(point, text)` of ASCII points that have one (trailing NULs and
+    /// spaces removed), in point order; few devices have any.
+    pub texts: Vec<(usize, String)>,
 }
 
 impl Values {
@@ -77,7 +77,7 @@ impl Values {
             integers: vec![NIL_INTEGER; points],
             valid: vec![false; points],
             read_at_ms: vec![0; points],
-            texts: vec![None; points],
+            texts: Vec::new(),
         }
     }
 }
@@ -130,16 +130,8 @@ impl Connection {
 
     async fn open(endpoint: &Endpoint) -> io::Result<Context> {
         match endpoint {
-            Endpoint::Tcp(host, port) => {
-                let stream = TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
-                Ok(tcp::attach(stream))
-            }
-            Endpoint::RtuOverTcp(host, port) => {
-                let stream = TcpStream::connect((host.as_str(), *port)).await?;
-                stream.set_nodelay(true)?;
-                Ok(rtu::attach(stream))
-            }
+            Endpoint::Tcp(host, port) => Ok(tcp::attach(tcp_connect(host, *port).await?)),
+            Endpoint::RtuOverTcp(host, port) => Ok(rtu::attach(tcp_connect(host, *port).await?)),
             Endpoint::Serial(serial) => {
                 let port = tokio_serial::new(&serial.path, serial.baud_rate)
                     .data_bits(match serial.data_bits {
@@ -267,6 +259,18 @@ impl Connection {
     }
 }
 
+/// Connect without a name lookup when the host is an address: a lookup takes
+/// a blocking thread, and a hundred devices reconnecting at once would take a
+/// hundred of them.
+async fn tcp_connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let stream = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, port)).await?,
+        Err(_) => TcpStream::connect((host, port)).await?,
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// Registers (or bits as 0/1) of a read's answer, checked against the request.
 fn answer_words(response: Response, quantity: Quantity) -> Result<Vec<Word>, RequestError> {
     let expected = usize::from(quantity);
@@ -373,6 +377,7 @@ impl DeviceRunner {
     /// One poll cycle: every read of the plan, then decode and publish.
     async fn cycle(&mut self, connection: &mut Connection, writes: &mut mpsc::Receiver<WriteJob>) {
         let due = self.next_due;
+        let started = Instant::now();
         // A device that is failing gets one try per read, and its cycle stops
         // at the first read it does not answer: on a shared bus it costs at
         // most one timeout.
@@ -448,12 +453,13 @@ impl DeviceRunner {
             }
         }
         self.publish();
-        self.conclude(due, answered, failed);
+        self.conclude(due, started.elapsed(), answered, failed);
     }
 
     /// Decode this cycle's answers into the device's values and share them.
     fn publish(&mut self) {
         let reads = self.plan.reads();
+        let mut texts_found = Vec::new();
         for group in &self.groups {
             let blocks: Vec<Block<'_>> = reads
                 .iter()
@@ -477,9 +483,12 @@ impl DeviceRunner {
             }
             if group.has_text {
                 let texts = group.layout.decode_text(&blocks).unwrap_or_default();
-                for (field, &point) in group.points.iter().enumerate() {
-                    self.local.texts[point] = texts.get(field).cloned().flatten();
-                }
+                texts_found.extend(
+                    texts
+                        .into_iter()
+                        .zip(&group.points)
+                        .filter_map(|(text, &point)| Some((point, text?))),
+                );
             }
             for (field, &point) in group.points.iter().enumerate() {
                 self.local.values[point] =
@@ -514,11 +523,13 @@ impl DeviceRunner {
                 }
             }
         }
+        texts_found.sort_unstable();
+        self.local.texts = texts_found;
         self.shared.values().clone_from(&self.local);
     }
 
     /// Update the device's state and schedule its next cycle.
-    fn conclude(&mut self, due: UnixMs, answered: bool, failed: bool) {
+    fn conclude(&mut self, due: UnixMs, took: Duration, answered: bool, failed: bool) {
         let end = unix_ms();
         if failed {
             self.failing_cycles += 1;
@@ -553,6 +564,7 @@ impl DeviceRunner {
         diag.overruns += overruns;
         diag.reads_per_cycle = self.plan.reads().len();
         diag.last_cycle_ms = Some(due);
+        diag.last_cycle_duration = took;
     }
 }
 

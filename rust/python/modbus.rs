@@ -176,6 +176,7 @@ fn diagnostics_dict<'py>(py: Python<'py>, d: &DeviceDiagnostics) -> PyResult<Bou
     dict.set_item("overruns", d.overruns)?;
     dict.set_item("reads_per_cycle", d.reads_per_cycle)?;
     dict.set_item("last_cycle_ms", d.last_cycle_ms)?;
+    dict.set_item("last_cycle_duration_ms", ms(d.last_cycle_duration))?;
     dict.set_item("last_answer_ms", d.last_answer_ms)?;
     Ok(dict)
 }
