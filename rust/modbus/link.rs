@@ -326,7 +326,11 @@ pub(crate) struct DeviceRunner {
     pub plan: Plan,
     pub groups: Vec<LayoutGroup>,
     pub point_addresses: Vec<u16>,
+    /// The wall-clock tick of the next cycle, and the same instant on the
+    /// monotonic clock (what the task sleeps until: a wall-clock step while
+    /// waiting neither stalls polling nor counts as overruns).
     pub next_due: UnixMs,
+    due_at: Instant,
     state: DeviceState,
     silent_cycles: u32,
     failing_cycles: u32,
@@ -363,6 +367,7 @@ impl DeviceRunner {
             groups,
             point_addresses,
             next_due: 0,
+            due_at: Instant::now(),
             state: DeviceState::Unknown,
             silent_cycles: 0,
             failing_cycles: 0,
@@ -528,9 +533,17 @@ impl DeviceRunner {
         self.shared.values().clone_from(&self.local);
     }
 
+    /// Schedule the next cycle on the first tick after `after_ms` (unix ms).
+    fn schedule(&mut self, after_ms: UnixMs) {
+        let now = unix_ms();
+        self.next_due = next_tick(after_ms.max(now), self.period_ms, self.offset_ms);
+        let wait = u64::try_from(self.next_due - now).unwrap_or(0);
+        self.due_at = Instant::now() + Duration::from_millis(wait);
+    }
+
     /// Update the device's state and schedule its next cycle.
     fn conclude(&mut self, due: UnixMs, took: Duration, answered: bool, failed: bool) {
-        let end = unix_ms();
+        let late = Instant::now().saturating_duration_since(self.due_at);
         if failed {
             self.failing_cycles += 1;
             self.silent_cycles = if answered { 0 } else { self.silent_cycles + 1 };
@@ -545,19 +558,15 @@ impl DeviceRunner {
             self.poll_backoff.reset();
             self.state = DeviceState::Ok;
         }
-        let mut next = next_tick(end.max(due), self.period_ms, self.offset_ms);
-        let overruns = missed_ticks(due, next, self.period_ms);
+        let overruns = missed_ticks(late, self.period_ms);
+        let mut after = unix_ms();
         if self.failing_cycles >= 2 {
             // Keep failing devices from costing their timeout every cycle.
             let delay =
                 i64::try_from(self.poll_backoff.next_delay().as_millis()).unwrap_or(i64::MAX);
-            next = next_tick(
-                end.saturating_add(delay - 1),
-                self.period_ms,
-                self.offset_ms,
-            );
+            after = after.saturating_add(delay - 1);
         }
-        self.next_due = next;
+        self.schedule(after);
         let mut diag = self.shared.diag();
         diag.state = self.state;
         diag.cycles += 1;
@@ -576,25 +585,24 @@ pub(crate) async fn run_link(
 ) {
     let now = unix_ms();
     for device in &mut devices {
-        device.next_due = next_tick(now, device.period_ms, device.offset_ms);
+        device.schedule(now);
     }
     loop {
-        let Some((index, due)) = devices
+        let Some((index, due_at)) = devices
             .iter()
             .enumerate()
-            .map(|(index, device)| (index, device.next_due))
-            .min_by_key(|&(_, due)| due)
+            .map(|(index, device)| (index, device.due_at))
+            .min_by_key(|&(_, due_at)| due_at)
         else {
             return;
         };
-        let wait = Duration::from_millis(u64::try_from(due - unix_ms()).unwrap_or(0));
         tokio::select! {
             biased;
             job = writes.recv() => match job {
                 Some(job) => connection.write(job).await,
                 None => return,
             },
-            () = tokio::time::sleep(wait) => {
+            () = tokio::time::sleep_until(due_at) => {
                 devices[index].cycle(&mut connection, &mut writes).await;
             }
         }

@@ -25,11 +25,12 @@ pub fn stagger(index: usize, count: usize, period_ms: i64) -> i64 {
     period_ms.max(1) * index as i64 / count as i64
 }
 
-/// How many ticks of a cycle due at `due_ms` were missed when the next one
-/// to run is `next_ms` (0 when the cycle finished within its period).
-pub fn missed_ticks(due_ms: i64, next_ms: i64, period_ms: i64) -> u64 {
-    let ticks = (next_ms - due_ms) / period_ms.max(1);
-    u64::try_from(ticks - 1).unwrap_or(0)
+/// How many ticks a cycle missed when it ended `late` after its own tick
+/// (waiting for the link, then running): each whole period is one tick skipped.
+/// Measured on the monotonic clock, so a wall-clock step is not an overrun.
+pub fn missed_ticks(late: Duration, period_ms: i64) -> u64 {
+    let period = u128::try_from(period_ms.max(1)).unwrap_or(1);
+    u64::try_from(late.as_millis() / period).unwrap_or(u64::MAX)
 }
 
 /// Exponential backoff: `base`, `2 × base`, `4 × base`... capped at `max`.
@@ -104,9 +105,10 @@ mod tests {
 
     #[test]
     fn overruns_count_the_skipped_ticks() {
-        assert_eq!(missed_ticks(1000, 2000, 1000), 0);
-        assert_eq!(missed_ticks(1000, 3000, 1000), 1);
-        assert_eq!(missed_ticks(1000, 5000, 1000), 3);
+        let ms = Duration::from_millis;
+        assert_eq!(missed_ticks(ms(999), 1000), 0);
+        assert_eq!(missed_ticks(ms(1000), 1000), 1);
+        assert_eq!(missed_ticks(ms(3500), 1000), 3);
     }
 
     #[test]
