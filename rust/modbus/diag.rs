@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{exception_name, RequestError, UnixMs};
+use super::{exception_name, LinkError, RequestError, UnixMs};
 
 /// How a device is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ impl DeviceDiagnostics {
             Err(error) => {
                 self.errors += 1;
                 match error {
-                    RequestError::Timeout => self.timeouts += 1,
+                    RequestError::Link(LinkError::Timeout) => self.timeouts += 1,
                     RequestError::Exception(_) => {
                         self.exceptions += 1;
                         self.last_answer_ms = Some(at_ms);
@@ -179,7 +179,8 @@ mod tests {
     fn outcomes_are_counted_by_layer() {
         let mut diag = DeviceDiagnostics::new("m1");
         diag.count(Ok(Duration::from_millis(3)), "read", 1);
-        diag.count(Err(&RequestError::Timeout), "read 3@0+2", 2);
+        let timeout = RequestError::Link(LinkError::Timeout);
+        diag.count(Err(&timeout), "read 3@0+2", 2);
         let exception = RequestError::Exception(ExceptionCode::ServerDeviceBusy);
         diag.count(Err(&exception), "read 3@0+2", 3);
         assert_eq!(

@@ -387,10 +387,10 @@ impl Engine {
         sender
             .blocking_send(job)
             .map_err(|_| EngineError::NotRunning)?;
-        receiver
+        let outcome = receiver
             .blocking_recv()
-            .map_err(|_| EngineError::NotRunning)?
-            .map_err(EngineError::Request)
+            .map_err(|_| EngineError::NotRunning)?;
+        RequestError::from_outcome(outcome).map_err(EngineError::Request)
     }
 }
 

@@ -23,7 +23,9 @@ use super::diag::{DeviceDiagnostics, DeviceState};
 use super::engine::{Parity, SerialConfig};
 use super::plan::{Plan, ReadFunction};
 use super::schedule::{missed_ticks, next_tick, Backoff};
-use super::{unix_ms, Quantity, RequestError, UnitId, UnixMs, Word, WriteRequest};
+use super::{
+    unix_ms, LinkError, Outcome, Quantity, RequestError, UnitId, UnixMs, Word, WriteRequest,
+};
 use crate::decode::{Block, Decoded, Layout, NIL_INTEGER};
 
 /// Cycles in a row without any answer before a device is offline.
@@ -89,7 +91,7 @@ pub(crate) struct WriteJob {
     pub timeout: Duration,
     pub request: WriteRequest,
     pub shared: Arc<Shared>,
-    pub reply: oneshot::Sender<Result<(), RequestError>>,
+    pub reply: oneshot::Sender<Outcome<()>>,
 }
 
 /// Where a link connects.
@@ -154,11 +156,11 @@ impl Connection {
         }
     }
 
-    async fn connect(&mut self, timeout: Duration) -> Result<(), RequestError> {
+    async fn connect(&mut self, timeout: Duration) -> Result<(), LinkError> {
         if let Some((at, why)) = &self.retry_at {
             let now = Instant::now();
             if now < *at {
-                return Err(RequestError::Transport(format!(
+                return Err(LinkError::Transport(format!(
                     "not connected ({why}); next attempt in {} ms",
                     (*at - now).as_millis()
                 )));
@@ -179,16 +181,16 @@ impl Connection {
         };
         let delay = self.backoff.next_delay();
         self.retry_at = Some((Instant::now() + delay, failure.clone()));
-        Err(RequestError::Transport(failure))
+        Err(LinkError::Transport(failure))
     }
 
-    /// Send one request and wait for its answer; returns it with its round-trip time.
+    /// Send one request and wait for its answer (with its round-trip time).
     async fn call(
         &mut self,
         unit: UnitId,
         request: Request<'_>,
         timeout: Duration,
-    ) -> Result<(Response, Duration), RequestError> {
+    ) -> Outcome<(Response, Duration)> {
         if !self.frame_gap.is_zero() {
             tokio::time::sleep_until(self.quiet_since + self.frame_gap).await;
         }
@@ -196,7 +198,7 @@ impl Connection {
             self.connect(timeout).await?;
         }
         let Some(context) = self.context.as_mut() else {
-            return Err(RequestError::Transport("not connected".into()));
+            return Err(LinkError::Transport("not connected".into()));
         };
         context.set_slave(Slave(unit));
         let sent = Instant::now();
@@ -210,23 +212,22 @@ impl Connection {
         // decoder resynchronises on the next valid frame.
         let reopen = !matches!(self.endpoint, Endpoint::Serial(_));
         match outcome {
-            Ok(Ok(Ok(response))) => Ok((response, rtt)),
-            Ok(Ok(Err(code))) => Err(RequestError::Exception(code)),
+            Ok(Ok(answer)) => Ok(answer.map(|response| (response, rtt))),
             Ok(Err(tokio_modbus::Error::Transport(e))) => {
                 self.context = None;
-                Err(RequestError::Transport(e.to_string()))
+                Err(LinkError::Transport(e.to_string()))
             }
             Ok(Err(tokio_modbus::Error::Protocol(e))) => {
                 if reopen {
                     self.context = None;
                 }
-                Err(RequestError::Protocol(e.to_string()))
+                Err(LinkError::Protocol(e.to_string()))
             }
             Err(_) => {
                 if reopen {
                     self.context = None;
                 }
-                Err(RequestError::Timeout)
+                Err(LinkError::Timeout)
             }
         }
     }
@@ -252,10 +253,13 @@ impl Connection {
             ),
         };
         let outcome = self.call(job.unit, request, job.timeout).await;
-        let rtt = outcome.as_ref().map(|(_, rtt)| *rtt);
-        job.shared.diag().count(rtt, &context, unix_ms());
+        let rtt =
+            RequestError::from_outcome(outcome.clone().map(|answer| answer.map(|(_, rtt)| rtt)));
+        job.shared
+            .diag()
+            .count(rtt.as_ref().copied(), &context, unix_ms());
         // The caller may have given up waiting; the write happened regardless.
-        let _ = job.reply.send(outcome.map(|_| ()));
+        let _ = job.reply.send(outcome.map(|answer| answer.map(|_| ())));
     }
 }
 
@@ -272,7 +276,7 @@ async fn tcp_connect(host: &str, port: u16) -> io::Result<TcpStream> {
 }
 
 /// Registers (or bits as 0/1) of a read's answer, checked against the request.
-fn answer_words(response: Response, quantity: Quantity) -> Result<Vec<Word>, RequestError> {
+fn answer_words(response: Response, quantity: Quantity) -> Result<Vec<Word>, LinkError> {
     let expected = usize::from(quantity);
     let words: Vec<Word> = match response {
         Response::ReadCoils(bits) | Response::ReadDiscreteInputs(bits)
@@ -286,7 +290,7 @@ fn answer_words(response: Response, quantity: Quantity) -> Result<Vec<Word>, Req
             words
         }
         other => {
-            return Err(RequestError::Protocol(format!(
+            return Err(LinkError::Protocol(format!(
                 "answer does not fit a read of {quantity}: {other:?}"
             )))
         }
@@ -408,37 +412,43 @@ impl DeviceRunner {
             let mut attempt = 0;
             let (outcome, sent_ms) = loop {
                 let sent_ms = unix_ms();
-                let outcome = connection
+                let outcome: Outcome<(Vec<Word>, Duration)> = match connection
                     .call(
                         self.unit,
                         read_request(function, start, quantity),
                         self.timeout,
                     )
                     .await
-                    .and_then(|(response, rtt)| Ok((answer_words(response, quantity)?, rtt)));
-                let rtt = outcome.as_ref().map(|(_, rtt)| *rtt);
+                {
+                    Ok(Ok((response, rtt))) => {
+                        answer_words(response, quantity).map(|words| Ok((words, rtt)))
+                    }
+                    Ok(Err(code)) => Ok(Err(code)),
+                    Err(link) => Err(link),
+                };
+                let reported = RequestError::from_outcome(outcome.clone());
+                let rtt = reported.as_ref().map(|(_, rtt)| *rtt);
                 self.shared.diag().count(rtt, &context, unix_ms());
                 match outcome {
-                    Err(ref e) if !e.is_answer() && attempt < retries => attempt += 1,
+                    // Only a device that could not be heard is asked again.
+                    Err(_) if attempt < retries => attempt += 1,
                     outcome => break (outcome, sent_ms),
                 }
             };
             self.sent_ms[index] = sent_ms;
             match outcome {
-                Ok((words, _)) => {
+                Ok(Ok((words, _))) => {
                     self.answers[index] = Some(words);
                     answered = true;
                     index += 1;
                 }
-                Err(RequestError::Exception(ExceptionCode::IllegalDataAddress))
-                    if self.plan.split(index) =>
-                {
+                Ok(Err(ExceptionCode::IllegalDataAddress)) if self.plan.split(index) => {
                     // Read both halves now, and from now on.
                     answered = true;
                     self.answers.insert(index + 1, None);
                     self.sent_ms.insert(index + 1, sent_ms);
                 }
-                Err(RequestError::Exception(code)) => {
+                Ok(Err(code)) => {
                     answered = true;
                     // Points the device does not have are not available; any
                     // other exception is the device failing.
@@ -658,7 +668,7 @@ mod tests {
         let words = answer_words(Response::ReadHoldingRegisters(vec![1, 2]), 2).unwrap();
         assert_eq!(words, vec![1, 2]);
         let short = answer_words(Response::ReadInputRegisters(vec![1]), 2).unwrap_err();
-        assert_eq!(short.kind(), "protocol");
+        assert!(matches!(short, LinkError::Protocol(_)), "{short}");
         // Coils come padded to whole bytes.
         let bits = answer_words(Response::ReadCoils(vec![true, false, true, false]), 3).unwrap();
         assert_eq!(bits, vec![1, 0, 1]);

@@ -7,10 +7,11 @@
 //! endpoint share it. A dead or slow device therefore never delays a device on
 //! another link, and on a shared bus costs at most its timeout per cycle.
 //!
-//! Every request ends in one of two layers, as in tokio-modbus: the device
-//! answered, with data or with an exception response ([`ExceptionCode`]: it
-//! is alive and said no), or the request failed below Modbus ([`RequestError`]
-//! `Timeout`, `Transport`, `Protocol`: nothing usable came back).
+//! Every request ends in one of two layers, as in tokio-modbus
+//! ([`Outcome`]): the outer `Err(`[`LinkError`]`)` when no valid answer came
+//! back (timeout, transport, protocol), else the device's answer: data, or an
+//! exception response (`Ok(Err(`[`ExceptionCode`]`))`: it is alive and said
+//! no). [`RequestError`] keeps the same split when a failure is reported.
 
 mod diag;
 mod engine;
@@ -106,12 +107,9 @@ impl WriteRequest {
     }
 }
 
-/// Why a request got no data. Exception responses are the device's answer;
-/// the other variants mean no valid answer came back.
+/// The outer layer: no valid answer came back, the device may be gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestError {
-    /// The device answered with an exception response.
-    Exception(ExceptionCode),
+pub enum LinkError {
     /// No complete answer within the device's timeout.
     Timeout,
     /// The connection could not be made, was closed or reset, or is waiting
@@ -122,20 +120,49 @@ pub enum RequestError {
     Protocol(String),
 }
 
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::Timeout => f.write_str("no answer within the timeout"),
+            LinkError::Transport(message) => write!(f, "transport error: {message}"),
+            LinkError::Protocol(message) => write!(f, "protocol error: {message}"),
+        }
+    }
+}
+
+/// A request's result in two layers, like `tokio_modbus::Result`: the outer
+/// `Err` when no valid answer came back; inside, the device's answer, which
+/// is the data or an exception response.
+pub type Outcome<T> = Result<Result<T, ExceptionCode>, LinkError>;
+
+/// Why a request got no data, keeping the two layers apart: the device said
+/// no ([`RequestError::Exception`]), or it could not be heard ([`RequestError::Link`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The device answered with an exception response.
+    Exception(ExceptionCode),
+    /// No valid answer came back.
+    Link(LinkError),
+}
+
 impl RequestError {
+    /// Flatten an [`Outcome`] for reporting.
+    pub fn from_outcome<T>(outcome: Outcome<T>) -> Result<T, RequestError> {
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(code)) => Err(RequestError::Exception(code)),
+            Err(link) => Err(RequestError::Link(link)),
+        }
+    }
+
     /// The kind as diagnostics name it: `exception`, `timeout`, `transport`, `protocol`.
     pub fn kind(&self) -> &'static str {
         match self {
             RequestError::Exception(_) => "exception",
-            RequestError::Timeout => "timeout",
-            RequestError::Transport(_) => "transport",
-            RequestError::Protocol(_) => "protocol",
+            RequestError::Link(LinkError::Timeout) => "timeout",
+            RequestError::Link(LinkError::Transport(_)) => "transport",
+            RequestError::Link(LinkError::Protocol(_)) => "protocol",
         }
-    }
-
-    /// Whether the device answered (an exception response) rather than not at all.
-    pub fn is_answer(&self) -> bool {
-        matches!(self, RequestError::Exception(_))
     }
 }
 
@@ -148,9 +175,7 @@ impl fmt::Display for RequestError {
                 u8::from(*code),
                 exception_name(*code)
             ),
-            RequestError::Timeout => f.write_str("no answer within the timeout"),
-            RequestError::Transport(message) => write!(f, "transport error: {message}"),
-            RequestError::Protocol(message) => write!(f, "protocol error: {message}"),
+            RequestError::Link(link) => write!(f, "{link}"),
         }
     }
 }
@@ -213,11 +238,17 @@ mod tests {
     fn exceptions_are_named_with_their_code() {
         let err = RequestError::Exception(ExceptionCode::IllegalDataAddress);
         assert_eq!(err.to_string(), "exception 0x02 IllegalDataAddress");
-        assert!(err.is_answer());
+        let outcome: Outcome<()> = Ok(Err(ExceptionCode::IllegalDataAddress));
+        assert_eq!(RequestError::from_outcome(outcome), Err(err));
+        let silent: Outcome<()> = Err(LinkError::Timeout);
+        assert_eq!(
+            RequestError::from_outcome(silent).unwrap_err().to_string(),
+            "no answer within the timeout"
+        );
         assert_eq!(
             exception_name(ExceptionCode::GatewayTargetDevice),
             "GatewayTargetDevice"
         );
-        assert_eq!(RequestError::Timeout.kind(), "timeout");
+        assert_eq!(RequestError::Link(LinkError::Timeout).kind(), "timeout");
     }
 }

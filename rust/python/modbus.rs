@@ -15,8 +15,8 @@ use pyo3::types::{PyBool, PyDict, PyTuple};
 use super::errors::{LayoutError, PanelfastError};
 use crate::decode::{DataType, FieldSpec, Sentinel, WordOrder};
 use crate::modbus::{
-    DeviceConfig, DeviceDiagnostics, Engine, EngineError, Parity, PlanLimits, PointConfig,
-    ReadFunction, RequestError, SerialConfig, Transport, WriteRequest,
+    DeviceConfig, DeviceDiagnostics, Engine, EngineError, LinkError, Parity, PlanLimits,
+    PointConfig, ReadFunction, RequestError, SerialConfig, Transport, WriteRequest,
 };
 
 create_exception!(
@@ -72,10 +72,12 @@ fn engine_error(py: Python<'_>, error: EngineError) -> PyErr {
             let _ = value.setattr("name", crate::modbus::exception_name(code));
             err
         }
-        EngineError::Request(RequestError::Timeout) => ModbusTimeoutError::new_err(message),
-        EngineError::Request(RequestError::Transport(_) | RequestError::Protocol(_)) => {
-            ModbusTransportError::new_err(message)
+        EngineError::Request(RequestError::Link(LinkError::Timeout)) => {
+            ModbusTimeoutError::new_err(message)
         }
+        EngineError::Request(RequestError::Link(
+            LinkError::Transport(_) | LinkError::Protocol(_),
+        )) => ModbusTransportError::new_err(message),
         EngineError::Config(_) | EngineError::UnknownDevice(_) | EngineError::NotRunning => {
             ModbusError::new_err(message)
         }
