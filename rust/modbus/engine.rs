@@ -10,7 +10,9 @@ use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::diag::DeviceDiagnostics;
-use super::link::{run_link, Connection, DeviceRunner, Endpoint, LayoutGroup, Shared, WriteJob};
+use super::link::{
+    run_link, Connection, DeviceRunner, Endpoint, LayoutGroup, Shared, Template, WriteJob,
+};
 use super::plan::{Plan, PlanLimits, PointSpan, ReadFunction};
 use super::schedule::stagger;
 use super::{RequestError, UnitId, UnixMs, WriteRequest};
@@ -134,6 +136,8 @@ struct LinkEntry {
 struct Inner {
     devices: Vec<DeviceEntry>,
     links: Vec<LinkEntry>,
+    /// Templates by the points and limits they were built from.
+    templates: Vec<(Vec<PointConfig>, PlanLimits, Arc<Template>)>,
     runtime: Option<Runtime>,
     started: bool,
 }
@@ -196,8 +200,30 @@ impl Engine {
                 Endpoint::Serial(serial.clone())
             }
         };
-        let runner = build_runner(&config, &bad)?;
-        let shared = Arc::clone(&runner.shared);
+        let known = inner
+            .templates
+            .iter()
+            .find(|(points, limits, _)| *limits == config.limits && *points == config.points);
+        let template = match known {
+            Some((_, _, template)) => Arc::clone(template),
+            None => {
+                let template = Arc::new(build_template(&config, &bad)?);
+                inner
+                    .templates
+                    .push((config.points.clone(), config.limits, Arc::clone(&template)));
+                template
+            }
+        };
+        let shared = Arc::new(Shared::new(&config.id, config.points.len()));
+        shared.diag().reads_per_cycle = template.plan.reads().len();
+        let runner = DeviceRunner::new(
+            Arc::clone(&shared),
+            config.unit_id,
+            config.period,
+            config.timeout,
+            config.retries,
+            template,
+        );
         let link = match inner
             .links
             .iter()
@@ -415,10 +441,10 @@ fn same_link(a: &Endpoint, b: &Endpoint) -> bool {
 }
 
 /// Plan a device's reads and compile its decoders.
-fn build_runner(
+fn build_template(
     config: &DeviceConfig,
     bad: &dyn Fn(String) -> EngineError,
-) -> Result<DeviceRunner, EngineError> {
+) -> Result<Template, EngineError> {
     let mut spans = Vec::with_capacity(config.points.len());
     let mut grouped: HashMap<ReadFunction, (Vec<FieldSpec>, Vec<usize>)> = HashMap::new();
     for (index, point) in config.points.iter().enumerate() {
@@ -472,18 +498,11 @@ fn build_runner(
             has_text,
         });
     }
-    let shared = Arc::new(Shared::new(&config.id, config.points.len()));
-    shared.diag().reads_per_cycle = plan.reads().len();
-    Ok(DeviceRunner::new(
-        shared,
-        config.unit_id,
-        config.period,
-        config.timeout,
-        config.retries,
+    Ok(Template {
         plan,
         groups,
-        config.points.iter().map(|p| p.field.address).collect(),
-    ))
+        point_addresses: config.points.iter().map(|p| p.field.address).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -681,17 +700,25 @@ mod tests {
     fn an_unsupported_register_costs_only_its_own_point() {
         let (_server, address, _) = serve();
         let engine = Engine::new();
-        let points = (0..12).map(|k| holding(k, DataType::Uint16)).collect();
-        engine.add_device(device("m2", address, 2, points)).unwrap();
+        let points: Vec<_> = (0..12).map(|k| holding(k, DataType::Uint16)).collect();
+        engine
+            .add_device(device("m2", address, 2, points.clone()))
+            .unwrap();
+        // The same model on a unit that has every register: it shares the
+        // compiled template, but not the split.
+        engine.add_device(device("m1", address, 1, points)).unwrap();
         engine.start().unwrap();
-        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 3);
+        wait_for(&engine, |e| e.diagnostics().iter().all(|d| d.cycles >= 3));
         let snapshot = engine.snapshot();
         for k in 0..12 {
             assert_eq!(snapshot.valid[k], k != 7, "point {k}");
             if k != 7 {
                 assert_eq!(snapshot.integers[k], k as i64);
             }
+            assert_eq!(snapshot.integers[12 + k], k as i64);
         }
+        let whole = &engine.diagnostics()[1];
+        assert_eq!((whole.reads_per_cycle, whole.errors), (1, 0));
         let diag = &engine.diagnostics()[0];
         assert_eq!(diag.state, DeviceState::Ok);
         let last = diag.last_error.as_ref().unwrap();

@@ -318,6 +318,16 @@ pub(crate) struct LayoutGroup {
     pub has_text: bool,
 }
 
+/// What devices of one model share: their plan as first made, their
+/// compiled decoders and where each point sits. A hundred meters of one model
+/// hold one copy.
+#[derive(Debug)]
+pub(crate) struct Template {
+    pub plan: Plan,
+    pub groups: Vec<LayoutGroup>,
+    pub point_addresses: Vec<u16>,
+}
+
 /// A device as its link task polls it.
 #[derive(Debug)]
 pub(crate) struct DeviceRunner {
@@ -327,9 +337,10 @@ pub(crate) struct DeviceRunner {
     pub offset_ms: i64,
     pub timeout: Duration,
     pub retries: u8,
+    /// The device's own plan: it starts as the template's and diverges
+    /// when a read is split after exception 0x02.
     pub plan: Plan,
-    pub groups: Vec<LayoutGroup>,
-    pub point_addresses: Vec<u16>,
+    pub template: Arc<Template>,
     /// The wall-clock tick of the next cycle, and the same instant on the
     /// monotonic clock (what the task sleeps until: a wall-clock step while
     /// waiting neither stalls polling nor counts as overruns).
@@ -347,19 +358,16 @@ pub(crate) struct DeviceRunner {
 }
 
 impl DeviceRunner {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
         unit: UnitId,
         period: Duration,
         timeout: Duration,
         retries: u8,
-        plan: Plan,
-        groups: Vec<LayoutGroup>,
-        point_addresses: Vec<u16>,
+        template: Arc<Template>,
     ) -> DeviceRunner {
         let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
-        let points = point_addresses.len();
+        let points = template.point_addresses.len();
         DeviceRunner {
             shared,
             unit,
@@ -367,9 +375,8 @@ impl DeviceRunner {
             offset_ms: 0,
             timeout,
             retries,
-            plan,
-            groups,
-            point_addresses,
+            plan: template.plan.clone(),
+            template,
             next_due: 0,
             due_at: Instant::now(),
             state: DeviceState::Unknown,
@@ -475,7 +482,7 @@ impl DeviceRunner {
     fn publish(&mut self) {
         let reads = self.plan.reads();
         let mut texts_found = Vec::new();
-        for group in &self.groups {
+        for group in &self.template.groups {
             let blocks: Vec<Block<'_>> = reads
                 .iter()
                 .zip(&self.answers)
@@ -523,7 +530,8 @@ impl DeviceRunner {
                 if !read.function.reads_bits() {
                     continue;
                 }
-                let offset = usize::from(self.point_addresses[point].wrapping_sub(read.start));
+                let address = self.template.point_addresses[point];
+                let offset = usize::from(address.wrapping_sub(read.start));
                 match answer.as_ref().and_then(|words| words.get(offset)) {
                     Some(&bit) => {
                         self.local.values[point] = f64::from(bit);
