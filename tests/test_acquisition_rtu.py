@@ -175,3 +175,14 @@ async def test_rtu_over_tcp() -> None:
     assert diagnostics.state == "ok", diagnostics
     assert snapshot.values[acquisition.index("converter", "voltage")] == 229.0
     assert snapshot.integers[acquisition.index("converter", "energy")] == 99
+
+
+async def test_a_missing_serial_port_is_reported_not_raised(tmp_path: Path) -> None:
+    missing = str(tmp_path / "ttyUSB9")
+    async with Acquisition([(rtu_device("lost", missing, 1), MODEL)]) as acquisition:
+        await until(lambda: acquisition.diagnostics()[0].cycles >= 1)
+        diagnostics = acquisition.diagnostics()[0]
+    assert diagnostics.last_error is not None
+    assert diagnostics.last_error.kind == "transport"
+    assert "ttyUSB9" in diagnostics.last_error.message
+    assert diagnostics.state in ("degraded", "offline")

@@ -272,7 +272,12 @@ impl Engine {
             .map_err(|e| EngineError::Config(format!("cannot start the Modbus runtime: {e}")))?;
         for link in &mut inner.links {
             let mut devices = std::mem::take(&mut link.pending);
-            if matches!(link.endpoint, Endpoint::Serial(_)) && devices.len() > 1 {
+            // A serial bus, or one behind a serial-to-Ethernet converter.
+            let bus = matches!(
+                link.endpoint,
+                Endpoint::Serial(_) | Endpoint::RtuOverTcp(..)
+            );
+            if bus && devices.len() > 1 {
                 let count = devices.len();
                 for (index, device) in devices.iter_mut().enumerate() {
                     device.offset_ms = stagger(index, count, device.period_ms);
@@ -856,6 +861,24 @@ mod tests {
         assert_eq!(memory.0.lock().unwrap()[199], 9);
         // At most the read on the wire, then the write itself: not the cycle's 200 ms left.
         assert!(waited < Duration::from_millis(120), "waited {waited:?}");
+    }
+
+    #[test]
+    fn a_write_tries_to_connect_even_while_reconnection_backs_off() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let engine = Engine::new();
+        let points = vec![holding(0, DataType::Uint16)];
+        engine.add_device(device("gone", dead, 1, points)).unwrap();
+        engine.start().unwrap();
+        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 2);
+        let last = engine.diagnostics()[0].last_error.clone().unwrap();
+        assert!(last.message.contains("next attempt"), "{last:?}");
+        let err = engine
+            .write("gone", WriteRequest::SingleRegister(0, 1))
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot connect"), "{err}");
     }
 
     #[test]

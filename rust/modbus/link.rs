@@ -252,6 +252,8 @@ impl Connection {
                 format!("write 16@{address}+{}", values.len()),
             ),
         };
+        // A command is tried now, even while reconnection is backing off.
+        self.retry_at = None;
         let outcome = self.call(job.unit, request, job.timeout).await;
         let rtt =
             RequestError::from_outcome(outcome.clone().map(|answer| answer.map(|(_, rtt)| rtt)));
