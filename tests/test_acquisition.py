@@ -148,7 +148,7 @@ async def test_snapshot_decodes_what_pymodbus_wrote() -> None:
     assert snapshot.read_at_ms.dtype == np.int64
     read_at = snapshot.read_at_ms[snapshot.valid]
     # Sent on the wall-clock tick (t % period == 0), within scheduling jitter.
-    assert np.all(read_at % PERIOD_MS < 40), read_at % PERIOD_MS
+    assert np.all(read_at % PERIOD_MS < 50), read_at % PERIOD_MS
     assert time.time() * 1000 - read_at.max() < 1000
 
 

@@ -159,7 +159,7 @@ async def test_faulty_devices_are_diagnosed_and_never_delay_healthy_ones() -> No
         assert d.cycles >= 10, d
         # Read on the last tick or the one before, never held up.
         assert now_ms - snapshot.read_at_ms[index] < 2.5 * PERIOD_MS, d
-        assert snapshot.read_at_ms[index] % PERIOD_MS < 40
+        assert snapshot.read_at_ms[index] % PERIOD_MS < 50
     # Two unit ids behind one endpoint share one connection.
     assert connects.count(True) == 1
 

@@ -129,11 +129,12 @@ impl DeviceDiagnostics {
         }
     }
 
-    /// Count one request's outcome.
+    /// Count one request's outcome; `context` (what the request was) is
+    /// only written out when it failed.
     pub fn count(
         &mut self,
         outcome: Result<Duration, &RequestError>,
-        context: &str,
+        context: impl FnOnce() -> String,
         at_ms: UnixMs,
     ) {
         self.requests += 1;
@@ -152,7 +153,7 @@ impl DeviceDiagnostics {
                     }
                     _ => {}
                 }
-                self.last_error = Some(ErrorRecord::new(error, context, at_ms));
+                self.last_error = Some(ErrorRecord::new(error, &context(), at_ms));
             }
         }
     }
@@ -178,11 +179,12 @@ mod tests {
     #[test]
     fn outcomes_are_counted_by_layer() {
         let mut diag = DeviceDiagnostics::new("m1");
-        diag.count(Ok(Duration::from_millis(3)), "read", 1);
+        let read = || "read 3@0+2".to_string();
+        diag.count(Ok(Duration::from_millis(3)), read, 1);
         let timeout = RequestError::Link(LinkError::Timeout);
-        diag.count(Err(&timeout), "read 3@0+2", 2);
+        diag.count(Err(&timeout), read, 2);
         let exception = RequestError::Exception(ExceptionCode::ServerDeviceBusy);
-        diag.count(Err(&exception), "read 3@0+2", 3);
+        diag.count(Err(&exception), read, 3);
         assert_eq!(
             (diag.requests, diag.errors, diag.timeouts, diag.exceptions),
             (3, 2, 1, 1)

@@ -689,8 +689,8 @@ mod tests {
         assert_eq!(snapshot.values[3], 15.0);
         assert_eq!(snapshot.integers[4..6], [1, 0]);
         for read_at in &snapshot.read_at_ms[..6] {
-            // Sent on the 100 ms tick (allowing for a loaded machine).
-            assert!(read_at % 100 < 40, "read at {read_at}");
+            // Sent on the 100 ms tick (within half a period, for a loaded machine).
+            assert!(read_at % 100 < 50, "read at {read_at}");
         }
         let diag = &engine.diagnostics()[0];
         assert_eq!(diag.state, DeviceState::Ok);
@@ -872,9 +872,13 @@ mod tests {
         let points = vec![holding(0, DataType::Uint16)];
         engine.add_device(device("gone", dead, 1, points)).unwrap();
         engine.start().unwrap();
-        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 2);
-        let last = engine.diagnostics()[0].last_error.clone().unwrap();
-        assert!(last.message.contains("next attempt"), "{last:?}");
+        // Polling has met the backoff: reconnection waits (100 ms, doubling).
+        wait_for(&engine, |e| {
+            e.diagnostics()[0]
+                .last_error
+                .as_ref()
+                .is_some_and(|last| last.message.contains("next attempt"))
+        });
         let err = engine
             .write("gone", WriteRequest::SingleRegister(0, 1))
             .unwrap_err();

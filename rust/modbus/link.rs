@@ -259,7 +259,7 @@ impl Connection {
             RequestError::from_outcome(outcome.clone().map(|answer| answer.map(|(_, rtt)| rtt)));
         job.shared
             .diag()
-            .count(rtt.as_ref().copied(), &context, unix_ms());
+            .count(rtt.as_ref().copied(), || context, unix_ms());
         // The caller may have given up waiting; the write happened regardless.
         let _ = job.reply.send(outcome.map(|answer| answer.map(|_| ())));
     }
@@ -417,7 +417,7 @@ impl DeviceRunner {
             }
             let read = &self.plan.reads()[index];
             let (function, start, quantity) = (read.function, read.start, read.quantity);
-            let context = format!("read {}@{start}+{quantity}", function.code());
+            let context = || format!("read {}@{start}+{quantity}", function.code());
             let mut attempt = 0;
             let (outcome, sent_ms) = loop {
                 let sent_ms = unix_ms();
@@ -435,9 +435,14 @@ impl DeviceRunner {
                     Ok(Err(code)) => Ok(Err(code)),
                     Err(link) => Err(link),
                 };
-                let reported = RequestError::from_outcome(outcome.clone());
-                let rtt = reported.as_ref().map(|(_, rtt)| *rtt);
-                self.shared.diag().count(rtt, &context, unix_ms());
+                let reported = match &outcome {
+                    Ok(Ok((_, rtt))) => Ok(*rtt),
+                    Ok(Err(code)) => Err(RequestError::Exception(*code)),
+                    Err(link) => Err(RequestError::Link(link.clone())),
+                };
+                self.shared
+                    .diag()
+                    .count(reported.as_ref().copied(), context, unix_ms());
                 match outcome {
                     // Only a device that could not be heard is asked again.
                     Err(_) if attempt < retries => attempt += 1,
