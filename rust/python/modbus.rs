@@ -314,7 +314,10 @@ impl ModbusEngine {
         self.engine.device_offsets()
     }
 
-    /// `(values, integers, valid, read_at_ms)` of every point.
+    /// `(values, integers, valid, read_at_ms)` of every point: devices in the
+    /// order added, each device's points in the order given. `values` is NaN
+    /// where not valid; `integers` holds exact unscaled integers (else
+    /// `i64::MIN`); `read_at_ms` is when the read was sent (0: never).
     fn snapshot<'py>(&self, py: Python<'py>) -> SnapshotArrays<'py> {
         let snapshot = py.detach(|| self.engine.snapshot());
         (
