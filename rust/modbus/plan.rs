@@ -406,6 +406,78 @@ mod tests {
         assert_eq!(ranges(&plan), vec![(3, 0, 2), (3, 4, 2)]);
     }
 
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn point() -> impl Strategy<Value = PointSpan> {
+            (
+                1u8..=4,
+                0u16..2000,
+                prop_oneof![Just(1u16), Just(2), Just(4), 1u16..10],
+            )
+                .prop_map(|(code, address, quantity)| PointSpan {
+                    function: ReadFunction::from_code(code).unwrap_or(ReadFunction::Coils),
+                    address,
+                    quantity: if code <= 2 { 1 } else { quantity },
+                })
+        }
+
+        fn check(plan: &Plan, points: &[PointSpan], limits: PlanLimits) {
+            let mut seen = vec![0; points.len()];
+            for read in plan.reads() {
+                let limit = max_quantity(read.function, limits);
+                assert!(read.quantity >= 1 && read.quantity <= limit, "{read:?}");
+                for &p in &read.points {
+                    seen[p] += 1;
+                    let span = points[p];
+                    assert_eq!(span.function, read.function);
+                    assert!(span.address >= read.start);
+                    assert!(span.end() <= u32::from(read.start) + u32::from(read.quantity));
+                }
+            }
+            assert!(
+                seen.iter().all(|&n| n == 1),
+                "each point in exactly one read"
+            );
+        }
+
+        proptest! {
+            #[test]
+            fn every_point_is_read_once_within_the_limits(
+                points in proptest::collection::vec(point(), 0..300),
+                max_registers_per_read in 10u16..=125,
+                max_gap in 0u16..40,
+            ) {
+                let limits = PlanLimits { max_registers_per_read, max_gap };
+                let mut plan = Plan::new(&points, limits).unwrap();
+                check(&plan, &points, limits);
+                // Coalescing: two consecutive reads of one function could not be joined.
+                for pair in plan.reads().windows(2) {
+                    let (a, b) = (&pair[0], &pair[1]);
+                    if a.function == b.function {
+                        let a_end = u32::from(a.start) + u32::from(a.quantity);
+                        let gap = if a.function.reads_bits() { u32::from(max_gap) * 16 } else { u32::from(max_gap) };
+                        let joined = u32::from(b.start) + u32::from(b.quantity) - u32::from(a.start);
+                        prop_assert!(
+                            u32::from(b.start) > a_end + gap
+                                || joined > u32::from(max_quantity(a.function, limits)),
+                            "{a:?} and {b:?} should have been one read"
+                        );
+                    }
+                }
+                // Splitting every read as far as it goes keeps every point, once.
+                let mut index = 0;
+                while index < plan.reads().len() {
+                    if !plan.split(index) {
+                        index += 1;
+                    }
+                }
+                check(&plan, &points, limits);
+            }
+        }
+    }
+
     #[test]
     fn points_at_one_address_are_not_split() {
         let mut plan = Plan::new(&[holding(7, 1), holding(7, 1)], LIMITS).unwrap();
