@@ -9,10 +9,9 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
+use super::connection::{Connection, Endpoint};
 use super::diag::DeviceDiagnostics;
-use super::link::{
-    run_link, Connection, DeviceRunner, Endpoint, LayoutGroup, Shared, Template, WriteJob,
-};
+use super::link::{run_link, DeviceRunner, LayoutGroup, Shared, Template, WriteJob};
 use super::plan::{Plan, PlanLimits, PointSpan, ReadFunction};
 use super::schedule::stagger;
 use super::{RequestError, UnitId, UnixMs, WriteRequest};

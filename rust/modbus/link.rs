@@ -1,5 +1,5 @@
-//! One link (a TCP endpoint or a serial bus): its connection, its request
-//! queue and the poll cycles of the devices behind it, in one task.
+//! One link (a TCP endpoint or a serial bus): its request queue and the
+//! poll cycles of the devices behind it, in one task over one [`Connection`].
 //!
 //! Requests on a link are serialised by construction: the task sends one,
 //! awaits its answer or its timeout, then the next. Writes arrive on a channel
@@ -7,20 +7,15 @@
 //! and never interleave with a read on the wire.
 
 use std::borrow::Cow;
-use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_modbus::client::{rtu, tcp, Context};
-use tokio_modbus::prelude::{Client, SlaveContext};
-use tokio_modbus::{ExceptionCode, Request, Response, Slave};
-use tokio_serial::SerialPortBuilderExt;
+use tokio_modbus::{ExceptionCode, Request, Response};
 
+use super::connection::Connection;
 use super::diag::{DeviceDiagnostics, DeviceState};
-use super::engine::{Parity, SerialConfig};
 use super::plan::{Plan, ReadFunction};
 use super::schedule::{missed_ticks, next_tick, Backoff};
 use super::{
@@ -94,187 +89,35 @@ pub(crate) struct WriteJob {
     pub reply: oneshot::Sender<Outcome<()>>,
 }
 
-/// Where a link connects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    Tcp(String, u16),
-    RtuOverTcp(String, u16),
-    Serial(SerialConfig),
-}
-
-/// A link's connection, opened on demand and reopened with backoff.
-pub(crate) struct Connection {
-    endpoint: Endpoint,
-    context: Option<Context>,
-    backoff: Backoff,
-    /// After a failed connection attempt: when to try again, and why it failed.
-    retry_at: Option<(Instant, String)>,
-    /// RTU: the 3.5-character silence that separates frames on the bus.
-    frame_gap: Duration,
-    quiet_since: Instant,
-}
-
-impl Connection {
-    pub fn new(endpoint: Endpoint) -> Connection {
-        let frame_gap = match &endpoint {
-            Endpoint::Serial(serial) => serial.frame_gap(),
-            _ => Duration::ZERO,
-        };
-        Connection {
-            endpoint,
-            context: None,
-            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
-            retry_at: None,
-            frame_gap,
-            quiet_since: Instant::now(),
-        }
-    }
-
-    async fn open(endpoint: &Endpoint) -> io::Result<Context> {
-        match endpoint {
-            Endpoint::Tcp(host, port) => Ok(tcp::attach(tcp_connect(host, *port).await?)),
-            Endpoint::RtuOverTcp(host, port) => Ok(rtu::attach(tcp_connect(host, *port).await?)),
-            Endpoint::Serial(serial) => {
-                let port = tokio_serial::new(&serial.path, serial.baud_rate)
-                    .data_bits(match serial.data_bits {
-                        7 => tokio_serial::DataBits::Seven,
-                        _ => tokio_serial::DataBits::Eight,
-                    })
-                    .parity(match serial.parity {
-                        Parity::None => tokio_serial::Parity::None,
-                        Parity::Even => tokio_serial::Parity::Even,
-                        Parity::Odd => tokio_serial::Parity::Odd,
-                    })
-                    .stop_bits(match serial.stop_bits {
-                        2 => tokio_serial::StopBits::Two,
-                        _ => tokio_serial::StopBits::One,
-                    })
-                    .open_native_async()
-                    .map_err(|e| io::Error::other(format!("{}: {e}", serial.path)))?;
-                Ok(rtu::attach(port))
-            }
-        }
-    }
-
-    async fn connect(&mut self, timeout: Duration) -> Result<(), LinkError> {
-        if let Some((at, why)) = &self.retry_at {
-            let now = Instant::now();
-            if now < *at {
-                return Err(LinkError::Transport(format!(
-                    "not connected ({why}); next attempt in {} ms",
-                    (*at - now).as_millis()
-                )));
-            }
-        }
-        let failure = match tokio::time::timeout(timeout, Connection::open(&self.endpoint)).await {
-            Ok(Ok(context)) => {
-                self.context = Some(context);
-                self.retry_at = None;
-                self.backoff.reset();
-                return Ok(());
-            }
-            Ok(Err(e)) => format!("cannot connect: {e}"),
-            Err(_) => format!(
-                "cannot connect: no answer within {} ms",
-                timeout.as_millis()
-            ),
-        };
-        let delay = self.backoff.next_delay();
-        self.retry_at = Some((Instant::now() + delay, failure.clone()));
-        Err(LinkError::Transport(failure))
-    }
-
-    /// Send one request and wait for its answer (with its round-trip time).
-    async fn call(
-        &mut self,
-        unit: UnitId,
-        request: Request<'_>,
-        timeout: Duration,
-    ) -> Outcome<(Response, Duration)> {
-        if !self.frame_gap.is_zero() {
-            tokio::time::sleep_until(self.quiet_since + self.frame_gap).await;
-        }
-        if self.context.is_none() {
-            self.connect(timeout).await?;
-        }
-        let Some(context) = self.context.as_mut() else {
-            return Err(LinkError::Transport("not connected".into()));
-        };
-        context.set_slave(Slave(unit));
-        let sent = Instant::now();
-        let outcome = tokio::time::timeout(timeout, context.call(request)).await;
-        let rtt = sent.elapsed();
-        self.quiet_since = Instant::now();
-        // After a timeout or a mismatched answer a TCP stream may still carry
-        // a late or partial frame: start again on a fresh connection. A serial
-        // port stays open (closing it would drop the bus for every device on
-        // it): the client clears its buffer before each request and the RTU
-        // decoder resynchronises on the next valid frame.
-        let reopen = !matches!(self.endpoint, Endpoint::Serial(_));
-        match outcome {
-            Ok(Ok(answer)) => Ok(answer.map(|response| (response, rtt))),
-            Ok(Err(tokio_modbus::Error::Transport(e))) => {
-                self.context = None;
-                Err(LinkError::Transport(e.to_string()))
-            }
-            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
-                if reopen {
-                    self.context = None;
-                }
-                Err(LinkError::Protocol(e.to_string()))
-            }
-            Err(_) => {
-                if reopen {
-                    self.context = None;
-                }
-                Err(LinkError::Timeout)
-            }
-        }
-    }
-
-    /// Run a write and answer its caller.
-    async fn write(&mut self, job: WriteJob) {
-        let (request, context) = match &job.request {
-            WriteRequest::SingleCoil(address, value) => (
-                Request::WriteSingleCoil(*address, *value),
-                format!("write 5@{address}"),
-            ),
-            WriteRequest::SingleRegister(address, value) => (
-                Request::WriteSingleRegister(*address, *value),
-                format!("write 6@{address}"),
-            ),
-            WriteRequest::MultipleCoils(address, values) => (
-                Request::WriteMultipleCoils(*address, Cow::Borrowed(values)),
-                format!("write 15@{address}+{}", values.len()),
-            ),
-            WriteRequest::MultipleRegisters(address, values) => (
-                Request::WriteMultipleRegisters(*address, Cow::Borrowed(values)),
-                format!("write 16@{address}+{}", values.len()),
-            ),
-        };
-        // A command is tried now, even while reconnection is backing off.
-        self.retry_at = None;
-        let outcome = self.call(job.unit, request, job.timeout).await;
-        let rtt =
-            RequestError::from_outcome(outcome.clone().map(|answer| answer.map(|(_, rtt)| rtt)));
-        job.shared
-            .diag()
-            .count(rtt.as_ref().copied(), || context, unix_ms());
-        // The caller may have given up waiting; the write happened regardless.
-        let _ = job.reply.send(outcome.map(|answer| answer.map(|_| ())));
-    }
-}
-
-/// Connect without a name lookup when the host is an address: a lookup takes
-/// a blocking thread, and a hundred devices reconnecting at once would take a
-/// hundred of them.
-async fn tcp_connect(host: &str, port: u16) -> io::Result<TcpStream> {
-    let stream = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => TcpStream::connect((ip, port)).await?,
-        Err(_) => TcpStream::connect((host, port)).await?,
+/// Run a write on the link's connection and answer its caller.
+async fn run_write(connection: &mut Connection, job: WriteJob) {
+    let (request, context) = match &job.request {
+        WriteRequest::SingleCoil(address, value) => (
+            Request::WriteSingleCoil(*address, *value),
+            format!("write 5@{address}"),
+        ),
+        WriteRequest::SingleRegister(address, value) => (
+            Request::WriteSingleRegister(*address, *value),
+            format!("write 6@{address}"),
+        ),
+        WriteRequest::MultipleCoils(address, values) => (
+            Request::WriteMultipleCoils(*address, Cow::Borrowed(values)),
+            format!("write 15@{address}+{}", values.len()),
+        ),
+        WriteRequest::MultipleRegisters(address, values) => (
+            Request::WriteMultipleRegisters(*address, Cow::Borrowed(values)),
+            format!("write 16@{address}+{}", values.len()),
+        ),
     };
-    stream.set_nodelay(true)?;
-    Ok(stream)
+    // A command is tried now, even while reconnection is backing off.
+    connection.retry_now();
+    let outcome = connection.call(job.unit, request, job.timeout).await;
+    let rtt = RequestError::from_outcome(outcome.clone().map(|answer| answer.map(|(_, rtt)| rtt)));
+    job.shared
+        .diag()
+        .count(rtt.as_ref().copied(), || context, unix_ms());
+    // The caller may have given up waiting; the write happened regardless.
+    let _ = job.reply.send(outcome.map(|answer| answer.map(|_| ())));
 }
 
 /// Registers (or bits as 0/1) of a read's answer, checked against the request.
@@ -409,7 +252,7 @@ impl DeviceRunner {
         let mut index = 0;
         while index < self.plan.reads().len() {
             while let Ok(job) = writes.try_recv() {
-                connection.write(job).await;
+                run_write(connection, job).await;
             }
             if silent {
                 index += 1;
@@ -624,7 +467,7 @@ pub(crate) async fn run_link(
         tokio::select! {
             biased;
             job = writes.recv() => match job {
-                Some(job) => connection.write(job).await,
+                Some(job) => run_write(&mut connection, job).await,
                 None => return,
             },
             () = tokio::time::sleep_until(due_at) => {
@@ -634,49 +477,9 @@ pub(crate) async fn run_link(
     }
 }
 
-impl SerialConfig {
-    /// The silence between two frames: 3.5 character times, and a fixed
-    /// 1.75 ms above 19,200 baud (Modbus over serial line §2.5.1.1).
-    pub fn frame_gap(&self) -> Duration {
-        if self.baud_rate > 19_200 {
-            return Duration::from_micros(1750);
-        }
-        let parity = u32::from(self.parity != Parity::None);
-        let bits = 1 + u32::from(self.data_bits) + parity + u32::from(self.stop_bits);
-        Duration::from_micros(u64::from(bits) * 3_500_000 / u64::from(self.baud_rate.max(1)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn serial(baud_rate: u32, parity: Parity) -> SerialConfig {
-        SerialConfig {
-            path: "/dev/null".into(),
-            baud_rate,
-            parity,
-            stop_bits: 1,
-            data_bits: 8,
-        }
-    }
-
-    #[test]
-    fn frame_gap_is_three_and_a_half_characters() {
-        // 9600 8E1: 11 bits a character, 3.5 × 11 / 9600 s.
-        assert_eq!(
-            serial(9600, Parity::Even).frame_gap(),
-            Duration::from_micros(4010)
-        );
-        assert_eq!(
-            serial(9600, Parity::None).frame_gap(),
-            Duration::from_micros(3645)
-        );
-        assert_eq!(
-            serial(115_200, Parity::Even).frame_gap(),
-            Duration::from_micros(1750)
-        );
-    }
 
     #[test]
     fn answers_are_checked_against_the_request() {

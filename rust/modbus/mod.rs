@@ -13,6 +13,7 @@
 //! exception response (`Ok(Err(`[`ExceptionCode`]`))`: it is alive and said
 //! no). [`RequestError`] keeps the same split when a failure is reported.
 
+mod connection;
 mod diag;
 mod engine;
 mod link;
