@@ -205,12 +205,23 @@ async def test_unsupported_register_is_split_off_and_remembered() -> None:
         await until(lambda: acquisition.diagnostics()[0].cycles >= 3)
         snapshot = acquisition.snapshot()
         diagnostics = acquisition.diagnostics()[0]
+        raw = acquisition.raw_blocks("gappy")
     expected_valid = [k != 5 for k in range(12)]
     assert snapshot.valid.tolist() == expected_valid
     assert snapshot.integers[snapshot.valid].tolist() == [100 + k for k in range(12) if k != 5]
     assert diagnostics.state == "ok"
     assert diagnostics.last_error is not None
     assert (diagnostics.last_error.code, diagnostics.last_error.name) == (2, "IllegalDataAddress")
+    # The raw blocks show which read the device refused.
+    refused = [b for b in raw if b.registers is None]
+    assert [(b.function, b.start) for b in refused] == [(3, 5)]
+    read = {
+        b.start + k: int(r)
+        for b in raw
+        if b.registers is not None
+        for k, r in enumerate(b.registers)
+    }
+    assert read == {k: 100 + k for k in range(12) if k != 5}
     assert 2 < diagnostics.reads_per_cycle <= 6
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "LastError",
     "PointKind",
     "PointRef",
+    "RawBlock",
     "Snapshot",
 ]
 
@@ -71,6 +72,18 @@ class Snapshot:
     valid: NDArray[np.bool_]
     read_at_ms: NDArray[np.int64]
     texts: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """One read of a device's last cycle, as the device answered it."""
+
+    function: int
+    start: int
+    #: When the read was sent (unix ms).
+    read_at_ms: int
+    #: The registers (bits as 0/1 for functions 1 and 2); None: no data.
+    registers: NDArray[np.uint16] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +269,10 @@ class Acquisition:
         """The latest values of all points, in one call."""
         values, integers, valid, read_at_ms = self._engine.snapshot()
         return Snapshot(values, integers, valid, read_at_ms, self._engine.texts())
+
+    def raw_blocks(self, device_id: str) -> list[RawBlock]:
+        """A device's last cycle as it answered: one block per read (commissioning aid)."""
+        return [RawBlock(*block) for block in self._engine.raw_blocks(device_id)]
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         """Each device's state, last error, round-trip times and counters."""

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::connection::{Connection, Endpoint};
 use super::diag::DeviceDiagnostics;
-use super::link::{run_link, DeviceRunner, LayoutGroup, Shared, Template, WriteJob};
+use super::link::{run_link, DeviceRunner, LayoutGroup, RawBlock, Shared, Template, WriteJob};
 use super::plan::{Plan, PlanLimits, PointSpan, ReadFunction};
 use super::schedule::stagger;
 use super::{RequestError, UnitId, UnixMs, WriteRequest};
@@ -380,6 +380,18 @@ impl Engine {
         texts
     }
 
+    /// The raw register blocks of a device's last cycle, one per read.
+    pub fn raw_blocks(&self, device_id: &str) -> Result<Vec<RawBlock>, EngineError> {
+        let inner = self.inner();
+        let device = inner
+            .devices
+            .iter()
+            .find(|d| d.id == device_id)
+            .ok_or_else(|| EngineError::UnknownDevice(device_id.to_string()))?;
+        let raw = device.shared.raw().clone();
+        Ok(raw)
+    }
+
     /// Diagnostics of every device, in the order they were added.
     pub fn diagnostics(&self) -> Vec<DeviceDiagnostics> {
         self.inner()
@@ -723,6 +735,15 @@ mod tests {
         }
         let whole = &engine.diagnostics()[1];
         assert_eq!((whole.reads_per_cycle, whole.errors), (1, 0));
+        // The raw blocks as answered: register 7's own read got none.
+        let raw = engine.raw_blocks("m2").unwrap();
+        let missing: Vec<_> = raw.iter().filter(|b| b.registers.is_none()).collect();
+        assert_eq!(missing.len(), 1);
+        assert_eq!((missing[0].start, missing[0].quantity), (7, 1));
+        let whole = engine.raw_blocks("m1").unwrap();
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].registers, Some((0..12).collect()));
+        assert!(engine.raw_blocks("nope").is_err());
         let diag = &engine.diagnostics()[0];
         assert_eq!(diag.state, DeviceState::Ok);
         let last = diag.last_error.as_ref().unwrap();

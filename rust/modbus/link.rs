@@ -28,17 +28,33 @@ const OFFLINE_AFTER: u32 = 3;
 /// Longest wait between two polls of a failing device.
 const MAX_POLL_BACKOFF: Duration = Duration::from_secs(30);
 
-/// What the engine shares with readers: latest values and diagnostics.
+/// What the engine shares with readers: latest values, the raw register
+/// blocks they were decoded from, and diagnostics.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub values: Mutex<Values>,
+    pub raw: Mutex<Vec<RawBlock>>,
     pub diag: Mutex<DeviceDiagnostics>,
+}
+
+/// One read of the last cycle, as the device answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBlock {
+    pub function: ReadFunction,
+    pub start: u16,
+    pub quantity: Quantity,
+    /// When the read was sent (unix ms).
+    pub read_at_ms: UnixMs,
+    /// The registers (bits as 0/1 for coils and discrete inputs); `None`
+    /// when the read got no data.
+    pub registers: Option<Vec<Word>>,
 }
 
 impl Shared {
     pub fn new(device_id: &str, points: usize) -> Shared {
         Shared {
             values: Mutex::new(Values::unavailable(points)),
+            raw: Mutex::new(Vec::new()),
             diag: Mutex::new(DeviceDiagnostics::new(device_id)),
         }
     }
@@ -47,6 +63,10 @@ impl Shared {
     /// plain counters, valid at every step).
     pub fn diag(&self) -> MutexGuard<'_, DeviceDiagnostics> {
         self.diag.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn raw(&self) -> MutexGuard<'_, Vec<RawBlock>> {
+        self.raw.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn values(&self) -> MutexGuard<'_, Values> {
@@ -197,6 +217,8 @@ pub(crate) struct DeviceRunner {
     poll_backoff: Backoff,
     /// Per read of the plan: its answer this cycle and when it was sent.
     answers: Vec<Option<Vec<Word>>>,
+    /// The previous cycle's raw blocks, taken back from [`Shared`] to be reused.
+    spare_raw: Vec<RawBlock>,
     sent_ms: Vec<UnixMs>,
     local: Values,
     scratch: Decoded,
@@ -229,6 +251,7 @@ impl DeviceRunner {
             failing_cycles: 0,
             poll_backoff: Backoff::new(period, MAX_POLL_BACKOFF.max(period)),
             answers: Vec::new(),
+            spare_raw: Vec::new(),
             sent_ms: Vec::new(),
             local: Values::unavailable(points),
             scratch: Decoded::default(),
@@ -399,6 +422,24 @@ impl DeviceRunner {
         texts_found.sort_unstable();
         self.local.texts = texts_found;
         self.shared.values().clone_from(&self.local);
+        // Hand the answers over as they are (moved, not copied).
+        let mut raw = std::mem::take(&mut self.spare_raw);
+        raw.clear();
+        raw.extend(
+            reads
+                .iter()
+                .zip(self.answers.drain(..))
+                .zip(&self.sent_ms)
+                .map(|((read, registers), &read_at_ms)| RawBlock {
+                    function: read.function,
+                    start: read.start,
+                    quantity: read.quantity,
+                    read_at_ms,
+                    registers,
+                }),
+        );
+        std::mem::swap(&mut *self.shared.raw(), &mut raw);
+        self.spare_raw = raw;
     }
 
     /// Schedule the next cycle on the first tick after `after_ms` (unix ms).

@@ -26,6 +26,7 @@ pub use diag::{DeviceDiagnostics, DeviceState, ErrorRecord, RttStats};
 pub use engine::{
     DeviceConfig, Engine, EngineError, Parity, PointConfig, SerialConfig, Snapshot, Transport,
 };
+pub use link::RawBlock;
 pub use plan::{Plan, PlanLimits, PointSpan, Read, ReadFunction};
 pub use tokio_modbus::ExceptionCode;
 

@@ -333,6 +333,27 @@ impl ModbusEngine {
         self.engine.texts().into_iter().collect()
     }
 
+    /// The raw blocks of a device's last cycle, one per read:
+    /// `(function, start, read_at_ms, registers or None)`.
+    #[allow(clippy::type_complexity)]
+    fn raw_blocks<'py>(
+        &self,
+        py: Python<'py>,
+        device_id: &str,
+    ) -> PyResult<Vec<(u8, u16, i64, Option<Bound<'py, PyArray1<u16>>>)>> {
+        let blocks = self
+            .engine
+            .raw_blocks(device_id)
+            .map_err(|e| engine_error(py, e))?;
+        Ok(blocks
+            .into_iter()
+            .map(|b| {
+                let registers = b.registers.map(|r| PyArray1::from_vec(py, r));
+                (b.function.code(), b.start, b.read_at_ms, registers)
+            })
+            .collect())
+    }
+
     /// One dict per device, in the order added.
     fn diagnostics<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
         self.engine
