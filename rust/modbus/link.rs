@@ -220,7 +220,6 @@ pub(crate) struct DeviceRunner {
     /// The previous cycle's raw blocks, taken back from [`Shared`] to be reused.
     spare_raw: Vec<RawBlock>,
     sent_ms: Vec<UnixMs>,
-    local: Values,
     scratch: Decoded,
 }
 
@@ -234,7 +233,6 @@ impl DeviceRunner {
         template: Arc<Template>,
     ) -> DeviceRunner {
         let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
-        let points = template.point_addresses.len();
         DeviceRunner {
             shared,
             unit,
@@ -253,7 +251,6 @@ impl DeviceRunner {
             answers: Vec::new(),
             spare_raw: Vec::new(),
             sent_ms: Vec::new(),
-            local: Values::unavailable(points),
             scratch: Decoded::default(),
         }
     }
@@ -355,6 +352,10 @@ impl DeviceRunner {
     fn publish(&mut self) {
         let reads = self.plan.reads();
         let mut texts_found = Vec::new();
+        // Decoded straight into what readers see: the lock is held for the
+        // few microseconds of the decode, and there is one copy of the values.
+        let shared = Arc::clone(&self.shared);
+        let mut out = shared.values();
         for group in &self.template.groups {
             let blocks: Vec<Block<'_>> = reads
                 .iter()
@@ -386,20 +387,19 @@ impl DeviceRunner {
                 );
             }
             for (field, &point) in group.points.iter().enumerate() {
-                self.local.values[point] =
-                    self.scratch.values.get(field).copied().unwrap_or(f64::NAN);
-                self.local.integers[point] = self
+                out.values[point] = self.scratch.values.get(field).copied().unwrap_or(f64::NAN);
+                out.integers[point] = self
                     .scratch
                     .integers
                     .get(field)
                     .copied()
                     .unwrap_or(NIL_INTEGER);
-                self.local.valid[point] = self.scratch.valid.get(field).copied().unwrap_or(false);
+                out.valid[point] = self.scratch.valid.get(field).copied().unwrap_or(false);
             }
         }
         for ((read, answer), &sent_ms) in reads.iter().zip(&self.answers).zip(&self.sent_ms) {
             for &point in &read.points {
-                self.local.read_at_ms[point] = sent_ms;
+                out.read_at_ms[point] = sent_ms;
                 if !read.function.reads_bits() {
                     continue;
                 }
@@ -407,21 +407,21 @@ impl DeviceRunner {
                 let offset = usize::from(address.wrapping_sub(read.start));
                 match answer.as_ref().and_then(|words| words.get(offset)) {
                     Some(&bit) => {
-                        self.local.values[point] = f64::from(bit);
-                        self.local.integers[point] = i64::from(bit);
-                        self.local.valid[point] = true;
+                        out.values[point] = f64::from(bit);
+                        out.integers[point] = i64::from(bit);
+                        out.valid[point] = true;
                     }
                     None => {
-                        self.local.values[point] = f64::NAN;
-                        self.local.integers[point] = NIL_INTEGER;
-                        self.local.valid[point] = false;
+                        out.values[point] = f64::NAN;
+                        out.integers[point] = NIL_INTEGER;
+                        out.valid[point] = false;
                     }
                 }
             }
         }
         texts_found.sort_unstable();
-        self.local.texts = texts_found;
-        self.shared.values().clone_from(&self.local);
+        out.texts = texts_found;
+        drop(out);
         // Hand the answers over as they are (moved, not copied).
         let mut raw = std::mem::take(&mut self.spare_raw);
         raw.clear();
