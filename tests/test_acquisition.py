@@ -163,16 +163,20 @@ async def test_writes_reach_the_device_and_refusals_are_named() -> None:
             ),
         ),
     )
-    async with tcp_server([sim_device(1, [0] * 30)]) as port:
+    async with tcp_server([sim_device(1, [0] * 30, coils=[False] * 8)]) as port:
         async with Acquisition([(tcp_device("io", port), model)]) as acquisition:
             await acquisition.write("io", 16, 10, [7])
             await acquisition.command_output("io", "relay", 2)
+            await acquisition.write("io", 15, 0, [1, 0, 1])
+            await acquisition.write("io", 5, 3, [1])
             # Another client sees them.
             peer = AsyncModbusTcpClient("127.0.0.1", port=port)
             await peer.connect()
             written = await peer.read_holding_registers(10, count=11, device_id=1)
+            coils = await peer.read_coils(0, count=4, device_id=1)
             peer.close()
             assert (written.registers[0], written.registers[10]) == (7, 2)
+            assert coils.bits[:4] == [True, False, True, True]
             # Polling sees the write.
             level = acquisition.index("io", "level")
             await until(lambda: acquisition.snapshot().integers[level] == 7)
