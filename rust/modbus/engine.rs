@@ -593,13 +593,17 @@ mod tests {
 
     /// A server runtime on its own thread, and its address.
     fn serve() -> (tokio::runtime::Runtime, SocketAddr, Memory) {
+        serve_on("127.0.0.1:0")
+    }
+
+    fn serve_on(address: &str) -> (tokio::runtime::Runtime, SocketAddr, Memory) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
         let memory = Memory(Arc::new(std::sync::Mutex::new((0..200).collect())));
-        let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+        let listener = runtime.block_on(TcpListener::bind(address)).unwrap();
         let address = listener.local_addr().unwrap();
         let service = memory.clone();
         runtime.spawn(async move {
@@ -903,6 +907,37 @@ mod tests {
             .write("gone", WriteRequest::SingleRegister(0, 1))
             .unwrap_err();
         assert!(err.to_string().contains("cannot connect"), "{err}");
+    }
+
+    #[test]
+    fn a_dead_device_recovers_when_it_comes_back() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let engine = Engine::new();
+        let points = vec![holding(3, DataType::Uint16)];
+        engine
+            .add_device(device("back", address, 1, points))
+            .unwrap();
+        engine.start().unwrap();
+        wait_for(&engine, |e| {
+            e.diagnostics()[0].state == DeviceState::Offline
+        });
+        assert!(!engine.snapshot().valid[0]);
+        let _server = serve_on(&address.to_string());
+        // Reconnection and polling back off while it is away, by at most seconds.
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while engine.diagnostics()[0].state != DeviceState::Ok {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                engine.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let snapshot = engine.snapshot();
+        assert!(snapshot.valid[0]);
+        assert_eq!(snapshot.integers[0], 3);
     }
 
     #[test]
