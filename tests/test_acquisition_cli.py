@@ -23,12 +23,13 @@ async def test_read_prints_decoded_values() -> None:
     async with tcp_server([sim_device(3, holding)]) as port:
         code, out, err = await panelfast(
             "modbus", "read", f"127.0.0.1:{port}", "--unit", "3", "--address", "0",
-            "--type", "FLOAT32", "--order", "CDAB", "--count", "2",
+            "--type", "FLOAT32", "--order", "CDAB", "--count", "2", "--raw",
         )  # fmt: skip
     assert code == 0, err
     lines = out.splitlines()
     assert lines[:2] == ["    0  230.5", "    2  -7.25"]
-    assert lines[2].startswith("round trip ")
+    assert lines[2] == "raw 3@0: " + " ".join(f"{r:#06x}" for r in holding)
+    assert lines[3].startswith("round trip ")
 
 
 async def test_read_reports_why_there_is_no_value() -> None:

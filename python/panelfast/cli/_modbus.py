@@ -71,6 +71,7 @@ def _connection(target: str, transport: str | None, serial: dict[str, Any]) -> d
 @click.option("--parity", type=click.Choice(["none", "even", "odd"]), default="even")
 @click.option("--stop-bits", type=click.Choice(["1", "2"]), default="1")
 @click.option("--data-bits", type=click.Choice(["7", "8"]), default="8")
+@click.option("--raw", is_flag=True, help="Also print the registers as read, in hex.")
 def read(
     target: str,
     transport: str | None,
@@ -87,6 +88,7 @@ def read(
     parity: str,
     stop_bits: str,
     data_bits: str,
+    raw: bool,
 ) -> None:
     """Read COUNT values from TARGET (host[:port] or a serial port) and print them."""
     serial = {
@@ -119,6 +121,7 @@ def read(
         values, integers, valid, _ = engine.snapshot()
         texts = engine.texts()
         diagnostics = engine.diagnostics()[0]
+        blocks = engine.raw_blocks("device")
     except (PanelfastError, ValueError, OverflowError) as e:
         raise click.ClickException(str(e)) from e
     finally:
@@ -133,6 +136,10 @@ def read(
         else:
             shown = repr(float(values[k]))
         click.echo(f"{at:>5}  {shown}")
+    if raw:
+        for function_code, start, _, registers in blocks:
+            words = "no data" if registers is None else " ".join(f"{r:#06x}" for r in registers)
+            click.echo(f"raw {function_code}@{start}: {words}")
     error = diagnostics["last_error"]
     if error is not None:
         raise click.ClickException(error["message"])
