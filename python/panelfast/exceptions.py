@@ -6,7 +6,9 @@ PanelfastError
 ├── DecodeError       register data does not fit the layout                  [Rust core]
 ├── RingError         a sample ring was used with arguments that do not fit  [Rust core]
 ├── BatchError        a data batch cannot be encoded, or is malformed        [Rust core]
-└── ConfigError       the gateway's configuration file is invalid
+├── ConfigError       the gateway's configuration file is invalid
+└── RefCloudError     the reference cloud refused an operator request
+    └── RefCloudRequestError  a protocol request the reference cloud answers with an error
 ```
 
 The first four are raised by the Rust core (``panelfast._native``) and are the
@@ -32,6 +34,8 @@ __all__ = [
     "DecodeError",
     "LayoutError",
     "PanelfastError",
+    "RefCloudError",
+    "RefCloudRequestError",
     "RingError",
 ]
 
@@ -64,3 +68,32 @@ class ConfigError(PanelfastError):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class RefCloudError(PanelfastError):
+    """The reference cloud refused an operator request (unknown serial, bad document...)."""
+
+
+class RefCloudRequestError(RefCloudError):
+    """A request to the reference cloud answered with a protocol error.
+
+    ``status`` is the HTTP status, ``code`` the spec's ``error`` (``invalid_payload``,
+    ``conflict``...), ``extra`` any other member of the error body (``expected``), and
+    ``headers`` the headers to send with it (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        extra: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
