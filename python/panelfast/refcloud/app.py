@@ -509,7 +509,9 @@ def create_app(state: CloudState) -> FastAPI:
         if not hmac.compare_digest(_signature(upload_id, expires), sig.lower()):
             raise RefCloudRequestError(401, "bad_credentials", "put_url signature does not verify")
         if expires < time.time():
-            raise RefCloudRequestError(401, "token_expired", "put_url expired: create the upload again")
+            raise RefCloudRequestError(
+                401, "token_expired", "put_url expired: create the upload again"
+            )
         record = storage.upload(upload_id)
         if record is None:
             raise RefCloudRequestError(404, "not_found", f"no upload {upload_id}")

@@ -11,9 +11,10 @@ per group and its time ranges do not overlap across groups.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from panelfast import _native
 from panelfast.exceptions import BatchError, RefCloudRequestError
@@ -60,7 +61,7 @@ def _period_ms(entry: object, index: int) -> int:
     return round(float(period) * 1000)
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -125,11 +126,12 @@ def check_batch(batch: dict[str, Any], config: dict[str, Any]) -> CheckedBatch:
                 raise _bad(f"{where}.v[{k}][{j}] = {value!r} is not a float, int64 or nil")
             if n:
                 ranges.setdefault(index, []).append((t0, t0 + (n - 1) * dt, g))
-            series.append((str(entry.get("device")), str(entry.get("measurement")), t0, dt,
-                           list(v[k])))
+            series.append(
+                (str(entry.get("device")), str(entry.get("measurement")), t0, dt, list(v[k]))
+            )
     for index, spans in ranges.items():
         spans.sort()
-        for (_, end, g1), (start, _, g2) in zip(spans, spans[1:], strict=False):
+        for (_, end, g1), (start, _, g2) in itertools.pairwise(spans):
             if start <= end:
                 raise _bad(
                     f"measurement {index} has overlapping time ranges in groups {g1} and {g2}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -38,7 +39,9 @@ class OperatorClient:
         try:
             self.info: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:
-            raise RefCloudError(f"no cloud is serving {self.state_dir} ({path} is missing)") from None
+            raise RefCloudError(
+                f"no cloud is serving {self.state_dir} ({path} is missing)"
+            ) from None
         token = (self.state_dir / "operator_token").read_text().strip()
         self.ca_path = Path(self.info["ca"])
         self.bootstrap_url: str = self.info["bootstrap_url"]
@@ -46,7 +49,7 @@ class OperatorClient:
         self.upload_url: str = self.info["upload_url"]
         self._http = httpx.Client(
             base_url=self.info["operator_url"],
-            verify=str(self.ca_path),
+            verify=ssl.create_default_context(cafile=self.ca_path),
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )
@@ -78,7 +81,11 @@ class OperatorClient:
         return result
 
     def enrol(self, serial: str, claim_key: str | None = None) -> str:
-        return str(self._call("POST", "/enrolments", {"serial": serial, "claim_key": claim_key})["claim_key"])
+        return str(
+            self._call("POST", "/enrolments", {"serial": serial, "claim_key": claim_key})[
+                "claim_key"
+            ]
+        )
 
     def de_enrol(self, serial: str) -> None:
         self._call("DELETE", f"/enrolments/{serial}")
@@ -173,7 +180,12 @@ class RefCloudProcess:
     """
 
     def __init__(
-        self, state_dir: Path, *, port: int = 0, extra_args: Sequence[str] = (), timeout: float = 20.0
+        self,
+        state_dir: Path,
+        *,
+        port: int = 0,
+        extra_args: Sequence[str] = (),
+        timeout: float = 20.0,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.port = port

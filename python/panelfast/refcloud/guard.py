@@ -98,9 +98,9 @@ class Guard:
         if port_services and server is not None:
             served = port_services.get(server[1])
             if served is not None and served != service:
-                await error_response(
-                    404, "not_found", f"this port serves {served}, not {service}"
-                )(scope, receive, send)
+                await error_response(404, "not_found", f"this port serves {served}, not {service}")(
+                    scope, receive, send
+                )
                 return
         fault = self.state.faults.take(service, route)
         if fault is not None:
@@ -161,7 +161,10 @@ class Guard:
     @staticmethod
     async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         await error_response(
-            413, "payload_too_large", f"request body over {limit} bytes", headers={"Connection": "close"}
+            413,
+            "payload_too_large",
+            f"request body over {limit} bytes",
+            headers={"Connection": "close"},
         )(scope, receive, send)
 
     @staticmethod

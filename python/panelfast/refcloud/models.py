@@ -155,7 +155,9 @@ class DataAck(_Body):
 class AlarmEvent(_Body):
     id: Annotated[
         str,
-        Field(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"),
+        Field(
+            pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        ),
     ]
     alarm: Name
     state: Literal["active", "inactive"]

@@ -8,6 +8,7 @@ Gateways are named by serial, as an operator knows them.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections import Counter
@@ -92,9 +93,7 @@ class Operator:
             raise RefCloudError("a configuration is a JSON object")
         if check:
             topology = self.state.storage.latest_topology(device_id)
-            issues = check_config(
-                {**document, "version": "0"}, topology[1] if topology else None
-            )
+            issues = check_config({**document, "version": "0"}, topology[1] if topology else None)
             if issues:
                 text = "; ".join(f"{path}: {message}" for path, message in issues[:5])
                 raise RefCloudError(f"invalid configuration: {text}")
@@ -223,7 +222,7 @@ class Operator:
             times = [t for t, _ in points]
             distinct = sorted(set(times))
             spans: list[list[int]] = []
-            steps = Counter(b - a for a, b in zip(distinct, distinct[1:], strict=False))
+            steps = Counter(b - a for a, b in itertools.pairwise(distinct))
             step = steps.most_common(1)[0][0] if steps else 0
             for t in distinct:
                 if spans and t - spans[-1][1] == step:

@@ -76,7 +76,11 @@ def operator_router(state: CloudState) -> APIRouter:
     @router.post("/enrolments", status_code=201)
     async def enrol(body: EnrolRequest) -> dict[str, str]:
         key = operator.enrol(body.serial, body.claim_key)
-        return {"serial": body.serial, "claim_key": key, "device_id": operator.device_id(body.serial)}
+        return {
+            "serial": body.serial,
+            "claim_key": key,
+            "device_id": operator.device_id(body.serial),
+        }
 
     @router.get("/enrolments")
     async def enrolments() -> list[dict[str, Any]]:

@@ -59,7 +59,9 @@ class RefCloud(Operator):
         settings: Settings | None = None,
     ) -> None:
         super().__init__(CloudState(Path(state_dir), settings))
-        self.tls = ensure_tls(self.state.state_dir, (*DEFAULT_HOSTS, *self.state.settings.extra_hosts))
+        self.tls = ensure_tls(
+            self.state.state_dir, (*DEFAULT_HOSTS, *self.state.settings.extra_hosts)
+        )
         self._host = host
         self._port = port
         self._separate = separate_ports
@@ -100,7 +102,9 @@ class RefCloud(Operator):
     def ports(self) -> dict[str, int]:
         """The port each service listens on."""
         if self._separate:
-            return {s: sock.getsockname()[1] for s, sock in zip(_SERVICES, self._sockets, strict=True)}
+            return {
+                s: sock.getsockname()[1] for s, sock in zip(_SERVICES, self._sockets, strict=True)
+            }
         port = self._sockets[0].getsockname()[1]
         return dict.fromkeys(_SERVICES, port)
 

@@ -60,11 +60,11 @@ class Signals:
         for device_id, topic in keys:
             self.notify(device_id, topic)
 
-    async def wait(self, event: asyncio.Event, timeout: float) -> None:
-        """Wait for ``event`` at most ``timeout`` seconds."""
-        if timeout <= 0 or self.closing:
+    async def wait(self, event: asyncio.Event, within_s: float) -> None:
+        """Wait for ``event`` at most ``within_s`` seconds."""
+        if within_s <= 0 or self.closing:
             return
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), within_s)
         except TimeoutError:
             return

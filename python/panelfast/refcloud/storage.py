@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgpack
-
 __all__ = [
     "BatchSeries",
     "CommandRecord",
@@ -62,7 +60,7 @@ CREATE TABLE IF NOT EXISTS batches (
 CREATE TABLE IF NOT EXISTS series (
     device_id TEXT NOT NULL, seq INTEGER NOT NULL, config_version TEXT NOT NULL,
     device TEXT NOT NULL, measurement TEXT NOT NULL, t0 INTEGER NOT NULL, dt INTEGER NOT NULL,
-    n INTEGER NOT NULL, vals BLOB NOT NULL);
+    n INTEGER NOT NULL, vals TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS series_by_device ON series (device_id, device, measurement, t0);
 CREATE TABLE IF NOT EXISTS alarm_events (
     event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, content TEXT NOT NULL,
@@ -289,7 +287,9 @@ class Storage:
         past = int(time.time()) - 1
         with self._tx() as db:
             if device_id is None:
-                cur = db.execute("UPDATE tokens SET expires_at = ? WHERE expires_at > ?", (past, past))
+                cur = db.execute(
+                    "UPDATE tokens SET expires_at = ? WHERE expires_at > ?", (past, past)
+                )
             else:
                 cur = db.execute(
                     "UPDATE tokens SET expires_at = ? WHERE device_id = ? AND expires_at > ?",
@@ -348,7 +348,8 @@ class Storage:
                 doc["version"] = str(version)
             now = time.time()
             db.execute(
-                "INSERT INTO configs (device_id, version, document, created_at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO configs (device_id, version, document, created_at) "
+                "VALUES (?, ?, ?, ?)",
                 (device_id, version, json.dumps(doc), now),
             )
         return ConfigRecord(version=str(version), document=doc, created_at=now)
@@ -443,8 +444,17 @@ class Storage:
                 "INSERT INTO series (device_id, seq, config_version, device, measurement, "
                 "t0, dt, n, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (device_id, seq, config_version, dev, meas, t0, dt, len(vals),
-                     msgpack.packb(vals))
+                    (
+                        device_id,
+                        seq,
+                        config_version,
+                        dev,
+                        meas,
+                        t0,
+                        dt,
+                        len(vals),
+                        json.dumps(vals),
+                    )
                     for dev, meas, t0, dt, vals in series
                 ],
             )
@@ -457,8 +467,13 @@ class Storage:
                 (device_id,),
             ).fetchall()
         return [
-            {"seq": r[0], "config_version": r[1], "size": r[2], "received_at": r[3],
-             "duplicates": r[4]}
+            {
+                "seq": r[0],
+                "config_version": r[1],
+                "size": r[2],
+                "received_at": r[3],
+                "duplicates": r[4],
+            }
             for r in rows
         ]
 
@@ -478,8 +493,13 @@ class Storage:
             ).fetchall()
         return [
             BatchSeries(
-                seq=r[0], config_version=r[1], device=r[2], measurement=r[3], t0=r[4], dt=r[5],
-                values=list(msgpack.unpackb(r[6])),
+                seq=r[0],
+                config_version=r[1],
+                device=r[2],
+                measurement=r[3],
+                t0=r[4],
+                dt=r[5],
+                values=list(json.loads(r[6])),
             )
             for r in rows
         ]
@@ -607,7 +627,9 @@ class Storage:
 
     def record_disconnect(self, device_id: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO disconnects (device_id, at) VALUES (?, ?)", (device_id, time.time()))
+            db.execute(
+                "INSERT INTO disconnects (device_id, at) VALUES (?, ?)", (device_id, time.time())
+            )
 
     def disconnects(self, device_id: str) -> list[float]:
         with self._tx() as db:
@@ -640,9 +662,16 @@ class Storage:
         if row is None:
             return None
         return UploadRecord(
-            upload_id=row[0], device_id=row[1], kind=row[2], size=row[3], sha256=row[4],
-            content_type=row[5], received_size=row[6], received_sha256=row[7],
-            completed=row[8] is not None, topology_version=row[9],
+            upload_id=row[0],
+            device_id=row[1],
+            kind=row[2],
+            size=row[3],
+            sha256=row[4],
+            content_type=row[5],
+            received_size=row[6],
+            received_sha256=row[7],
+            completed=row[8] is not None,
+            topology_version=row[9],
         )
 
     def uploads(self, device_id: str) -> list[UploadRecord]:
