@@ -129,22 +129,22 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return body
 
 
-@pytest.fixture
-def cloud(tmp_path: Path) -> Iterator[RefCloud]:
+@pytest.fixture(name="cloud")
+def cloud_fixture(tmp_path: Path) -> Iterator[RefCloud]:
     with RefCloud(tmp_path / "cloud", settings=Settings(ntp_server="127.0.0.1:1123")) as running:
         yield running
 
 
-@pytest.fixture
-async def http(cloud: RefCloud) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(name="http")
+async def http_fixture(cloud: RefCloud) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         verify=ssl.create_default_context(cafile=cloud.ca_path), timeout=20
     ) as client:
         yield client
 
 
-@pytest.fixture
-async def session(cloud: RefCloud, http: httpx.AsyncClient) -> Session:
+@pytest.fixture(name="session")
+async def session_fixture(cloud: RefCloud, http: httpx.AsyncClient) -> Session:
     key = cloud.enrol(SERIAL)
     response = await do_bootstrap(http, cloud, key)
     assert response.status_code == 200, response.text

@@ -14,20 +14,22 @@ import httpx
 import pytest
 import zstandard
 from cryptography import x509
-from refcloud_support import (  # noqa: F401  (fixtures)
+
+from panelfast.refcloud import RefCloud, Settings
+from refcloud_support import (
     IDENTITY,
     SERIAL,
     TOPOLOGY,
     Session,
     assert_error,
     bootstrap_headers,
-    cloud,
+    cloud_fixture,
     do_bootstrap,
-    http,
-    session,
+    http_fixture,
+    session_fixture,
 )
 
-from panelfast.refcloud import RefCloud, Settings
+__all__ = ["cloud_fixture", "http_fixture", "session_fixture"]  # fixtures used by name
 
 # -- TLS --------------------------------------------------------------------------------------
 
