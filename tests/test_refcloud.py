@@ -31,7 +31,7 @@ from refcloud_support import (
 
 __all__ = ["cloud_fixture", "http_fixture", "session_fixture"]  # fixtures used by name
 
-# -- TLS --------------------------------------------------------------------------------------
+# -- TLS -----------------------------------------------------------------------------------
 
 
 def test_tls_files_are_made_once_with_private_keys_0600(cloud: RefCloud) -> None:
@@ -60,7 +60,7 @@ async def test_tls_1_2_clients_are_served(cloud: RefCloud) -> None:
     assert_error(response, 400, "invalid_payload")
 
 
-# -- bootstrap (spec §3) ------------------------------------------------------------------------
+# -- bootstrap (spec §3) -------------------------------------------------------------------
 
 
 async def test_bootstrap_answers_device_urls_token_and_data_seq(
@@ -145,7 +145,7 @@ async def test_bootstrap_malformed_requests_are_invalid_payload(
     assert expect.lower() in body["message"].lower()
 
 
-# -- tokens -------------------------------------------------------------------------------------
+# -- tokens --------------------------------------------------------------------------------
 
 
 async def test_hub_refuses_missing_forged_and_foreign_tokens(session: Session) -> None:
@@ -189,7 +189,7 @@ async def test_valid_token_of_de_enrolled_serial_is_not_registered(session: Sess
     assert_error(await session.call("GET", "/commands"), 403, "device_not_registered")
 
 
-# -- topology (spec §5) ---------------------------------------------------------------------------
+# -- topology (spec §5) --------------------------------------------------------------------
 
 
 async def test_same_topology_same_version_whatever_published_at(session: Session) -> None:
@@ -276,7 +276,7 @@ async def test_topology_size_limits(session: Session) -> None:
     assert_error(not_zstd, 400, "invalid_payload")
 
 
-# -- remote configuration (spec §6) ---------------------------------------------------------------
+# -- remote configuration (spec §6) --------------------------------------------------------
 
 
 async def test_config_long_poll_without_configuration_answers_204_after_wait(

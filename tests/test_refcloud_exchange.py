@@ -13,6 +13,7 @@ from typing import Any
 import msgpack
 import pytest
 import zstandard
+
 from refcloud_support import (
     SERIAL,
     TOPOLOGY,
@@ -43,7 +44,7 @@ def group(t0: int, m: list[int], v: list[list[Any]], dt: int = MIN) -> dict[str,
     return {"t0": t0, "dt": dt, "m": m, "v": v}
 
 
-# -- data (spec §7) -------------------------------------------------------------------------------
+# -- data (spec §7) ------------------------------------------------------------------------
 
 
 async def test_data_sequence_rules(configured: Session) -> None:
@@ -183,7 +184,7 @@ async def test_bodies_over_256000_bytes_on_the_wire_are_too_large(configured: Se
     assert_error(streamed, 413, "payload_too_large")
 
 
-# -- alarms (spec §8) -----------------------------------------------------------------------------
+# -- alarms (spec §8) ----------------------------------------------------------------------
 
 
 def event(**change: Any) -> dict[str, Any]:
@@ -232,7 +233,7 @@ async def test_malformed_alarm_events_are_invalid_payload(
     assert session.cloud.alarm_events(SERIAL) == []
 
 
-# -- commands and outputs (spec §9) -----------------------------------------------------------------
+# -- commands and outputs (spec §9) --------------------------------------------------------
 
 
 async def test_commands_are_delivered_until_their_result(session: Session) -> None:
@@ -335,7 +336,7 @@ async def test_disconnect_is_recorded(session: Session) -> None:
     assert len(session.cloud.disconnects(SERIAL)) == 1
 
 
-# -- uploads (spec §10) -----------------------------------------------------------------------------
+# -- uploads (spec §10) --------------------------------------------------------------------
 
 
 async def _announce(session: Session, data: bytes, kind: str, **change: Any) -> dict[str, Any]:

@@ -53,10 +53,14 @@ _DESCRIPTIONS = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def _errors(*statuses: int, seq_conflict: bool = False) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of a route; the data route's 409 names ``expected``."""
     faults = (429, 503)
     return {
-        s: {"model": m.ConflictBody if s == 409 else m.ErrorBody, "description": _DESCRIPTIONS[s]}
+        s: {
+            "model": m.ConflictBody if s == 409 and seq_conflict else m.ErrorBody,
+            "description": _DESCRIPTIONS[s],
+        }
         for s in (*statuses, *faults)
     }
 
@@ -317,7 +321,7 @@ def create_app(state: CloudState) -> FastAPI:
         "/data",
         response_model=m.DataAck,
         response_model_exclude_none=True,
-        responses=_errors(*_HUB_ERRORS, 409),
+        responses=_errors(*_HUB_ERRORS, 409, seq_conflict=True),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -506,7 +510,8 @@ def create_app(state: CloudState) -> FastAPI:
         expires: Annotated[int, Query()],
         sig: Annotated[str, Query()],
     ) -> Response:
-        if not hmac.compare_digest(_signature(upload_id, expires), sig.lower()):
+        given = sig.lower().encode("utf-8", "replace")
+        if not hmac.compare_digest(_signature(upload_id, expires).encode(), given):
             raise RefCloudRequestError(401, "bad_credentials", "put_url signature does not verify")
         if expires < time.time():
             raise RefCloudRequestError(

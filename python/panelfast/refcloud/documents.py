@@ -55,7 +55,7 @@ def _bad(message: str) -> RefCloudRequestError:
     return RefCloudRequestError(400, "invalid_payload", message)
 
 
-# -- topology ----------------------------------------------------------------------------
+# -- topology ------------------------------------------------------------------------------
 
 
 def topology_version(document: Mapping[str, Any]) -> str:
@@ -114,7 +114,7 @@ def decode_topology(body: bytes, *, zstd: bool, limit: int | None) -> dict[str, 
     return document
 
 
-# -- remote configuration ----------------------------------------------------------------
+# -- remote configuration ------------------------------------------------------------------
 
 
 def _is_integer(value: object) -> TypeGuard[int | float]:
@@ -256,7 +256,7 @@ def generate_config(
     return document
 
 
-# -- commands the operator queues (spec §9) -----------------------------------------------
+# -- commands the operator queues (spec §9) ------------------------------------------------
 
 _OutputRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.-]{1,64}$")]
 _Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

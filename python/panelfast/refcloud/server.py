@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import ssl
 import threading
@@ -33,6 +34,10 @@ __all__ = ["SERVER_FILE", "RefCloud"]
 #: Written in the state folder while a cloud serves: where it listens.
 SERVER_FILE = "server.json"
 _SERVICES = ("bootstrap", "hub", "upload")
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _url_host(host: str) -> str:
@@ -215,9 +220,15 @@ class RefCloud(Operator):
         self._bind()
         server = self._server = self._make_server()
         self._write_server_file()
+        # uvicorn shuts down on SIGTERM, then re-raises it to the previous handler:
+        # make that an exit, so the cleanup below runs instead of an abrupt death.
+        previous = signal.signal(signal.SIGTERM, _exit_on_signal)
         try:
             server.run(sockets=self._sockets)
+        except SystemExit:
+            pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             self._server = None
             self._close_sockets()
             with contextlib.suppress(FileNotFoundError):
