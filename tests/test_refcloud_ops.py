@@ -225,3 +225,19 @@ def test_cli_and_subprocess_cloud(tmp_path: Path) -> None:
     failed = runner.invoke(main, ["refcloud", "enrolments"], env=env)
     assert failed.exit_code != 0
     assert "no cloud is serving" in failed.output
+
+
+async def test_stop_with_idle_connections_and_a_pending_long_poll_is_quick(tmp_path: Path) -> None:
+    cloud = RefCloud(tmp_path).start()
+    key = cloud.enrol(SERIAL)
+    async with httpx.AsyncClient(verify=_context(cloud.ca_path), timeout=30) as client:
+        boot = (await do_bootstrap(client, cloud, key)).json()
+        auth = {"Authorization": f"Bearer {boot['token']}"}
+        url = f"{boot['hub_url']}/v1/devices/{boot['device_id']}/commands"
+        poll = asyncio.create_task(client.get(url, params={"wait": 30}, headers=auth))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await asyncio.to_thread(cloud.stop)
+        assert time.monotonic() - started < 3
+        # The poll is answered (nothing new) rather than left hanging.
+        assert (await poll).json() == {"commands": []}

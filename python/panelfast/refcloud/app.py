@@ -109,8 +109,11 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
         raise _bad(pydantic_issues(err)) from None
 
 
-def create_app(state: CloudState) -> FastAPI:
-    """The ASGI application of one reference cloud over ``state``."""
+def create_app(state: CloudState) -> Guard:
+    """The ASGI application of one reference cloud over ``state``.
+
+    The FastAPI application (routes, OpenAPI document) is ``create_app(...).app``.
+    """
     storage = state.storage
     settings = state.settings
 
@@ -561,7 +564,7 @@ def create_app(state: CloudState) -> FastAPI:
 
     app.include_router(operator_router(state))
     _publish_openapi(app)
-    return Guard(app, state)  # type: ignore[return-value]
+    return Guard(app, state)
 
 
 def _publish_openapi(app: FastAPI) -> None:

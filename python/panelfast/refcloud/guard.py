@@ -12,8 +12,9 @@ import asyncio
 import re
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from panelfast.refcloud.state import CloudState
 
@@ -80,7 +81,7 @@ def _content_length(scope: Scope) -> int | None:
 class Guard:
     """ASGI middleware: routing checks, faults and size limits for the spec routes."""
 
-    def __init__(self, app: ASGIApp, state: CloudState) -> None:
+    def __init__(self, app: FastAPI, state: CloudState) -> None:
         self.app = app
         self.state = state
 

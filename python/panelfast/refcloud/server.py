@@ -155,7 +155,7 @@ class RefCloud(Operator):
             lifespan="on",
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=1,
+            timeout_graceful_shutdown=3,
             timeout_keep_alive=5,
         )
         config.load()
@@ -207,13 +207,32 @@ class RefCloud(Operator):
         if self._server is not None and self._thread is not None:
             self.state.signals.wake_all()
             self._server.should_exit = True
-            self._thread.join(10)
+            self._thread.join(0.3)
+            if self._thread.is_alive():
+                # Idle keep-alive connections of a client that does not read make
+                # the TLS shutdown wait for it: cut them, as a cloud going down would.
+                self._abort_connections(self._server)
+                self._thread.join(10)
         self._server = None
         self._thread = None
         self._close_sockets()
         with contextlib.suppress(FileNotFoundError):
             (self.state.state_dir / SERVER_FILE).unlink()
         self.state.close()
+
+    def _abort_connections(self, server: uvicorn.Server) -> None:
+        loop = self.state.signals.loop
+        if loop is None or loop.is_closed():
+            return
+
+        def abort() -> None:
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(abort)
 
     def serve_forever(self) -> None:
         """Serve in the foreground until SIGINT/SIGTERM (``panelfast refcloud serve``)."""

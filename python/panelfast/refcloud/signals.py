@@ -27,6 +27,11 @@ class Signals:
         """Attach to the server's loop (at startup)."""
         self._loop = loop
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's loop, once it started."""
+        return self._loop
+
     def event(self, device_id: str, topic: str) -> asyncio.Event:
         """The event that fires on the next change of ``topic`` (call on the loop)."""
         with self._lock:
