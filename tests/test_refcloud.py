@@ -237,6 +237,7 @@ async def test_same_topology_same_version_whatever_published_at(session: Session
             "kind",
         ),
         ([1, 2], "object"),
+        ({**TOPOLOGY, "gateway": {"serial": "PS-OTHER"}}, "serial"),
     ],
 )
 async def test_invalid_topology_is_invalid_payload(

@@ -429,3 +429,14 @@ async def test_put_url_is_the_only_authorisation(session: Session) -> None:
         headers=session.auth,
     )
     assert_error(bad_kind, 400, "invalid_payload")
+
+
+async def test_invalid_uploaded_topology_is_invalid_payload(session: Session) -> None:
+    for data in (b"not json", json.dumps({**TOPOLOGY, "devices": "none"}).encode()):
+        created = await _announce(session, data, "topology")
+        assert (await session.http.put(created["put_url"], content=data)).status_code == 201
+        response = await session.http.post(
+            session.upload(f"/uploads/{created['upload_id']}/complete"), headers=session.auth
+        )
+        assert_error(response, 400, "invalid_payload")
+    assert session.cloud.topology(SERIAL) is None

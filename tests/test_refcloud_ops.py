@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from panelfast.cli import main
 from panelfast.exceptions import RefCloudError
-from panelfast.refcloud import OperatorClient, RefCloud, RefCloudProcess
+from panelfast.refcloud import OperatorClient, RefCloud, RefCloudProcess, Settings
 from refcloud_support import (
     SERIAL,
     TOPOLOGY,
@@ -241,3 +241,12 @@ async def test_stop_with_idle_connections_and_a_pending_long_poll_is_quick(tmp_p
         assert time.monotonic() - started < 3
         # The poll is answered (nothing new) rather than left hanging.
         assert (await poll).json() == {"commands": []}
+
+
+async def test_bootstrap_returns_the_configured_urls(tmp_path: Path) -> None:
+    settings = Settings(hub_url="https://localhost:1/hub", upload_url="https://localhost:2/up")
+    with RefCloud(tmp_path, settings=settings) as cloud:
+        key = cloud.enrol(SERIAL)
+        async with httpx.AsyncClient(verify=_context(cloud.ca_path)) as client:
+            boot = (await do_bootstrap(client, cloud, key)).json()
+    assert (boot["hub_url"], boot["upload_url"]) == (settings.hub_url, settings.upload_url)

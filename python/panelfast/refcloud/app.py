@@ -109,6 +109,13 @@ async def _json_body(request: Request, model: type[_M]) -> _M:
         raise _bad(pydantic_issues(err)) from None
 
 
+def _same_gateway(document: dict[str, Any], device: DeviceRecord) -> None:
+    """A gateway publishes its own topology: ``gateway.serial`` is its serial."""
+    serial = document["gateway"]["serial"]
+    if serial != device.serial:
+        raise _bad(f"gateway.serial {serial!r} is not this device's serial {device.serial!r}")
+
+
 def create_app(state: CloudState) -> Guard:
     """The ASGI application of one reference cloud over ``state``.
 
@@ -245,7 +252,7 @@ def create_app(state: CloudState) -> Guard:
         openapi_extra=_json_request(m.Topology),
     )
     async def put_topology(request: Request, device_id: str) -> m.TopologyVersion:
-        authorize(request, device_id)
+        device = authorize(request, device_id)
         if _media_type(request) != "application/json":
             raise _bad("Content-Type must be application/json")
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
@@ -254,6 +261,7 @@ def create_app(state: CloudState) -> Guard:
         document = decode_topology(
             await request.body(), zstd=encoding == "zstd", limit=MAX_TOPOLOGY_BYTES
         )
+        _same_gateway(document, device)
         version = version_of(document)
         storage.store_topology(device_id, version, json.dumps(document), "hub")
         return m.TopologyVersion(topology_version=version)
@@ -537,7 +545,7 @@ def create_app(state: CloudState) -> Guard:
         responses=_errors(400, 401, 403, 404, 413),
     )
     async def complete_upload(request: Request, device_id: str, upload_id: str) -> m.UploadComplete:
-        authorize(request, device_id)
+        device = authorize(request, device_id)
         record = storage.upload(upload_id)
         if record is None or record.device_id != device_id:
             raise RefCloudRequestError(404, "not_found", f"no upload {upload_id} for this device")
@@ -553,6 +561,7 @@ def create_app(state: CloudState) -> Guard:
         if record.kind == "topology":
             data = (state.upload_dir / upload_id).read_bytes()
             document = decode_topology(data, zstd=False, limit=None)
+            _same_gateway(document, device)
             version = version_of(document)
             storage.store_topology(device_id, version, json.dumps(document), "upload")
         storage.complete_upload(upload_id, version)
