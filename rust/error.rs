@@ -21,6 +21,9 @@ pub enum Error {
     /// A data batch could not be encoded or is not a valid spec §7 batch.
     #[error("batch: {0}")]
     Batch(String),
+    /// An alarm definition or the readings given to evaluate it are invalid.
+    #[error("alarm: {0}")]
+    Alarm(String),
 }
 
 /// Result of every fallible core function.

@@ -6,7 +6,12 @@
 //!
 //! Dependencies point one way: `python` → the domain modules → [`error`].
 
+pub mod alarm;
+pub mod batch;
+pub mod decode;
 pub mod error;
+pub mod ring;
+pub mod series;
 
 #[cfg(feature = "python")]
 mod python;

@@ -160,27 +160,3 @@ async def session_fixture(cloud: RefCloud, http: httpx.AsyncClient) -> Session:
         bootstrap=body,
     )
 
-
-# TEMPORARY: until main's panelfast._native.decode_batch is merged, decode in Python.
-from panelfast import _native  # noqa: E402
-from panelfast.exceptions import BatchError  # noqa: E402
-
-if not hasattr(_native, "decode_batch"):
-    import io
-
-    def _decode_batch(frame: bytes) -> dict[str, Any]:
-        try:
-            raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(frame)).read(1 << 26)
-        except zstandard.ZstdError as err:
-            raise BatchError(f"not a zstd frame: {err}") from None
-        try:
-            batch = msgpack.unpackb(raw)
-        except Exception as err:
-            raise BatchError(f"not MessagePack: {err}") from None
-        if not isinstance(batch, dict) or not {"v", "seq", "config_version", "groups"} <= set(
-            batch
-        ):
-            raise BatchError("missing field")
-        return batch
-
-    _native.decode_batch = _decode_batch  # type: ignore[attr-defined]

@@ -1,18 +1,207 @@
 """Type stubs of the Rust core, ``panelfast._native`` (checked by mypy.stubtest)."""
 
+from collections.abc import Sequence
+from typing import Any, Final, Literal, final
+
+import numpy as np
+import numpy.typing as npt
+
 __all__ = [
+    "DEFAULT_LEVEL",
+    "MAX_BODY_BYTES",
+    "AlarmError",
+    "AlarmEvent",
+    "AlarmSet",
     "BatchError",
     "DecodeError",
+    "Decoded",
+    "EncodedBatch",
+    "Field",
     "LayoutError",
     "PanelfastError",
+    "RegisterLayout",
     "RingError",
+    "RingStats",
+    "SampleRing",
+    "SeriesSet",
     "__version__",
+    "decode_batch",
+    "encode_batches",
+    "encode_msgpack",
 ]
 
 __version__: str
+#: Largest request body the hub accepts, on the wire (spec §1).
+MAX_BODY_BYTES: Final[int]
+#: zstd level of data batches.
+DEFAULT_LEVEL: Final[int]
 
 class PanelfastError(Exception): ...
 class LayoutError(PanelfastError): ...
 class DecodeError(PanelfastError): ...
 class RingError(PanelfastError): ...
 class BatchError(PanelfastError): ...
+class AlarmError(PanelfastError): ...
+
+_DataTypeName = Literal[
+    "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
+    "FLOAT32", "FLOAT64", "BITMAP", "ASCII", "DATETIME",
+]  # fmt: skip
+_WordOrderName = Literal["ABCD", "CDAB", "BADC", "DCBA"]
+_Registers = npt.NDArray[np.uint16] | Sequence[int]
+
+@final
+class Field:
+    """One field of a register layout: where a value is and how it is encoded."""
+
+    def __new__(
+        cls,
+        address: int,
+        type: _DataTypeName,
+        order: _WordOrderName = "ABCD",
+        scale: float = 1.0,
+        offset: float = 0.0,
+        invalid: int | bool | None = None,
+        bit: int = 0,
+        bits: int = 1,
+        length: int = 0,
+    ) -> Field: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def type(self) -> _DataTypeName: ...
+    @property
+    def registers(self) -> int: ...
+    @property
+    def exact(self) -> bool: ...
+
+@final
+class Decoded:
+    """Decoded values, one entry per field of the layout."""
+
+    @property
+    def values(self) -> npt.NDArray[np.float64]:
+        """The value; NaN when not available."""
+    @property
+    def integers(self) -> npt.NDArray[np.int64]:
+        """Exact value of exact-integer fields; the minimum int64 otherwise."""
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]: ...
+    def __len__(self) -> int: ...
+
+@final
+class RegisterLayout:
+    """A compiled register layout: decodes many fields from read blocks in one call."""
+
+    def __new__(cls, fields: Sequence[Field]) -> RegisterLayout: ...
+    def __len__(self) -> int: ...
+    @property
+    def exact(self) -> npt.NDArray[np.bool_]: ...
+    def decode(
+        self, blocks: Sequence[tuple[int, _Registers]], *, partial: bool = False
+    ) -> Decoded: ...
+    def decode_text(self, blocks: Sequence[tuple[int, _Registers]]) -> list[str | None]: ...
+
+@final
+class SeriesSet:
+    """Periodic series of samples, held in Rust."""
+
+    @staticmethod
+    def from_series(
+        items: Sequence[tuple[int, int, int, npt.NDArray[np.float64] | npt.NDArray[np.int64]]],
+    ) -> SeriesSet: ...
+    def __len__(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    def to_list(self) -> list[tuple[int, int, int, npt.NDArray[Any]]]: ...
+
+@final
+class RingStats:
+    @property
+    def held(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def dropped_undrained(self) -> int: ...
+
+@final
+class SampleRing:
+    """One bounded ring of samples per measurement; overflow drops the oldest, counted."""
+
+    def __new__(
+        cls, kinds: Sequence[Literal["float", "int"]], periods_ms: Sequence[int], capacity: int
+    ) -> SampleRing: ...
+    def __len__(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    def append(
+        self,
+        t_ms: int,
+        indices: npt.ArrayLike,
+        floats: npt.ArrayLike,
+        integers: npt.ArrayLike,
+        valid: npt.ArrayLike,
+    ) -> None: ...
+    def drain(self, until_ms: int | None = None) -> SeriesSet: ...
+    def read(self, from_ms: int, to_ms: int) -> SeriesSet: ...
+    def stats(self) -> RingStats: ...
+
+@final
+class EncodedBatch:
+    """One spec §7 batch: its ``body`` is the request body (a zstd frame)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def raw_bytes(self) -> int: ...
+    @property
+    def first_ms(self) -> int: ...
+    @property
+    def end_ms(self) -> int: ...
+
+def encode_batches(
+    series: SeriesSet,
+    config_version: str,
+    first_seq: int,
+    *,
+    max_bytes: int = 256000,
+    level: int = 19,
+) -> list[EncodedBatch]: ...
+def encode_msgpack(series: SeriesSet, seq: int, config_version: str) -> bytes: ...
+def decode_batch(frame: bytes, *, max_decompressed: int = 67108864) -> dict[str, Any]: ...
+
+#: ``(id, input, condition, threshold, hysteresis, delay_ms)``
+_AlarmTuple = tuple[str, int, Literal["over", "under"], float, float, int]
+
+@final
+class AlarmEvent:
+    """A transition of one alarm, stamped with the reading that completed it."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def alarm(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def value(self) -> float: ...
+
+@final
+class AlarmSet:
+    """Alarms in force and their states, evaluated on every new reading (spec §8)."""
+
+    def __new__(cls, alarms: Sequence[_AlarmTuple]) -> AlarmSet: ...
+    def __len__(self) -> int: ...
+    def carry_over(self, alarms: Sequence[_AlarmTuple]) -> AlarmSet: ...
+    def active(self) -> list[bool]: ...
+    def evaluate(
+        self, values: npt.ArrayLike, valid: npt.ArrayLike, read_ms: npt.ArrayLike
+    ) -> list[AlarmEvent]: ...

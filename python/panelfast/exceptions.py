@@ -6,12 +6,13 @@ PanelfastError
 ├── DecodeError       register data does not fit the layout                  [Rust core]
 ├── RingError         a sample ring was used with arguments that do not fit  [Rust core]
 ├── BatchError        a data batch cannot be encoded, or is malformed        [Rust core]
+├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 ├── ConfigError       the gateway's configuration file is invalid
 └── RefCloudError     the reference cloud refused an operator request
     └── RefCloudRequestError  a protocol request the reference cloud answers with an error
 ```
 
-The first four are raised by the Rust core (``panelfast._native``) and are the
+The first five are raised by the Rust core (``panelfast._native``) and are the
 same classes here; catching ``PanelfastError`` catches all of them.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from panelfast._native import (
+    AlarmError,
     BatchError,
     DecodeError,
     LayoutError,
@@ -28,6 +30,7 @@ from panelfast._native import (
 )
 
 __all__ = [
+    "AlarmError",
     "BatchError",
     "ConfigError",
     "ConfigIssue",

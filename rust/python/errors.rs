@@ -5,7 +5,8 @@
 //! ├── LayoutError         a register layout is invalid
 //! ├── DecodeError         register data does not fit the layout
 //! ├── RingError           a sample ring was misused
-//! └── BatchError          a batch cannot be encoded, or is malformed
+//! ├── BatchError          a batch cannot be encoded, or is malformed
+//! └── AlarmError          an alarm, or the readings given to it, are invalid
 //! ```
 //!
 //! `panelfast.exceptions` re-exports these and roots the Python-side
@@ -47,6 +48,12 @@ create_exception!(
     PanelfastError,
     "A data batch cannot be encoded, or is not a valid batch."
 );
+create_exception!(
+    _native,
+    AlarmError,
+    PanelfastError,
+    "An alarm definition, or the readings given to evaluate it, are invalid."
+);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -55,6 +62,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DecodeError", py.get_type::<DecodeError>())?;
     m.add("RingError", py.get_type::<RingError>())?;
     m.add("BatchError", py.get_type::<BatchError>())?;
+    m.add("AlarmError", py.get_type::<AlarmError>())?;
     Ok(())
 }
 
@@ -66,6 +74,7 @@ impl From<Error> for PyErr {
             Error::Decode(_) => DecodeError::new_err(message),
             Error::Ring(_) => RingError::new_err(message),
             Error::Batch(_) => BatchError::new_err(message),
+            Error::Alarm(_) => AlarmError::new_err(message),
         }
     }
 }

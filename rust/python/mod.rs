@@ -5,12 +5,30 @@
 
 use pyo3::prelude::*;
 
+mod alarm;
+mod batch;
+mod decode;
 mod errors;
+mod ring;
 
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    m.add_class::<alarm::PyAlarmSet>()?;
+    m.add_class::<alarm::PyAlarmEvent>()?;
+    m.add_class::<decode::PyField>()?;
+    m.add_class::<decode::PyRegisterLayout>()?;
+    m.add_class::<decode::PyDecoded>()?;
+    m.add_class::<ring::PySampleRing>()?;
+    m.add_class::<ring::PySeriesSet>()?;
+    m.add_class::<ring::PyRingStats>()?;
+    m.add_class::<batch::PyEncodedBatch>()?;
+    m.add_function(wrap_pyfunction!(batch::encode_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::encode_msgpack, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::decode_batch, m)?)?;
+    m.add("MAX_BODY_BYTES", crate::batch::MAX_BODY_BYTES)?;
+    m.add("DEFAULT_LEVEL", crate::batch::DEFAULT_LEVEL)?;
     Ok(())
 }
