@@ -159,4 +159,3 @@ async def session_fixture(cloud: RefCloud, http: httpx.AsyncClient) -> Session:
         upload_url=body["upload_url"],
         bootstrap=body,
     )
-

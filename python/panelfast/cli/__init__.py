@@ -4,8 +4,10 @@ Each ``_<topic>.py`` module adds its commands to the group defined in
 ``_main.py``; importing them here is what registers them.
 """
 
-from panelfast.cli import _demo  # noqa: F401  (registers its commands)
-from panelfast.cli import _refcloud  # noqa: F401  (registers `panelfast refcloud`)
+from panelfast.cli import (
+    _demo,  # noqa: F401  (registers its commands)
+    _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
+)
 from panelfast.cli._main import main
 
 __all__ = ["main"]
