@@ -440,3 +440,34 @@ async def test_invalid_uploaded_topology_is_invalid_payload(session: Session) ->
         )
         assert_error(response, 400, "invalid_payload")
     assert session.cloud.topology(SERIAL) is None
+
+
+async def test_batches_of_the_gateway_encoder_are_accepted_whole(configured: Session) -> None:
+    """The Rust encoder the gateway uses (float32 where exact, NaN as nil, several batches)."""
+    import numpy as np
+
+    from panelfast._native import SeriesSet, encode_batches
+
+    n = 30_000
+    floats = np.random.default_rng(1).random(n)
+    floats[::7] = np.nan
+    counters = np.arange(n, dtype=np.int64) * 1000
+    series = SeriesSet.from_series([(0, T0, MIN, floats), (2, T0 + 5 * MIN, MIN, counters)])
+    batches = encode_batches(series, "1", 1, max_bytes=100_000)
+    assert len(batches) > 1
+    for batch in batches:
+        response = await configured.post_batch(batch.body)
+        assert response.json() == {"ack": batch.seq}, response.text
+    counts = configured.cloud.sample_counts(SERIAL)
+    assert len(counts) == 2 * n
+    assert set(counts.values()) == {1}
+    samples = configured.cloud.samples(SERIAL)
+    power = samples["mb-1/ActivePowerTotal"]
+    assert [t for t, _ in power] == [T0 + j * MIN for j in range(n)]
+    assert sum(v is None for _, v in power) == len(range(0, n, 7))
+    energy = samples["mb-1/EnergyTotal"]
+    assert energy[-1] == (T0 + (n + 4) * MIN, (n - 1) * 1000)
+    # Sent again, the last batch is a duplicate: stored once.
+    again = await configured.post_batch(batches[-1].body)
+    assert again.json() == {"ack": batches[-1].seq, "duplicate": True}
+    assert len(configured.cloud.sample_counts(SERIAL)) == 2 * n

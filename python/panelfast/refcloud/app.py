@@ -157,6 +157,11 @@ def create_app(state: CloudState) -> Guard:
             parts.append(f"{where}: {issue.get('msg', 'invalid')}")
         return error_response(400, "invalid_payload", "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(Exception)
+    async def _on_bug(_r: Request, err: Exception) -> Response:
+        # A bug of this cloud: still the spec's error body (the traceback is logged).
+        return error_response(500, "internal_error", f"{type(err).__name__} in the cloud")
+
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_r: Request, err: StarletteHTTPException) -> Response:
         if err.status_code == 404:
