@@ -316,7 +316,7 @@ async def test_config_etag_304_and_versions(session: Session) -> None:
         assert newer.json()["version"] == "2"
     malformed = await session.call("GET", "/config", headers={"If-None-Match": "2"})
     assert_error(malformed, 400, "invalid_payload")
-    for wait in ("31", "-1", "1.5", "soon"):
+    for wait in ("31", "-1", "1.5", "1.0", "soon", ["1", "2"]):
         bad = await session.call("GET", "/config", params={"wait": wait})
         assert_error(bad, 400, "invalid_payload")
 

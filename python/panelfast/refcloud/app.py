@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,6 +86,18 @@ def _media_type(request: Request) -> str:
 
 def _bad(message: str) -> RefCloudRequestError:
     return RefCloudRequestError(400, "invalid_payload", message)
+
+
+def _wait_s(request: Request) -> int:
+    """The long poll's ``wait``: once at most, a plain integer 0..30 (``1.0`` is not)."""
+    values = request.query_params.getlist("wait")
+    if not values:
+        return 0
+    if len(values) > 1:
+        raise _bad("wait is given more than once")
+    if not re.fullmatch(r"[0-9]{1,2}", values[0]) or int(values[0]) > 30:
+        raise _bad(f"wait must be an integer from 0 to 30, got {values[0]!r}")
+    return int(values[0])
 
 
 async def _json_body(request: Request, model: type[_M]) -> _M:
@@ -304,7 +317,7 @@ def create_app(state: CloudState) -> Guard:
     ) -> Response:
         authorize(request, device_id)
         held = _if_none_match(request)
-        deadline = time.monotonic() + min(wait, settings.max_wait_s)
+        deadline = time.monotonic() + min(_wait_s(request), settings.max_wait_s)
         while True:
             event = state.signals.event(device_id, "config")
             latest = storage.latest_config(device_id)
@@ -417,7 +430,7 @@ def create_app(state: CloudState) -> Guard:
         request: Request, device_id: str, wait: Annotated[int, Query(ge=0, le=30)] = 0
     ) -> m.CommandsResponse:
         authorize(request, device_id)
-        deadline = time.monotonic() + min(wait, settings.max_wait_s)
+        deadline = time.monotonic() + min(_wait_s(request), settings.max_wait_s)
         while True:
             event = state.signals.event(device_id, "commands")
             commands = storage.pending_commands(device_id)

@@ -43,7 +43,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 # ``<device id>/<output id>`` (spec §9).
 OutputRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}/[A-Za-z0-9_.-]{1,64}$")]
-UnixMs = Annotated[int, Field(ge=0)]
+UnixMs = Annotated[int, Field(ge=0, le=2**63 - 1)]  # stored as SQLite integers
 
 
 class _Body(BaseModel):
