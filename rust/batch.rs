@@ -387,6 +387,111 @@ pub fn encode_batches(
 /// Decode a batch body (zstd frame of a MessagePack map), checking it is a
 /// well-formed §7 batch; at most `max_decompressed` bytes are inflated.
 pub fn decode_batch(frame: &[u8], max_decompressed: usize) -> Result<Batch> {
+    decode_msgpack(&inflate(frame, max_decompressed)?)
+}
+
+/// The series a batch holds: a list with an integer in it is an integer
+/// series, any other a float series (nil is NaN or [`NIL_INTEGER`]).
+pub fn series_of(batch: &Batch) -> Vec<Series> {
+    let mut out = Vec::new();
+    for g in &batch.groups {
+        for (&measurement, values) in g.measurements.iter().zip(&g.values) {
+            let has_float = values.iter().any(|v| matches!(v, Value::Float(_)));
+            let has_int = values.iter().any(|v| matches!(v, Value::Int(_)));
+            let values = if has_int && !has_float {
+                SeriesValues::Integer(
+                    values
+                        .iter()
+                        .map(|v| match v {
+                            Value::Int(i) => *i,
+                            _ => NIL_INTEGER,
+                        })
+                        .collect(),
+                )
+            } else {
+                SeriesValues::Float(
+                    values
+                        .iter()
+                        .map(|v| match v {
+                            Value::Int(i) => *i as f64,
+                            Value::Float(f) => *f,
+                            Value::Nil => f64::NAN,
+                        })
+                        .collect(),
+                )
+            };
+            out.push(Series {
+                measurement,
+                t0_ms: g.t0_ms,
+                dt_ms: g.dt_ms,
+                values,
+            });
+        }
+    }
+    out
+}
+
+/// Merge stored batch bodies of one configuration version into new batches
+/// numbered from `first_seq`, each within `options.max_bytes`.
+///
+/// The outbox keeps unsent samples as batches numbered provisionally 0 and
+/// gathers them into full batches here; a number is given for good only
+/// when a batch is about to be sent. Merged series of one measurement that
+/// continue each other are joined, so the result has as few groups as the
+/// samples allow.
+pub fn rebatch(
+    bodies: &[&[u8]],
+    config_version: &str,
+    first_seq: u64,
+    options: BatchOptions,
+) -> Result<Vec<EncodedBatch>> {
+    let mut series = Vec::new();
+    for (k, body) in bodies.iter().enumerate() {
+        let batch = decode_msgpack_from(&inflate(body, DEFAULT_MAX_DECOMPRESSED)?, 0)
+            .map_err(|e| Error::Batch(format!("stored batch {k}: {e}")))?;
+        if batch.config_version != config_version {
+            return Err(Error::Batch(format!(
+                "stored batch {k} is of configuration {:?}, not {config_version:?}",
+                batch.config_version
+            )));
+        }
+        series.extend(series_of(&batch));
+    }
+    encode_batches(&join(series), config_version, first_seq, options)
+}
+
+/// Join series of one measurement where one starts at the end of the other.
+fn join(mut series: Vec<Series>) -> Vec<Series> {
+    series.sort_by_key(|s| (s.measurement, s.t0_ms));
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    for s in series {
+        if let Some(last) = out.last_mut() {
+            if last.measurement == s.measurement
+                && last.dt_ms == s.dt_ms
+                && last.end_ms() == s.t0_ms
+            {
+                match (&mut last.values, s.values) {
+                    (SeriesValues::Float(a), SeriesValues::Float(b)) => {
+                        a.extend(b);
+                        continue;
+                    }
+                    (SeriesValues::Integer(a), SeriesValues::Integer(b)) => {
+                        a.extend(b);
+                        continue;
+                    }
+                    (_, values) => {
+                        out.push(Series { values, ..s });
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+fn inflate(frame: &[u8], max_decompressed: usize) -> Result<Vec<u8>> {
     let decoder =
         zstd::stream::read::Decoder::new(frame).map_err(|e| Error::Batch(format!("zstd: {e}")))?;
     let mut raw = Vec::new();
@@ -399,13 +504,17 @@ pub fn decode_batch(frame: &[u8], max_decompressed: usize) -> Result<Batch> {
             "decompresses to more than {max_decompressed} bytes"
         )));
     }
-    decode_msgpack(&raw)
+    Ok(raw)
 }
 
 /// Decode the MessagePack map of a batch.
 pub fn decode_msgpack(raw: &[u8]) -> Result<Batch> {
+    decode_msgpack_from(raw, 1)
+}
+
+fn decode_msgpack_from(raw: &[u8], min_seq: i64) -> Result<Batch> {
     let mut rd = Reader { buf: raw };
-    let batch = rd.batch()?;
+    let batch = rd.batch(min_seq)?;
     if !rd.buf.is_empty() {
         return Err(Error::Batch(format!(
             "{} bytes after the batch map",
@@ -561,7 +670,7 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn batch(&mut self) -> Result<Batch> {
+    fn batch(&mut self, min_seq: i64) -> Result<Batch> {
         let (mut version, mut seq, mut config_version, mut groups) = (None, None, None, None);
         for _ in 0..self.map_len("the batch")? {
             match self.str("a key")? {
@@ -585,8 +694,8 @@ impl<'a> Reader<'a> {
             None => return malformed("missing key \"v\""),
         }
         let seq = seq.ok_or(Error::Batch("missing key \"seq\"".into()))?;
-        if seq < 1 {
-            return malformed(&format!("seq must be at least 1, not {seq}"));
+        if seq < min_seq {
+            return malformed(&format!("seq must be at least {min_seq}, not {seq}"));
         }
         let batch = Batch {
             seq: seq as u64,
@@ -789,6 +898,42 @@ mod tests {
             encode::write_sint(&mut theirs, v).expect("writes to a Vec");
             assert_eq!(ours, theirs, "{v}");
         }
+    }
+
+    #[test]
+    fn rebatch_merges_provisional_chunks_and_numbers_them() {
+        let chunks: Vec<Vec<u8>> = (0..4)
+            .map(|k| {
+                let series = vec![
+                    float_series(0, k * 3000, vec![1.0, 2.0, 3.0]),
+                    Series {
+                        measurement: 1,
+                        t0_ms: k * 3000,
+                        dt_ms: 1000,
+                        values: SeriesValues::Integer(vec![k, k + 1, NIL_INTEGER]),
+                    },
+                ];
+                let batches =
+                    encode_batches(&series, "7", 0, BatchOptions::default()).expect("encodes");
+                batches[0].body.clone()
+            })
+            .collect();
+        assert!(
+            decode_batch(&chunks[0], DEFAULT_MAX_DECOMPRESSED).is_err(),
+            "seq 0 never passes as sendable"
+        );
+        let bodies: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let merged = rebatch(&bodies, "7", 41, BatchOptions::default()).expect("rebatches");
+        assert_eq!(merged.len(), 1);
+        let batch = decode_batch(&merged[0].body, DEFAULT_MAX_DECOMPRESSED).expect("decodes");
+        assert_eq!(batch.seq, 41);
+        assert_eq!(batch.groups.len(), 1, "continuing series are joined");
+        assert_eq!(batch.groups[0].values[1][3], Value::Int(1));
+        assert_eq!(batch.groups[0].values[1][2], Value::Nil);
+        assert!(
+            rebatch(&bodies, "8", 1, BatchOptions::default()).is_err(),
+            "one version per batch"
+        );
     }
 
     #[test]

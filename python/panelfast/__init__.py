@@ -31,6 +31,7 @@ from panelfast._native import (
     decode_batch,
     encode_batches,
     encode_msgpack,
+    rebatch,
 )
 from panelfast.exceptions import (
     AlarmError,
@@ -65,4 +66,5 @@ __all__ = [
     "decode_batch",
     "encode_batches",
     "encode_msgpack",
+    "rebatch",
 ]

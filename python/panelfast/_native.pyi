@@ -28,6 +28,7 @@ __all__ = [
     "decode_batch",
     "encode_batches",
     "encode_msgpack",
+    "rebatch",
 ]
 
 __version__: str
@@ -167,6 +168,14 @@ class EncodedBatch:
 
 def encode_batches(
     series: SeriesSet,
+    config_version: str,
+    first_seq: int,
+    *,
+    max_bytes: int = 256000,
+    level: int = 19,
+) -> list[EncodedBatch]: ...
+def rebatch(
+    bodies: Sequence[bytes],
     config_version: str,
     first_seq: int,
     *,

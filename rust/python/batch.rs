@@ -50,7 +50,31 @@ pub fn encode_batches(
     let options = BatchOptions { max_bytes, level };
     let batches =
         py.detach(|| batch::encode_batches(&series.series, config_version, first_seq, options))?;
-    Ok(batches
+    Ok(to_python(py, batches))
+}
+
+/// Merge stored batch bodies of one configuration version (provisionally
+/// numbered 0, or already numbered) into batches numbered from `first_seq`.
+#[pyfunction]
+#[pyo3(signature = (bodies, config_version, first_seq, *, max_bytes = 256_000, level = 19))]
+pub fn rebatch(
+    py: Python<'_>,
+    bodies: Vec<Vec<u8>>,
+    config_version: &str,
+    first_seq: u64,
+    max_bytes: usize,
+    level: i32,
+) -> PyResult<Vec<PyEncodedBatch>> {
+    let options = BatchOptions { max_bytes, level };
+    let batches = py.detach(|| {
+        let slices: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+        batch::rebatch(&slices, config_version, first_seq, options)
+    })?;
+    Ok(to_python(py, batches))
+}
+
+fn to_python(py: Python<'_>, batches: Vec<batch::EncodedBatch>) -> Vec<PyEncodedBatch> {
+    batches
         .into_iter()
         .map(|b| PyEncodedBatch {
             seq: b.seq,
@@ -60,7 +84,7 @@ pub fn encode_batches(
             first_ms: b.first_ms,
             end_ms: b.end_ms,
         })
-        .collect())
+        .collect()
 }
 
 /// The MessagePack map of one batch holding every series (not compressed, not split).

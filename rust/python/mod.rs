@@ -28,6 +28,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(batch::encode_batches, m)?)?;
     m.add_function(wrap_pyfunction!(batch::encode_msgpack, m)?)?;
     m.add_function(wrap_pyfunction!(batch::decode_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(batch::rebatch, m)?)?;
     m.add("MAX_BODY_BYTES", crate::batch::MAX_BODY_BYTES)?;
     m.add("DEFAULT_LEVEL", crate::batch::DEFAULT_LEVEL)?;
     Ok(())

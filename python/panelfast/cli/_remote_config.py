@@ -1,0 +1,84 @@
+"""``panelfast remote-config``: check a document offline, show what is applied.
+
+Read-only by design (§6): nothing here changes the applied configuration;
+only the cloud does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from panelfast.cli._main import main
+from panelfast.exceptions import RemoteConfigRejected, StateStoreError
+from panelfast.remote_config import ConfigStore, validate_bytes
+from panelfast.topology import PublishedTopologyStore
+
+
+@main.group("remote-config")
+def remote_config() -> None:
+    """The remote configuration the cloud imposes (read-only on the gateway)."""
+
+
+@remote_config.command("check")
+@click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--topology",
+    "topology_state",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The published topology state file (what the gateway last published).",
+)
+def check(document: Path, topology_state: Path) -> None:
+    """Validate DOCUMENT as the gateway would, listing every error by path."""
+    try:
+        published = PublishedTopologyStore(topology_state).load()
+        if published is None:
+            raise click.ClickException(f"{topology_state}: no published topology")
+        config = validate_bytes(document.read_bytes(), published.measurements)
+    except StateStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except RemoteConfigRejected as rejection:
+        click.echo(f"{document}: rejected, {len(rejection.errors)} error(s)")
+        for error in rejection.errors:
+            click.echo(f"  {error.path}: {error.message}")
+        raise SystemExit(1) from None
+    rate = config.samples_per_minute
+    shown = f"{float(rate):g}" if rate.denominator != 1 else str(rate.numerator)
+    click.echo(
+        f"{document}: valid, version {config.version!r}: {len(config.measurements)} "
+        f"measurements ({shown} samples per minute), {len(config.alarms)} alarms, "
+        f"published every {config.publisher_period_s} s"
+    )
+
+
+@remote_config.command("status")
+@click.option(
+    "--state",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The gateway's remote configuration database.",
+)
+def status(state: Path) -> None:
+    """Show the applied configuration and the last version received."""
+    try:
+        with ConfigStore(state) as store:
+            applied = store.applied()
+            received = store.last_received()
+    except StateStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if applied is None:
+        click.echo("applied: none (sampling waits for a valid remote configuration)")
+    else:
+        click.echo(
+            f"applied: version {applied.version!r}, {len(applied.measurements)} measurements, "
+            f"{len(applied.alarms)} alarms, published every {applied.publisher_period_s} s"
+        )
+    if received is None:
+        click.echo("received: none")
+        return
+    state_word = "valid" if received.valid else "INVALID"
+    click.echo(f"received: version {received.version!r} {received.status} ({state_word})")
+    for error in received.errors:
+        click.echo(f"  {error.path}: {error.message}")

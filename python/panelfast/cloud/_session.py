@@ -1,0 +1,396 @@
+"""The cloud connection's state machine: Connect, Disconnect, status and diagnostics.
+
+Connection status (§4): ``Not connected`` until the user connects;
+``Connection in progress`` while the gateway is trying (or has lost the
+connection and is trying again); ``Connected`` once a bootstrap and a hub
+request succeeded. The Connection diagnostic follows the last attempt, with a
+hint that says what to check.
+
+Connect and Disconnect are persisted (:mod:`._state`): a gateway that was
+connected reconnects after a reboot (:meth:`CloudSession.run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from panelfast.cloud._bootstrap import bootstrap
+from panelfast.cloud._hub import HubAccess, HubClient
+from panelfast.cloud._identity import Identity, mask_secret
+from panelfast.cloud._state import CloudState, StateStore
+from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
+from panelfast.cloud._transport import RetryPolicy, Transport
+from panelfast.config import Settings
+from panelfast.exceptions import BadCredentials, CloudError, NotConnected, NotRegistered
+
+__all__ = ["CloudSession", "CloudStatus", "ConnectionStatus", "Diagnostic"]
+
+log = logging.getLogger(__name__)
+
+#: A token this close to its expiry is renewed before use rather than after a 401.
+TOKEN_MARGIN_S = 30
+#: After a failed NTP query, the next one waits this long (an attempt must not wait twice).
+SYNC_RETRY_S = 30.0
+#: How long a disconnect call may take: it is best effort.
+DISCONNECT_TIMEOUT_S = 5.0
+
+
+class ConnectionStatus(StrEnum):
+    NOT_CONNECTED = "Not connected"
+    IN_PROGRESS = "Connection in progress"
+    CONNECTED = "Connected"
+
+
+class Diagnostic(StrEnum):
+    ACTIVATED = "Device activated"
+    NOT_REGISTERED = "Device not registered"
+    NETWORK_UNREACHABLE = "Network unreachable"
+    BAD_CREDENTIALS = "Bad credentials"
+
+
+def _diagnostic(saved: str | None) -> Diagnostic | None:
+    """A saved diagnostic; one this version does not know (a hand-edited file) is none."""
+    return Diagnostic(saved) if saved in {d.value for d in Diagnostic} else None
+
+
+@dataclass(frozen=True)
+class CloudStatus:
+    """What the status page and ``panelfast status`` show."""
+
+    connection: ConnectionStatus
+    diagnostic: Diagnostic | None
+    hint: str
+    time: SyncStatus
+    device_id: str | None
+    attempt_at: float | None
+
+    def rows(self) -> list[tuple[str, str]]:
+        rows = [
+            ("Connection status", self.connection.value),
+            ("Connection diagnostics", self.diagnostic.value if self.diagnostic else "-"),
+        ]
+        if self.hint:
+            rows.append(("Hint", self.hint))
+        rows.append(("Time synchronisation", self.time.describe()))
+        if self.device_id:
+            rows.append(("Cloud device id", self.device_id))
+        return rows
+
+    def text(self) -> str:
+        rows = self.rows()
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in rows)
+
+
+class CloudSession:
+    """One gateway's connection to its cloud; :attr:`hub` makes the calls."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        ntp_timeout_s: float = 3.0,
+        resync_s: float = 3600.0,
+    ) -> None:
+        self.settings = settings
+        self.store = StateStore(settings.storage.dir)
+        self.state: CloudState = self.store.load()
+        self.identity = Identity.from_settings(settings.identity, device_id=self.state.device_id)
+        self.clock = Clock()
+        self.timesync = TimeSync(
+            settings.time,
+            self.clock,
+            cloud_ntp_server=self.state.ntp_server,
+            timeout_s=ntp_timeout_s,
+        )
+        restored = SyncStatus.from_json(self.state.time)
+        if restored is not None:
+            self.timesync.restore(restored)
+        self.retry = retry or RetryPolicy()
+        self.resync_s = resync_s
+        self.hub = HubClient(self)
+        self._transport: Transport | None = None
+        self._renewing = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._last_sync_try: float | None = None
+        # After a restart nothing is known yet: a gateway that should be
+        # connected is (again) in progress until its first attempt.
+        self._connection = (
+            ConnectionStatus.IN_PROGRESS if self.state.connect else ConnectionStatus.NOT_CONNECTED
+        )
+
+    # -- status
+
+    @property
+    def connect_requested(self) -> bool:
+        return self.state.connect
+
+    def status(self) -> CloudStatus:
+        return CloudStatus(
+            connection=self._connection,
+            diagnostic=_diagnostic(self.state.diagnostic),
+            hint=self.state.hint,
+            time=self.timesync.status,
+            device_id=self.state.device_id,
+            attempt_at=self.state.attempt_at,
+        )
+
+    def saved_status(self) -> CloudStatus:
+        """The outcome of the last attempt as saved, whichever process made it (CLI status)."""
+        saved = self.state.status
+        connection = (
+            ConnectionStatus(saved)
+            if self.state.connect and saved in {c.value for c in ConnectionStatus}
+            else self._connection
+        )
+        return dataclasses.replace(self.status(), connection=connection)
+
+    def _save(self) -> None:
+        self.state.status = self._connection.value
+        self.state.time = self.timesync.status.to_json()
+        self.store.save(self.state)
+
+    # -- the HubAccessProvider side, used by HubClient
+
+    @property
+    def transport(self) -> Transport:
+        if not self.state.connect:
+            raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
+        if self._transport is None or self._transport.closed:
+            self._transport = Transport(self.settings.cloud, retry=self.retry)
+        return self._transport
+
+    async def hub_access(self) -> HubAccess:
+        state = self.state
+        if not state.connect:
+            raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
+        access = self._access()
+        if access is not None and self._token_fresh():
+            return access
+        return await self.renew(access)
+
+    def _token_fresh(self) -> bool:
+        return (self.state.token_expires_at or 0) > self.clock.now() + TOKEN_MARGIN_S
+
+    def _access(self) -> HubAccess | None:
+        s = self.state
+        if not (s.device_id and s.hub_url and s.upload_url and s.token):
+            return None
+        return HubAccess(s.device_id, s.hub_url, s.upload_url, s.token.get_secret_value())
+
+    async def renew(self, stale: HubAccess | None) -> HubAccess:
+        """Bootstrap (again): one at a time, and not if another call already did."""
+        async with self._renewing:
+            current = self._access()
+            renewed_meanwhile = (
+                current is not None
+                and self._token_fresh()
+                and (stale is None or current.token != stale.token)
+            )
+            if renewed_meanwhile and current is not None:
+                return current  # another call bootstrapped while this one waited
+            await self._sync_time_if_due()
+            try:
+                result = await bootstrap(
+                    self.transport,
+                    self.identity,
+                    self.clock,
+                    str(self.settings.cloud.bootstrap_url),
+                )
+            except CloudError as exc:
+                self._explain(exc)
+                if isinstance(exc, NotRegistered | BadCredentials) and exc.status is not None:
+                    self.state.forget_bootstrap()
+                raise
+            s = self.state
+            s.device_id, s.hub_url, s.upload_url = (
+                result.device_id,
+                result.hub_url,
+                result.upload_url,
+            )
+            s.token, s.token_expires_at = result.token, result.token_expires_at
+            s.ntp_server, s.data_seq = result.ntp_server, result.data_seq
+            self.identity = Identity.from_settings(
+                self.settings.identity, device_id=result.device_id
+            )
+            if (
+                self.settings.time.mode == "cloud"
+                and result.ntp_server != self.timesync.cloud_ntp_server
+            ):
+                self.timesync.cloud_ntp_server = result.ntp_server
+                self._last_sync_try = time.monotonic()
+                await self.timesync.sync()  # the cloud's own server from now on
+            self._save()
+            log.info("bootstrapped as %s", result.device_id)
+            access = self._access()
+            assert access is not None
+            return access
+
+    def outcome(self, error: CloudError | None) -> None:
+        """Follow the last attempt (§4): success activates, a diagnosed failure says why."""
+        if not self.state.connect:
+            return
+        if error is None:
+            connection, diagnostic, hint = ConnectionStatus.CONNECTED, Diagnostic.ACTIVATED, ""
+        elif error.diagnostic is not None:
+            if isinstance(error, NotRegistered) and not error.hint:
+                self._explain(error)  # a de-enrolled serial, told by the hub
+            connection, diagnostic = ConnectionStatus.IN_PROGRESS, Diagnostic(error.diagnostic)
+            hint = error.hint or error.message
+        else:
+            return  # the hub answered: the connection itself is fine
+        changed = (connection, diagnostic.value, hint) != (
+            self._connection,
+            self.state.diagnostic,
+            self.state.hint,
+        )
+        self._connection = connection
+        self.state.diagnostic, self.state.hint = diagnostic.value, hint
+        self.state.attempt_at = self.clock.now()
+        if changed:
+            if error is not None:
+                log.warning("cloud: %s (%s)", diagnostic.value, error.message)
+            self._save()
+            self._changed.set()
+
+    def _explain(self, exc: CloudError) -> None:
+        """Bootstrap refusals get a hint about what the user can do."""
+        serial = self.identity.serial
+        if isinstance(exc, NotRegistered):
+            exc.hint = (
+                f"the cloud does not know serial {serial}: claim it in the cloud application "
+                f"(serial {serial}, claim key {mask_secret(self.identity.claim_key)})"
+            )
+        elif isinstance(exc, BadCredentials) and exc.status == 401:
+            time = self.timesync.status
+            if time.state == "manual":
+                why = (
+                    "the gateway's clock may be more than 300 s off: set the time "
+                    'synchronisation mode to Cloud ([time] mode = "cloud")'
+                )
+            elif time.state == "failed":
+                why = (
+                    f"time synchronisation failed ({time.error}), so the clock may be more than "
+                    "300 s off: let NTP (UDP) through the firewall, or set the time "
+                    "synchronisation mode to Cloud"
+                )
+            elif self.settings.time.mode != "cloud":
+                why = (
+                    f"the clock follows {time.server} (offset {time.offset_s:+.1f} s); "
+                    "if that server is off, set the time synchronisation mode to Cloud"
+                )
+            else:
+                why = (
+                    f"the clock is synchronised with {time.server} (offset {time.offset_s:+.1f} s)"
+                )
+            exc.hint = (
+                f"the cloud refused the claim signature of {serial}: {why}; otherwise the claim "
+                "key does not match the one enrolled"
+            )
+
+    async def _sync_time_if_due(self) -> None:
+        """Query NTP unless the offset is fresh, or a query just failed (no double wait)."""
+        status = self.timesync.status
+        if status.state == "manual":
+            return
+        since = time.monotonic() - self._last_sync_try if self._last_sync_try else None
+        if since is not None and since < (
+            self.resync_s if status.state == "synchronised" else SYNC_RETRY_S
+        ):
+            return
+        restored_fresh = (
+            self._last_sync_try is None
+            and status.state == "synchronised"
+            and self.clock.now() - (status.synced_at or 0.0) < self.resync_s
+        )
+        if restored_fresh:  # measured by a previous run, recently enough
+            self._last_sync_try = time.monotonic()
+            return
+        self._last_sync_try = time.monotonic()
+        await self.timesync.sync()
+
+    # -- what the user does
+
+    async def connect(self) -> CloudStatus:
+        """Connect (persisted), then make one attempt: time, bootstrap, a hub request."""
+        if not self.state.connect:
+            self.state.connect = True
+            self._connection = ConnectionStatus.IN_PROGRESS
+            self._save()
+        await self.attempt()
+        return self.status()
+
+    async def attempt(self) -> bool:
+        """One connection attempt; the outcome is in :meth:`status`."""
+        try:
+            await self._sync_time_if_due()
+            await self.hub.get_commands(wait_s=0)  # a hub request with no side effect
+        except NotConnected:
+            return False
+        except CloudError as exc:
+            log.info("cloud connection attempt failed: %s", exc.message)
+            return exc.diagnostic is None
+        return True
+
+    async def disconnect(self) -> CloudStatus:
+        """Tell the hub (best effort), stop all cloud traffic, show Not connected."""
+        if self.state.connect and self._access() is not None:
+            try:
+                await asyncio.wait_for(self._say_goodbye(), DISCONNECT_TIMEOUT_S)
+            except (CloudError, TimeoutError) as exc:
+                log.info("disconnect call not delivered: %s", exc)
+        self.state.connect = False
+        self._connection = ConnectionStatus.NOT_CONNECTED
+        self.state.diagnostic, self.state.hint = None, ""
+        self._save()
+        self._changed.set()
+        await self.aclose()
+        return self.status()
+
+    async def _say_goodbye(self) -> None:
+        access = self._access()
+        assert access is not None
+        await self.transport.request(
+            "POST",
+            f"{access.hub_url}/v1/devices/{access.device_id}/disconnect",
+            headers={"Authorization": f"Bearer {access.token}"},
+            ok=(200, 204),
+            retry=RetryPolicy(max_attempts=1),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTPS client (the persisted Connect is left as it is)."""
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+
+    async def run(self) -> None:
+        """Keep the connection up while Connect is requested (e.g. after a reboot).
+
+        Reconnects with backoff after a failure, resynchronises the clock
+        every ``resync_s``; returns once the user disconnects.
+        """
+        failures = 0
+        while self.state.connect:
+            self._changed.clear()
+            if self._connection is not ConnectionStatus.CONNECTED:
+                if await self.attempt() and self.status().connection is ConnectionStatus.CONNECTED:
+                    failures = 0
+                    continue
+                if not self.state.connect:
+                    break
+                delay = self.retry.delay(failures)
+                failures += 1
+            else:
+                delay = self.resync_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), delay)
+            if self._connection is ConnectionStatus.CONNECTED and self.state.connect:
+                await self._sync_time_if_due()

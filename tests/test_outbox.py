@@ -1,0 +1,214 @@
+"""The durable outbox: nothing lost, nothing sent twice, across crashes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from panelfast import AlarmSet, SeriesSet, decode_batch
+from panelfast.outbox import COMPACT_AFTER, Outbox
+
+PERIOD = 60_000
+
+
+def minutes(first: int, count: int, measurements: int = 50, seed: int = 0) -> SeriesSet:
+    """``count`` one-minute samples from minute ``first``: noisy float32 readings."""
+    rng = np.random.default_rng(seed + first)
+    return SeriesSet.from_series(
+        [
+            (m, first * PERIOD, PERIOD,
+             (230 + rng.normal(0, 1, count)).astype(np.float32).astype(np.float64))
+            for m in range(measurements)
+        ]
+    )  # fmt: skip
+
+
+def instants(body: bytes) -> set[tuple[int, int]]:
+    doc = decode_batch(body)
+    return {
+        (m, g["t0"] + j * g["dt"])
+        for g in doc["groups"]
+        for m, values in zip(g["m"], g["v"], strict=True)
+        for j in range(len(values))
+    }
+
+
+def test_seal_send_acknowledge(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    assert outbox.next_batch() is None
+    outbox.add_samples(minutes(0, 10), "3")
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert batch.seq == 1
+    assert batch.samples == 500
+    assert decode_batch(batch.body)["config_version"] == "3"
+    assert len(instants(batch.body)) == 500
+    assert outbox.next_batch() == batch, "one sealed batch at a time, resent unchanged"
+    outbox.acknowledged(1)
+    outbox.acknowledged(1)  # heard twice: harmless
+    stats = outbox.stats()
+    assert (stats.last_acked, stats.next_seq, stats.pending_samples) == (1, 2, 0)
+
+
+def test_sealed_content_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path, quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 5), "1")
+    sealed = outbox.next_batch()
+    outbox.add_samples(minutes(5, 5), "1")
+    outbox.close()
+    again = Outbox(path, quota_bytes=10**8)
+    assert again.next_batch() == sealed, "the same seq carries the same bytes after a crash"
+
+
+def test_one_configuration_per_batch(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 2), "1")
+    outbox.add_samples(minutes(2, 2), "2")
+    first = outbox.next_batch()
+    assert first is not None
+    assert decode_batch(first.body)["config_version"] == "1"
+    outbox.acknowledged(first.seq)
+    second = outbox.next_batch()
+    assert second is not None
+    assert (second.seq, decode_batch(second.body)["config_version"]) == (2, "2")
+
+
+def test_conflict_renumbers_and_keeps_the_samples(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 3), "1")
+    before = outbox.next_batch()
+    assert before is not None
+    after = outbox.renumber(17)
+    assert after is not None
+    assert after.seq == 17
+    assert decode_batch(after.body)["seq"] == 17
+    assert instants(after.body) == instants(before.body)
+    outbox.acknowledged(17)
+    outbox.add_samples(minutes(3, 1), "1")
+    nxt = outbox.next_batch()
+    assert nxt is not None
+    assert nxt.seq == 18
+
+
+def test_refused_batch_is_set_aside_and_its_seq_reused(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 3), "1")
+    refused = outbox.next_batch()
+    assert refused is not None
+    outbox.refuse(refused.seq, "invalid_payload: unknown measurement")
+    assert outbox.stats().refused_batches == 1
+    outbox.add_samples(minutes(3, 3), "1")
+    nxt = outbox.next_batch()
+    assert nxt is not None
+    assert nxt.seq == refused.seq
+    assert instants(nxt.body) != instants(refused.body)
+
+
+def test_too_large_for_the_hub_is_split(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8, level=3)
+    outbox.add_samples(minutes(0, 120), "1")
+    whole = outbox.next_batch()
+    assert whole is not None
+    all_instants = instants(whole.body)
+    first = outbox.split(whole.seq)
+    assert first is not None
+    assert first.seq == whole.seq
+    assert len(first.body) <= len(whole.body) // 2 + 1024
+    got = instants(first.body)
+    outbox.acknowledged(first.seq)
+    while (b := outbox.next_batch()) is not None:
+        got |= instants(b.body)
+        outbox.acknowledged(b.seq)
+    assert got == all_instants
+
+
+def test_offline_compaction_makes_full_batches(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**9)
+    for k in range(COMPACT_AFTER * 4):
+        outbox.add_samples(minutes(k, 1, measurements=400), "1")
+    chunks_before = outbox.stats().chunks
+    assert outbox.compact() == chunks_before
+    stats = outbox.stats()
+    assert stats.chunks < chunks_before // 4
+    assert stats.pending_samples == COMPACT_AFTER * 4 * 400
+    got: set[tuple[int, int]] = set()
+    while (b := outbox.next_batch()) is not None:
+        assert b.seq == outbox.stats().last_acked + 1
+        got |= instants(b.body)
+        outbox.acknowledged(b.seq)
+    assert len(got) == COMPACT_AFTER * 4 * 400
+
+
+def test_quota_drops_the_oldest_and_counts_it(tmp_path: Path) -> None:
+    quota = 150_000
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=quota, level=3)
+    for k in range(400):
+        outbox.add_samples(minutes(k, 1, measurements=100), "1")
+    stats = outbox.stats()
+    assert stats.dropped_samples > 0
+    assert stats.bytes_used <= quota
+    assert stats.pending_samples + stats.dropped_samples == 400 * 100
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert min(t for _, t in instants(batch.body)) > 0, "the oldest went first"
+
+
+def test_resume_after_lost_state(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.resume_from(500)
+    outbox.add_samples(minutes(0, 1), "1")
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert batch.seq == 501
+
+
+def test_alarm_events_wait_in_order(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    alarms = AlarmSet([("a1", 0, "over", 10.0, 1.0, 0)])
+    events = alarms.evaluate([11.0], [True], [1000]) + alarms.evaluate([8.0], [True], [2000])
+    ids = outbox.add_events(events)
+    pending = outbox.pending_events()
+    assert [p.id for p in pending] == ids
+    assert pending[0].body == {"id": ids[0], "alarm": "a1", "state": "active",
+                               "ts": 1000, "value": 11.0}  # fmt: skip
+    assert pending[1].body["state"] == "inactive"
+    outbox.events_acknowledged(ids[:1])
+    assert [p.id for p in outbox.pending_events()] == ids[1:]
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    worker = Path(__file__).with_name("outbox_worker.py")
+    committed: set[int] = set()
+    rng = random.Random(7)
+    for _ in range(22):
+        proc = subprocess.Popen(
+            [sys.executable, str(worker), str(tmp_path), "30"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(rng.uniform(0.2, 0.8))
+        os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        committed |= {
+            int(line.split()[1]) for line in out.splitlines() if line.startswith("committed")
+        }
+    # A last run, not killed, sends what is left.
+    subprocess.run([sys.executable, str(worker), str(tmp_path), "drain"], check=True)
+    cloud = sqlite3.connect(tmp_path / "cloud.sqlite")
+    assert cloud.execute("SELECT count(*) FROM violation").fetchone()[0] == 0
+    rows = cloud.execute("SELECT m, t, count(*) FROM sample GROUP BY m, t").fetchall()
+    assert all(n == 1 for _, _, n in rows), "no sample stored twice"
+    received = {t for m, t, _ in rows if m == 0}
+    assert committed <= received, f"{len(committed - received)} committed instants lost"
+    assert len(committed) > 100
