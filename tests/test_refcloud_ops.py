@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import ssl
 import stat
@@ -150,9 +151,31 @@ async def test_operator_api_needs_the_operator_token(session: Session) -> None:
     assert_error(missing, 400, "invalid_payload")
 
 
+async def _upload_logs(session: Session, data: bytes) -> str:
+    announce = {
+        "kind": "logs",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "content_type": "text/plain",
+    }
+    created = (
+        await session.http.post(session.upload("/uploads"), json=announce, headers=session.auth)
+    ).json()
+    assert (await session.http.put(created["put_url"], content=data)).status_code == 201
+    done = await session.http.post(
+        session.upload(f"/uploads/{created['upload_id']}/complete"), headers=session.auth
+    )
+    assert done.status_code == 200
+    return str(created["upload_id"])
+
+
 async def test_operator_client_drives_an_in_process_cloud(session: Session) -> None:
     with OperatorClient(session.cloud.state.state_dir) as operator:
         await session.put_topology()
+        logs = await _upload_logs(session, b"log\n" * 10)
+        assert await asyncio.to_thread(operator.upload_bytes, logs) == b"log\n" * 10
+        assert (await asyncio.to_thread(operator.uploads, SERIAL))[0]["completed"] is True
+        assert (await asyncio.to_thread(operator.topology, SERIAL))["version"].startswith("t-")
         served = await asyncio.to_thread(operator.generate_config, SERIAL, period_s=300)
         assert served["version"] == "1"
         queued = await asyncio.to_thread(operator.queue_command, SERIAL, {"type": "upload_logs"})

@@ -36,6 +36,7 @@ from panelfast.refcloud.guard import Guard, error_response
 from panelfast.refcloud.operator_api import operator_router
 from panelfast.refcloud.state import CloudState
 from panelfast.refcloud.storage import DeviceRecord
+from panelfast.refcloud.tls import write_secret
 
 __all__ = ["BATCH_MEDIA_TYPE", "create_app"]
 
@@ -552,7 +553,7 @@ def create_app(state: CloudState) -> Guard:
         if record.completed:
             raise RefCloudRequestError(409, "conflict", f"upload {upload_id} is already complete")
         data = await request.body()
-        (state.upload_dir / upload_id).write_bytes(data)
+        write_secret(state.upload_dir / upload_id, data)  # logs may say more than they should
         storage.record_upload_bytes(upload_id, len(data), hashlib.sha256(data).hexdigest())
         return Response(status_code=201)
 

@@ -171,6 +171,49 @@ class OperatorClient:
     def last_seq(self, serial: str) -> int:
         return int(self.inspect(serial)["data"]["last_seq"])
 
+    def _section(self, serial: str, name: str) -> Any:
+        return self.inspect(serial)[name]
+
+    def topology(self, serial: str) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._section(serial, "topology")
+        return result
+
+    def reports(self, serial: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._section(serial, "reports")
+        return result
+
+    def coverage(self, serial: str) -> dict[str, dict[str, Any]]:
+        result: dict[str, dict[str, Any]] = self._section(serial, "data")["coverage"]
+        return result
+
+    def alarm_events(self, serial: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._section(serial, "alarm_events")
+        return result
+
+    def commands(self, serial: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._section(serial, "commands")
+        return result
+
+    def output_states(self, serial: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._section(serial, "output_states")
+        return result
+
+    def uploads(self, serial: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._section(serial, "uploads")
+        return result
+
+    def disconnects(self, serial: str) -> list[float]:
+        return [float(t) for t in self._section(serial, "disconnects")]
+
+    def upload_bytes(self, upload_id: str) -> bytes:
+        try:
+            response = self._http.get(f"/uploads/{upload_id}")
+        except httpx.HTTPError as err:
+            raise RefCloudError(f"the reference cloud did not answer: {err}") from err
+        if response.status_code != 200:
+            raise RefCloudError(f"no bytes for upload {upload_id}: {response.status_code}")
+        return response.content
+
 
 class RefCloudProcess:
     """``panelfast refcloud serve`` as a subprocess over ``state_dir``.

@@ -130,6 +130,10 @@ def operator_router(state: CloudState) -> APIRouter:
     async def batches(serial: str) -> list[dict[str, Any]]:
         return operator.batches(serial)
 
+    @router.get("/uploads/{upload_id}", response_class=Response)
+    async def upload_bytes(upload_id: str) -> Response:
+        return Response(operator.upload_bytes(upload_id), media_type="application/octet-stream")
+
     @router.post("/faults", status_code=201)
     async def inject_fault(body: FaultRequest) -> dict[str, Any]:
         return operator.inject_fault(
