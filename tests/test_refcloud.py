@@ -187,6 +187,10 @@ async def test_token_lifetime_runs_out(tmp_path: Path) -> None:
 async def test_valid_token_of_de_enrolled_serial_is_not_registered(session: Session) -> None:
     session.cloud.de_enrol(SERIAL)
     assert_error(await session.call("GET", "/commands"), 403, "device_not_registered")
+    session.cloud.enrol(SERIAL, session.key)  # the same key: the token is good again
+    assert (await session.call("GET", "/commands")).status_code == 200
+    session.cloud.enrol(SERIAL)  # a new key: tokens of the old one expire
+    assert_error(await session.call("GET", "/commands"), 401, "token_expired")
 
 
 # -- topology (spec §5) --------------------------------------------------------------------

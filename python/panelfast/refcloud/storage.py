@@ -188,10 +188,19 @@ class Storage:
     # -- enrolment and devices -------------------------------------------------------
 
     def enrol(self, serial: str, claim_key: str) -> str:
-        """Enrol ``serial`` with ``claim_key``; a serial enrolled before keeps its device id."""
+        """Enrol ``serial`` with ``claim_key``; a serial enrolled before keeps its device id
+        (and its data), but its tokens expire if the claim key changed."""
         with self._tx() as db:
-            row = db.execute("SELECT device_id FROM devices WHERE serial = ?", (serial,)).fetchone()
+            row = db.execute(
+                "SELECT device_id, claim_key FROM devices WHERE serial = ?", (serial,)
+            ).fetchone()
             if row is not None:
+                if row[1] != claim_key:
+                    # A new claim key: whoever held the old one must not keep a live token.
+                    db.execute(
+                        "UPDATE tokens SET expires_at = ? WHERE device_id = ? AND expires_at > ?",
+                        (int(time.time()) - 1, row[0], int(time.time()) - 1),
+                    )
                 db.execute(
                     "UPDATE devices SET claim_key = ?, enrolled = 1, enrolled_at = ? "
                     "WHERE serial = ?",
