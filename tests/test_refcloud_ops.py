@@ -230,14 +230,44 @@ def test_cli_and_subprocess_cloud(tmp_path: Path) -> None:
             assert len(generated["document"]["measurements"]) == 3
             config = client.get(f"{hub}/config", headers=auth)
             assert config.headers["etag"] == '"1"'
+            bad = tmp_path / "bad.json"
+            bad.write_text(json.dumps({"measurements": [], "alarms": [], "publisher": {}}))
+            refused = runner.invoke(
+                main, ["refcloud", "config", "set", SERIAL, str(bad), "--check"], env=env
+            )
+            assert refused.exit_code != 0
+            assert "publisher.period_s" in refused.output
+            raw = json.loads(cli("config", "set", SERIAL, str(bad), "--raw"))
+            assert raw["version"] == "2"
+            assert "version" not in raw["document"]
+            schedule = tmp_path / "schedule.json"
+            schedule.write_text(
+                json.dumps(
+                    {
+                        "id": "s1",
+                        "output": "io-1/Q1",
+                        "timezone": "Europe/Paris",
+                        "entries": [{"days": ["sat"], "at": "08:00", "action": "off"}],
+                    }
+                )
+            )
+            cli("command", "schedule", SERIAL, str(schedule))
+            cli("command", "schedule-delete", SERIAL, "s1")
+            cli("command", "upload-logs", SERIAL)
             cli("command", "output", SERIAL, "io-1/Q1", "on", "--expires-in", "60")
             commands = client.get(f"{hub}/commands", headers=auth).json()["commands"]
-            assert commands[0]["output"] == "io-1/Q1"
+            assert [c["type"] for c in commands] == [
+                "schedule",
+                "schedule_delete",
+                "upload_logs",
+                "output",
+            ]
+            assert commands[3]["expires_at"] > time.time()
             cli("fault", "rate_limited", "--target", "commands", "--retry-after", "3")
             limited = client.get(f"{hub}/commands", headers=auth)
             assert (limited.status_code, limited.headers["retry-after"]) == (429, "3")
             inspected = json.loads(cli("inspect", SERIAL, "--section", "commands"))
-            assert inspected[0]["deliveries"] == 1
+            assert [c["deliveries"] for c in inspected] == [1, 1, 1, 1]
             assert json.loads(cli("faults")) == []
             cloud.restart()
             # The gateway keeps its token across a restart of the cloud on the same port.
