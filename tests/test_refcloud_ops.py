@@ -303,3 +303,12 @@ async def test_bootstrap_returns_the_configured_urls(tmp_path: Path) -> None:
         async with httpx.AsyncClient(verify=_context(cloud.ca_path)) as client:
             boot = (await do_bootstrap(client, cloud, key)).json()
     assert (boot["hub_url"], boot["upload_url"]) == (settings.hub_url, settings.upload_url)
+
+
+async def test_unknown_routes_answer_the_spec_error_body(session: Session) -> None:
+    unknown = await session.http.get(f"{session.hub_url}/v1/devices/{session.device_id}/nothing")
+    assert_error(unknown, 404, "not_found")
+    outside = await session.http.get(session.hub_url.removesuffix("/hub") + "/elsewhere")
+    assert_error(outside, 404, "not_found")
+    wrong_method = await session.call("DELETE", "/commands")
+    assert_error(wrong_method, 405, "method_not_allowed")
