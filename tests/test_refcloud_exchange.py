@@ -6,19 +6,27 @@ import asyncio
 import hashlib
 import json
 import random
+import ssl
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 import msgpack
 import pytest
 import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from panelfast.refcloud import RefCloud
 from refcloud_support import (
+    IDENTITY,
     SERIAL,
     TOPOLOGY,
     Session,
     assert_error,
+    bootstrap_headers,
     cloud_fixture,
     do_bootstrap,
     encode_batch,
@@ -471,3 +479,53 @@ async def test_batches_of_the_gateway_encoder_are_accepted_whole(configured: Ses
     again = await configured.post_batch(batches[-1].body)
     assert again.json() == {"ack": batches[-1].seq, "duplicate": True}
     assert len(configured.cloud.sample_counts(SERIAL)) == 2 * n
+
+
+def test_sequence_rules_against_a_model(tmp_path: Path) -> None:
+    """Random sends (new, repeated, altered, ahead) answered exactly as spec §7 says."""
+
+    sends = st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2)), min_size=1, max_size=12)
+    with (
+        RefCloud(tmp_path) as cloud,
+        httpx.Client(verify=ssl.create_default_context(cafile=cloud.ca_path)) as client,
+    ):
+        serials = iter(f"PS-{i:04d}" for i in range(10_000))
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(sends=sends)
+        def run(sends: list[tuple[int, int]]) -> None:
+            serial = next(serials)
+            key = cloud.enrol(serial)
+            boot = client.post(
+                f"{cloud.bootstrap_url}/v1/bootstrap",
+                headers=bootstrap_headers(key, serial),
+                json={**IDENTITY, "serial": serial},
+            ).json()
+            cloud.state.storage.add_config(
+                boot["device_id"],
+                {"measurements": [{"device": "d", "measurement": "m", "period_s": 60}]},
+                raw=False,
+            )
+            url = f"{boot['hub_url']}/v1/devices/{boot['device_id']}/data"
+            headers = {
+                "Authorization": f"Bearer {boot['token']}",
+                "Content-Type": "application/vnd.panelfast.batch+msgpack",
+                "Content-Encoding": "zstd",
+            }
+            taken: dict[int, int] = {}
+            for seq, content in sends:
+                body = encode_batch(seq, "1", [group(T0 + seq * MIN, [0], [[float(content)]])])
+                response = client.post(url, content=body, headers=headers)
+                expected = len(taken) + 1
+                if seq == expected:
+                    assert response.json() == {"ack": seq}
+                    taken[seq] = content
+                elif seq < expected and taken[seq] == content:
+                    assert response.json() == {"ack": seq, "duplicate": True}
+                else:
+                    assert response.status_code == 409
+                    assert response.json()["expected"] == expected
+            assert cloud.last_seq(serial) == len(taken)
+            assert len(cloud.sample_counts(serial)) == len(taken)
+
+        run()
