@@ -320,9 +320,17 @@ def test_operator_commands_are_checked(cloud: Any) -> None:
         {"type": "output", "output": "io-1/Q1", "action": "blink"},
         {"type": "reboot"},
         {"type": "schedule_delete"},
+        {
+            "type": "schedule",
+            "schedule": {"id": "s", "output": "io-1/Q1", "timezone": "Mars/Olympus", "entries": []},
+        },
     ):
         with pytest.raises(RefCloudError, match="invalid command"):
             cloud.queue_command(SERIAL, bad)
+    # Raw: queued as given, to see the gateway refuse it.
+    queued = cloud.queue_command(SERIAL, {"type": "reboot", "id": "ignored"}, raw=True)
+    assert queued["type"] == "reboot"
+    assert queued["id"].startswith("c-")
 
 
 async def test_output_states_are_stored(session: Session) -> None:

@@ -122,8 +122,11 @@ class OperatorClient:
         result: dict[str, Any] = self._call("POST", f"/devices/{serial}/config/generate", body)
         return result
 
-    def queue_command(self, serial: str, command: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._call("POST", f"/devices/{serial}/commands", dict(command))
+    def queue_command(
+        self, serial: str, command: Mapping[str, Any], *, raw: bool = False
+    ) -> dict[str, Any]:
+        path = f"/devices/{serial}/commands" + ("?raw=true" if raw else "")
+        result: dict[str, Any] = self._call("POST", path, dict(command))
         return result
 
     def inject_fault(

@@ -14,11 +14,12 @@ import io
 import json
 import math
 import re
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeGuard
 
 import zstandard
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from panelfast.exceptions import RefCloudError, RefCloudRequestError
 from panelfast.refcloud.models import NAME_PATTERN, Topology
@@ -279,10 +280,18 @@ class ScheduleEntry(_Cmd):
     action: Literal["on", "off"]
 
 
+def _known_timezone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    return name
+
+
 class Schedule(_Cmd):
     id: Annotated[str, Field(pattern=NAME_PATTERN)]
     output: _OutputRef
-    timezone: str
+    timezone: Annotated[str, AfterValidator(_known_timezone)]
     entries: list[ScheduleEntry]
 
 

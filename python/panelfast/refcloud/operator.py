@@ -135,10 +135,18 @@ class Operator:
 
     # -- commands ---------------------------------------------------------------------------
 
-    def queue_command(self, serial: str, command: Mapping[str, Any]) -> dict[str, Any]:
-        """Queue a command (spec §9 without ``id``); returns it with its id."""
+    def queue_command(
+        self, serial: str, command: Mapping[str, Any], *, raw: bool = False
+    ) -> dict[str, Any]:
+        """Queue a command (spec §9 without ``id``); returns it with its id.
+
+        ``raw`` queues it unchecked (to see how a gateway refuses a malformed one).
+        """
         device_id = self._device_id(serial)
-        queued = self.state.storage.queue_command(device_id, parse_command(command))
+        if not isinstance(command, Mapping):
+            raise RefCloudError("a command is a JSON object")
+        body = {k: v for k, v in command.items() if k != "id"} if raw else parse_command(command)
+        queued = self.state.storage.queue_command(device_id, body)
         self.state.signals.notify(device_id, "commands")
         return queued
 

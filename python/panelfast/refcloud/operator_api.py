@@ -110,8 +110,8 @@ def operator_router(state: CloudState) -> APIRouter:
         )
 
     @router.post("/devices/{serial}/commands", status_code=201)
-    async def queue_command(serial: str, body: dict[str, Any]) -> dict[str, Any]:
-        return operator.queue_command(serial, body)
+    async def queue_command(serial: str, body: dict[str, Any], raw: bool = False) -> dict[str, Any]:
+        return operator.queue_command(serial, body, raw=raw)
 
     @router.get("/devices/{serial}")
     async def inspect(serial: str) -> dict[str, Any]:
