@@ -431,6 +431,10 @@ async def test_upload_size_or_digest_mismatch_is_invalid_payload(session: Sessio
 
 async def test_put_url_is_the_only_authorisation(session: Session) -> None:
     created = await _announce(session, b"x", "logs")
+    packed = await session.http.put(
+        created["put_url"], content=b"x", headers={"Content-Encoding": "zstd"}
+    )
+    assert_error(packed, 400, "invalid_payload")
     forged = created["put_url"].replace("sig=", "sig=0")
     assert_error(await session.http.put(forged, content=b"x"), 401, "bad_credentials")
     unknown = await session.http.post(

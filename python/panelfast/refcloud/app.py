@@ -552,6 +552,9 @@ def create_app(state: CloudState) -> Guard:
             raise RefCloudRequestError(404, "not_found", f"no upload {upload_id}")
         if record.completed:
             raise RefCloudRequestError(409, "conflict", f"upload {upload_id} is already complete")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding != "identity":
+            raise _bad(f"upload bytes go as they are, not with Content-Encoding {encoding!r}")
         data = await request.body()
         write_secret(state.upload_dir / upload_id, data)  # logs may say more than they should
         storage.record_upload_bytes(upload_id, len(data), hashlib.sha256(data).hexdigest())
