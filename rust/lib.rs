@@ -10,6 +10,7 @@ pub mod alarm;
 pub mod batch;
 pub mod decode;
 pub mod error;
+pub mod modbus;
 pub mod ring;
 pub mod series;
 

@@ -6,6 +6,12 @@ PanelfastError
 ├── DecodeError       register data does not fit the layout                  [Rust core]
 ├── RingError         a sample ring was used with arguments that do not fit  [Rust core]
 ├── BatchError        a data batch cannot be encoded, or is malformed        [Rust core]
+├── ModbusError       the Modbus engine refused a call (bad device settings, [Rust core]
+│   │                 unknown device, not running), or a request failed
+│   ├── ModbusExceptionError  the device answered with an exception response;
+│   │                         ``code`` (0x02...) and ``name`` (IllegalDataAddress...)
+│   ├── ModbusTimeoutError    no answer within the device's timeout
+│   └── ModbusTransportError  connection failed or reset, or a garbled answer
 ├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 ├── ConfigError       the gateway's configuration file is invalid
 ├── TopologyError     the devices cannot be described as a topology (§5)
@@ -29,7 +35,7 @@ PanelfastError
     └── RefCloudRequestError  a protocol request the reference cloud answers with an error
 ```
 
-The first five are raised by the Rust core (``panelfast._native``) and are the
+Those marked [Rust core] are raised by the Rust core (``panelfast._native``) and are the
 same classes here; catching ``PanelfastError`` catches all of them.
 """
 
@@ -42,6 +48,10 @@ from panelfast._native import (
     BatchError,
     DecodeError,
     LayoutError,
+    ModbusError,
+    ModbusExceptionError,
+    ModbusTimeoutError,
+    ModbusTransportError,
     PanelfastError,
     RingError,
 )
@@ -59,6 +69,10 @@ __all__ = [
     "DecodeError",
     "InvalidPayload",
     "LayoutError",
+    "ModbusError",
+    "ModbusExceptionError",
+    "ModbusTimeoutError",
+    "ModbusTransportError",
     "NetworkUnreachable",
     "NotConnected",
     "NotFound",

@@ -9,6 +9,7 @@ mod alarm;
 mod batch;
 mod decode;
 mod errors;
+mod modbus;
 mod ring;
 
 #[pymodule]
@@ -16,6 +17,7 @@ mod ring;
 fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    modbus::register(m)?;
     m.add_class::<alarm::PyAlarmSet>()?;
     m.add_class::<alarm::PyAlarmEvent>()?;
     m.add_class::<decode::PyField>()?;

@@ -1,0 +1,219 @@
+//! A link's connection: opened on demand, reopened with exponential backoff,
+//! one request at a time with a timeout, and the silence an RTU bus needs
+//! between frames.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_modbus::client::{rtu, tcp, Context};
+use tokio_modbus::prelude::{Client, SlaveContext};
+use tokio_modbus::{Request, Response, Slave};
+use tokio_serial::SerialPortBuilderExt;
+
+use super::engine::{Parity, SerialConfig};
+use super::schedule::Backoff;
+use super::{LinkError, Outcome, UnitId};
+
+/// Where a link connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Tcp(String, u16),
+    RtuOverTcp(String, u16),
+    Serial(SerialConfig),
+}
+
+/// A link's connection, opened on demand and reopened with backoff.
+pub(crate) struct Connection {
+    endpoint: Endpoint,
+    context: Option<Context>,
+    backoff: Backoff,
+    /// After a failed connection attempt: when to try again, and why it failed.
+    retry_at: Option<(Instant, String)>,
+    /// RTU: the 3.5-character silence that separates frames on the bus.
+    frame_gap: Duration,
+    quiet_since: Instant,
+}
+
+impl Connection {
+    pub fn new(endpoint: Endpoint) -> Connection {
+        let frame_gap = match &endpoint {
+            Endpoint::Serial(serial) => serial.frame_gap(),
+            _ => Duration::ZERO,
+        };
+        Connection {
+            endpoint,
+            context: None,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(10)),
+            retry_at: None,
+            frame_gap,
+            quiet_since: Instant::now(),
+        }
+    }
+
+    async fn open(endpoint: &Endpoint) -> io::Result<Context> {
+        match endpoint {
+            Endpoint::Tcp(host, port) => Ok(tcp::attach(tcp_connect(host, *port).await?)),
+            Endpoint::RtuOverTcp(host, port) => Ok(rtu::attach(tcp_connect(host, *port).await?)),
+            Endpoint::Serial(serial) => {
+                let port = tokio_serial::new(&serial.path, serial.baud_rate)
+                    .data_bits(match serial.data_bits {
+                        7 => tokio_serial::DataBits::Seven,
+                        _ => tokio_serial::DataBits::Eight,
+                    })
+                    .parity(match serial.parity {
+                        Parity::None => tokio_serial::Parity::None,
+                        Parity::Even => tokio_serial::Parity::Even,
+                        Parity::Odd => tokio_serial::Parity::Odd,
+                    })
+                    .stop_bits(match serial.stop_bits {
+                        2 => tokio_serial::StopBits::Two,
+                        _ => tokio_serial::StopBits::One,
+                    })
+                    .open_native_async()
+                    .map_err(|e| io::Error::other(format!("{}: {e}", serial.path)))?;
+                Ok(rtu::attach(port))
+            }
+        }
+    }
+
+    async fn connect(&mut self, timeout: Duration) -> Result<(), LinkError> {
+        if let Some((at, why)) = &self.retry_at {
+            let now = Instant::now();
+            if now < *at {
+                return Err(LinkError::Transport(format!(
+                    "not connected ({why}); next attempt in {} ms",
+                    (*at - now).as_millis()
+                )));
+            }
+        }
+        let failure = match tokio::time::timeout(timeout, Connection::open(&self.endpoint)).await {
+            Ok(Ok(context)) => {
+                self.context = Some(context);
+                self.retry_at = None;
+                self.backoff.reset();
+                return Ok(());
+            }
+            Ok(Err(e)) => format!("cannot connect: {e}"),
+            Err(_) => format!(
+                "cannot connect: no answer within {} ms",
+                timeout.as_millis()
+            ),
+        };
+        let delay = self.backoff.next_delay();
+        self.retry_at = Some((Instant::now() + delay, failure.clone()));
+        Err(LinkError::Transport(failure))
+    }
+
+    /// Send one request and wait for its answer (with its round-trip time).
+    pub async fn call(
+        &mut self,
+        unit: UnitId,
+        request: Request<'_>,
+        timeout: Duration,
+    ) -> Outcome<(Response, Duration)> {
+        if !self.frame_gap.is_zero() {
+            tokio::time::sleep_until(self.quiet_since + self.frame_gap).await;
+        }
+        if self.context.is_none() {
+            self.connect(timeout).await?;
+        }
+        let Some(context) = self.context.as_mut() else {
+            return Err(LinkError::Transport("not connected".into()));
+        };
+        context.set_slave(Slave(unit));
+        let sent = Instant::now();
+        let outcome = tokio::time::timeout(timeout, context.call(request)).await;
+        let rtt = sent.elapsed();
+        self.quiet_since = Instant::now();
+        // After a timeout or a mismatched answer a TCP stream may still carry
+        // a late or partial frame: start again on a fresh connection. A serial
+        // port stays open (closing it would drop the bus for every device on
+        // it): the client clears its buffer before each request and the RTU
+        // decoder resynchronises on the next valid frame.
+        let reopen = !matches!(self.endpoint, Endpoint::Serial(_));
+        match outcome {
+            Ok(Ok(answer)) => Ok(answer.map(|response| (response, rtt))),
+            Ok(Err(tokio_modbus::Error::Transport(e))) => {
+                self.context = None;
+                Err(LinkError::Transport(e.to_string()))
+            }
+            Ok(Err(tokio_modbus::Error::Protocol(e))) => {
+                if reopen {
+                    self.context = None;
+                }
+                Err(LinkError::Protocol(e.to_string()))
+            }
+            Err(_) => {
+                if reopen {
+                    self.context = None;
+                }
+                Err(LinkError::Timeout)
+            }
+        }
+    }
+
+    /// Let the next request try to connect at once, even while reconnection
+    /// is backing off (a command must not wait for the next attempt).
+    pub fn retry_now(&mut self) {
+        self.retry_at = None;
+    }
+}
+
+/// Connect without a name lookup when the host is an address: a lookup takes
+/// a blocking thread, and a hundred devices reconnecting at once would take a
+/// hundred of them.
+async fn tcp_connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let stream = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, port)).await?,
+        Err(_) => TcpStream::connect((host, port)).await?,
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+impl SerialConfig {
+    /// The silence between two frames: 3.5 character times, and a fixed
+    /// 1.75 ms above 19,200 baud (Modbus over serial line §2.5.1.1).
+    pub fn frame_gap(&self) -> Duration {
+        if self.baud_rate > 19_200 {
+            return Duration::from_micros(1750);
+        }
+        let parity = u32::from(self.parity != Parity::None);
+        let bits = 1 + u32::from(self.data_bits) + parity + u32::from(self.stop_bits);
+        Duration::from_micros(u64::from(bits) * 3_500_000 / u64::from(self.baud_rate.max(1)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serial(baud_rate: u32, parity: Parity) -> SerialConfig {
+        SerialConfig {
+            path: "/dev/null".into(),
+            baud_rate,
+            parity,
+            stop_bits: 1,
+            data_bits: 8,
+        }
+    }
+
+    #[test]
+    fn frame_gap_is_three_and_a_half_characters() {
+        // 9600 8E1: 11 bits a character, 3.5 × 11 / 9600 s.
+        assert_eq!(
+            serial(9600, Parity::Even).frame_gap(),
+            Duration::from_micros(4010)
+        );
+        assert_eq!(
+            serial(9600, Parity::None).frame_gap(),
+            Duration::from_micros(3645)
+        );
+        assert_eq!(
+            serial(115_200, Parity::Even).frame_gap(),
+            Duration::from_micros(1750)
+        );
+    }
+}

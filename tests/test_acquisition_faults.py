@@ -1,0 +1,199 @@
+"""Devices that misbehave: dead, mute, slow, garbled, refusing.
+
+Each sits on its own endpoint next to a healthy pymodbus device. Every fault
+must show in that device's diagnostics, the engine must never crash, and the
+healthy device's values must stay on schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from modbus_peers import free_port, sim_device, tcp_server
+from panelfast._native import ModbusEngine
+from panelfast.acquisition import Acquisition
+from panelfast.config import DeviceSettings
+from panelfast.exceptions import ModbusError
+from panelfast.models import DeviceModel, MeasurementDef
+
+PERIOD_MS = 100
+TIMEOUT_MS = 150
+
+Behaviour = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
+
+
+def answer(request: bytes, pdu: bytes, transaction_offset: int = 0) -> bytes:
+    """An MBAP frame answering ``request`` with ``pdu``."""
+    tid, _, _, unit = struct.unpack(">HHHB", request[:7])
+    return struct.pack(">HHHB", (tid + transaction_offset) & 0xFFFF, 0, len(pdu) + 1, unit) + pdu
+
+
+def registers_pdu(request: bytes) -> bytes:
+    function, _, count = struct.unpack(">BHH", request[7:12])
+    return struct.pack(">BB", function, 2 * count) + bytes(2 * count)
+
+
+async def exception_04(request: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(answer(request, bytes([request[7] | 0x80, 0x04])))
+
+
+async def wrong_transaction_id(request: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(answer(request, registers_pdu(request), transaction_offset=1))
+
+
+async def truncated(request: bytes, writer: asyncio.StreamWriter) -> None:
+    writer.write(answer(request, registers_pdu(request))[:9])
+
+
+async def reset(request: bytes, writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def garbage(request: bytes, writer: asyncio.StreamWriter) -> None:
+    # A protocol id of 0x1234: not a Modbus frame.
+    writer.write(b"\x00\x01\x12\x34\x00\x03\x01\x03\x00")
+
+
+async def mute(request: bytes, writer: asyncio.StreamWriter) -> None:
+    return
+
+
+async def slow(request: bytes, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(0.3)
+    writer.write(answer(request, registers_pdu(request)))
+
+
+@contextlib.asynccontextmanager
+async def misbehaving_server(behaviour: Behaviour) -> AsyncIterator[int]:
+    """A TCP server that reads MBAP requests and answers them with ``behaviour``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                header = await reader.readexactly(7)
+                length = struct.unpack(">H", header[4:6])[0]
+                request = header + await reader.readexactly(length - 1)
+                await behaviour(request, writer)
+                if not writer.transport.is_closing():
+                    await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def device(id: str, port: int, unit_id: int = 1) -> DeviceSettings:
+    connection = {"type": "tcp", "host": "127.0.0.1", "port": port, "unit_id": unit_id}
+    connection |= {"period_ms": PERIOD_MS, "timeout_ms": TIMEOUT_MS}
+    return DeviceSettings.model_validate(
+        {"id": id, "name": id, "model": "m", "connection": connection}
+    )
+
+
+MODEL = DeviceModel(
+    name="m",
+    vendor="test",
+    measurements=(
+        MeasurementDef(
+            id="p", name="p", unit="W", kind="instantaneous", function=3, address=0, type="FLOAT32"
+        ),
+    ),
+)
+
+FAULTS: dict[str, tuple[Behaviour, str, str | None]] = {
+    # behaviour, last error kind, its name
+    "exception": (exception_04, "exception", "ServerDeviceFailure"),
+    "wrong_tid": (wrong_transaction_id, "protocol", None),
+    "truncated": (truncated, "timeout", None),
+    "reset": (reset, "transport", None),
+    "garbage": (garbage, "transport", None),
+    "mute": (mute, "timeout", None),
+    "slow": (slow, "timeout", None),
+}
+
+
+async def test_faulty_devices_are_diagnosed_and_never_delay_healthy_ones() -> None:
+    connects: list[bool] = []
+    healthy = [sim_device(unit, [0x4348, 0x0000]) for unit in (1, 2)]  # 200.0
+    async with contextlib.AsyncExitStack() as stack:
+        healthy_port = await stack.enter_async_context(
+            tcp_server(healthy, trace_connect=connects.append)
+        )
+        connects.clear()  # the server's readiness probe
+        devices = [
+            (device("healthy1", healthy_port, 1), MODEL),
+            (device("healthy2", healthy_port, 2), MODEL),
+            (device("dead", free_port()), MODEL),
+        ]
+        for name, (behaviour, _, _) in FAULTS.items():
+            port = await stack.enter_async_context(misbehaving_server(behaviour))
+            devices.append((device(name, port), MODEL))
+        acquisition = Acquisition(devices, retries=1)
+        async with acquisition:
+            await asyncio.sleep(1.5)
+            now_ms = time.time() * 1000
+            snapshot = acquisition.snapshot()
+            diagnostics = {d.device_id: d for d in acquisition.diagnostics()}
+
+    for name in ("healthy1", "healthy2"):
+        d = diagnostics[name]
+        index = acquisition.index(name, "p")
+        assert snapshot.valid[index]
+        assert snapshot.values[index] == 200.0
+        assert d.state == "ok", d
+        assert (d.errors, d.overruns) == (0, 0), d
+        assert d.cycles >= 10, d
+        # Read on the last tick or the one before, never held up.
+        assert now_ms - snapshot.read_at_ms[index] < 2.5 * PERIOD_MS, d
+        assert snapshot.read_at_ms[index] % PERIOD_MS < 50
+    # Two unit ids behind one endpoint share one connection.
+    assert connects.count(True) == 1
+
+    assert diagnostics["dead"].state == "offline"
+    assert diagnostics["dead"].last_error is not None
+    assert diagnostics["dead"].last_error.kind == "transport"
+    for name, (_, kind, error_name) in FAULTS.items():
+        d = diagnostics[name]
+        assert not snapshot.valid[acquisition.index(name, "p")], name
+        assert d.state in ("degraded", "offline"), d
+        assert d.last_error is not None, d
+        assert d.last_error.kind == kind, d
+        if error_name is not None:
+            assert d.last_error.name == error_name
+            assert d.last_error.code == 4
+        assert d.errors >= 1, d
+    # A device that answers with exceptions is alive: degraded, not offline.
+    assert diagnostics["exception"].state == "degraded"
+    assert diagnostics["mute"].timeouts >= 1
+
+
+def test_bad_arguments_get_clear_errors_not_crashes() -> None:
+    bad: Any = (3, 0, "FLOAT32", "XYZW", 1.0, 0.0, None, 0, 1, 0)
+    engine = ModbusEngine()
+    with pytest.raises(ValueError, match="point 0: unknown word order"):
+        engine.add_device("d", transport="tcp", host="127.0.0.1", points=[bad])
+    with pytest.raises(ValueError, match="transport is"):
+        engine.add_device("d", transport="udp", points=[])
+    with pytest.raises(ModbusError, match="unit id 0"):
+        engine.add_device("d", transport="rtu", serial_port="/dev/null", unit_id=0, points=[])
+    with pytest.raises(ValueError, match="point 0"):
+        engine.add_device("d", transport="tcp", points=[(3, 70000)])
+    with pytest.raises(ModbusError, match="no device"):
+        engine.write("d", 6, 0, [1])
+    engine.add_device("ok", transport="tcp", host="127.0.0.1", points=[])
+    with pytest.raises(ModbusError, match="not running"):
+        engine.write("ok", 6, 0, [1])
