@@ -21,18 +21,20 @@ PanelfastError
 │   ├── RemoteConfigRejected   a remote configuration is invalid; nothing of it applied (§6)
 │   ├── RemoteConfigReadOnly   a local change to what the remote configuration imposes
 │   └── StateStoreError        the stored applied configuration / topology state is unreadable
-└── CloudError        a cloud call failed; ``diagnostic`` and ``hint`` say what to check
-    ├── NetworkUnreachable  DNS, refused, timeout, reset, proxy refusal, 5xx after retries
-    ├── BadCredentials      TLS certificate not verified, 401 bad_credentials
-    │   └── TokenExpired    401 token_expired (bootstrap again, then retry)
-    ├── NotRegistered       403 device_not_registered
-    ├── InvalidPayload      400 invalid_payload: do not retry it unchanged
-    ├── NotFound            404 not_found: unknown upload, command or route
-    ├── Conflict            409 conflict; ``expected`` is the seq the cloud expects
-    ├── PayloadTooLarge     413 payload_too_large: split it or use the upload service
-    ├── RateLimited         429 rate_limited; ``retry_after`` seconds
-    ├── CloudProtocolError  the cloud answered something the protocol does not allow
-    └── NotConnected        the user disconnected: no cloud traffic until Connect
+├── CloudError        a cloud call failed; ``diagnostic`` and ``hint`` say what to check
+│   ├── NetworkUnreachable  DNS, refused, timeout, reset, proxy refusal, 5xx after retries
+│   ├── BadCredentials      TLS certificate not verified, 401 bad_credentials
+│   │   └── TokenExpired    401 token_expired (bootstrap again, then retry)
+│   ├── NotRegistered       403 device_not_registered
+│   ├── InvalidPayload      400 invalid_payload: do not retry it unchanged
+│   ├── NotFound            404 not_found: unknown upload, command or route
+│   ├── Conflict            409 conflict; ``expected`` is the seq the cloud expects
+│   ├── PayloadTooLarge     413 payload_too_large: split it or use the upload service
+│   ├── RateLimited         429 rate_limited; ``retry_after`` seconds
+│   ├── CloudProtocolError  the cloud answered something the protocol does not allow
+│   └── NotConnected        the user disconnected: no cloud traffic until Connect
+└── RefCloudError     the reference cloud refused an operator request
+    └── RefCloudRequestError  a protocol request the reference cloud answers with an error
 ```
 
 Those marked [Rust core] are raised by the Rust core (``panelfast._native``) and are the
@@ -82,6 +84,8 @@ __all__ = [
     "PanelfastError",
     "PayloadTooLarge",
     "RateLimited",
+    "RefCloudError",
+    "RefCloudRequestError",
     "RemoteConfigError",
     "RemoteConfigReadOnly",
     "RemoteConfigRejected",
@@ -299,3 +303,32 @@ class RemoteConfigReadOnly(RemoteConfigError):
 
 class StateStoreError(RemoteConfigError):
     """The stored state (applied configuration, published topology) cannot be read."""
+
+
+class RefCloudError(PanelfastError):
+    """The reference cloud refused an operator request (unknown serial, bad document...)."""
+
+
+class RefCloudRequestError(RefCloudError):
+    """A request to the reference cloud answered with a protocol error.
+
+    ``status`` is the HTTP status, ``code`` the spec's ``error`` (``invalid_payload``,
+    ``conflict``...), ``extra`` any other member of the error body (``expected``), and
+    ``headers`` the headers to send with it (``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        extra: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})

@@ -8,6 +8,7 @@ from panelfast.cli import (
     _cloud,  # noqa: F401  (registers its commands)
     _demo,  # noqa: F401  (registers its commands)
     _modbus,  # noqa: F401  (registers its commands)
+    _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
     _remote_config,  # noqa: F401  (registers its commands)
     _simulator,  # noqa: F401  (registers its commands)
 )
