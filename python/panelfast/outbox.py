@@ -195,11 +195,18 @@ class Outbox:
             "INSERT INTO chunk (id, config_version, first_ms, end_ms, samples, full, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                (i, version, b.first_ms, b.end_ms, b.samples,
-                 int(len(b.body) >= MAX_BODY_BYTES // 2), b.body)
+                (
+                    i,
+                    version,
+                    b.first_ms,
+                    b.end_ms,
+                    b.samples,
+                    int(len(b.body) >= MAX_BODY_BYTES // 2),
+                    b.body,
+                )
                 for i, b in zip(ids, batches, strict=True)
             ],
-        )  # fmt: skip
+        )
 
     def _oldest_places(self, db: sqlite3.Connection, count: int) -> list[int]:
         """``count`` chunk ids before every chunk held, in order: for data
@@ -296,8 +303,9 @@ class Outbox:
                 rows.append(row)
                 size += len(row[1])
             next_seq = self._meta(self._db, "next_seq", 1)
-        batches = rebatch([r[1] for r in rows], head[0], next_seq, max_bytes=max_bytes,
-                          level=self.level)  # fmt: skip
+        batches = rebatch(
+            [r[1] for r in rows], head[0], next_seq, max_bytes=max_bytes, level=self.level
+        )
         ids = [r[0] for r in rows]
         try:
             with self._transaction() as db:
@@ -343,17 +351,25 @@ class Outbox:
         log.warning(
             "the cloud expects data batch %d where the gateway sent %d: renumbering "
             "(the cloud declared the numbers from %d free; no sample is lost)",
-            expected, current.seq, expected,
-        )  # fmt: skip
+            expected,
+            current.seq,
+            expected,
+        )
         (batch,) = rebatch([current.body], current.config_version, expected, level=self.level)
         with self._transaction() as db:
             db.execute("DELETE FROM sealed WHERE seq = ?", (current.seq,))
             db.execute(
                 "INSERT INTO sealed (seq, config_version, first_ms, end_ms, samples, body)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (expected, current.config_version, batch.first_ms, batch.end_ms, batch.samples,
-                 batch.body),
-            )  # fmt: skip
+                (
+                    expected,
+                    current.config_version,
+                    batch.first_ms,
+                    batch.end_ms,
+                    batch.samples,
+                    batch.body,
+                ),
+            )
             self._set_meta(db, "next_seq", expected + 1)
         return self.sealed()
 
@@ -380,16 +396,23 @@ class Outbox:
         if current is None or current.seq != seq:
             return current
         half = max(1024, len(current.body) // 2)
-        first, *rest = rebatch([current.body], current.config_version, seq, max_bytes=half,
-                               level=self.level)  # fmt: skip
+        first, *rest = rebatch(
+            [current.body], current.config_version, seq, max_bytes=half, level=self.level
+        )
         with self._transaction() as db:
             db.execute("DELETE FROM sealed WHERE seq = ?", (seq,))
             db.execute(
                 "INSERT INTO sealed (seq, config_version, first_ms, end_ms, samples, body)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, current.config_version, first.first_ms, first.end_ms, first.samples,
-                 first.body),
-            )  # fmt: skip
+                (
+                    seq,
+                    current.config_version,
+                    first.first_ms,
+                    first.end_ms,
+                    first.samples,
+                    first.body,
+                ),
+            )
             self._put_chunks(db, current.config_version, rest, self._oldest_places(db, len(rest)))
         return self.sealed()
 
@@ -421,8 +444,9 @@ class Outbox:
             self._set_meta(db, "dropped_samples", self._meta(db, "dropped_samples") + oldest[1])
             log.warning(
                 "outbox over its quota of %d bytes: dropped the oldest %d samples",
-                self.quota_bytes, oldest[1],
-            )  # fmt: skip
+                self.quota_bytes,
+                oldest[1],
+            )
 
     # -- alarm events -------------------------------------------------------
 
@@ -431,8 +455,13 @@ class Outbox:
         rows = []
         for e in events:
             event_id = str(uuid.uuid4())
-            body = {"id": event_id, "alarm": e.alarm, "state": "active" if e.active else "inactive",
-                    "ts": e.ts_ms, "value": e.value}  # fmt: skip
+            body = {
+                "id": event_id,
+                "alarm": e.alarm,
+                "state": "active" if e.active else "inactive",
+                "ts": e.ts_ms,
+                "value": e.value,
+            }
             rows.append((event_id, json.dumps(body, allow_nan=False)))
         with self._transaction() as db:
             db.executemany("INSERT INTO event (id, body) VALUES (?, ?)", rows)

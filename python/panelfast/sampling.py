@@ -103,8 +103,14 @@ def alarm_set(config: RemoteConfig, lookup: PointLookup) -> AlarmSet:
     """The configuration's alarms, reading their measurements straight from the snapshot."""
     return AlarmSet(
         [
-            (a.id, lookup(a.device, a.measurement)[0], a.condition, a.threshold, a.hysteresis,
-             a.delay_s * 1000)
+            (
+                a.id,
+                lookup(a.device, a.measurement)[0],
+                a.condition,
+                a.threshold,
+                a.hysteresis,
+                a.delay_s * 1000,
+            )
             for a in config.alarms
         ]
-    )  # fmt: skip
+    )

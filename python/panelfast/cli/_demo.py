@@ -21,8 +21,12 @@ from panelfast.cli._main import main
 
 # PM5560 register list (zero-based, as on the wire): I1 (FLOAT32), V1-N
 # (FLOAT32), P total kW (FLOAT32), active energy delivered Wh (INT64).
-MEASUREMENTS = [("I1", 2999, "FLOAT32"), ("V1N", 3027, "FLOAT32"),
-                ("Ptot", 3059, "FLOAT32"), ("Ea", 3203, "INT64")]  # fmt: skip
+MEASUREMENTS = [
+    ("I1", 2999, "FLOAT32"),
+    ("V1N", 3027, "FLOAT32"),
+    ("Ptot", 3059, "FLOAT32"),
+    ("Ea", 3203, "INT64"),
+]
 
 
 def meter_blocks(device: int, t: float, energy_wh: int) -> list[tuple[int, np.ndarray]]:
@@ -61,20 +65,28 @@ def demo(devices: int, seconds: int) -> None:
             decoded = layout.decode(meter_blocks(d, next_t, energy[d]))
             energy[d] += int(decoded.values[2] * 1000 / 3600)
             n = len(MEASUREMENTS)
-            ring.append(next_t * 1000, np.arange(d * n, (d + 1) * n),
-                        decoded.values, decoded.integers, decoded.valid)  # fmt: skip
+            ring.append(
+                next_t * 1000,
+                np.arange(d * n, (d + 1) * n),
+                decoded.values,
+                decoded.integers,
+                decoded.valid,
+            )
             i1, v1, p, e = (
                 decoded.values[0],
                 decoded.values[1],
                 decoded.values[2],
                 decoded.integers[3],
             )
-            click.echo(f"  t={next_t} meter {d}: I1={i1:6.2f} A  V1N={v1:6.2f} V  "
-                       f"P={p:6.2f} kW  Ea={e} Wh")  # fmt: skip
+            click.echo(
+                f"  t={next_t} meter {d}: I1={i1:6.2f} A  V1N={v1:6.2f} V  P={p:6.2f} kW  Ea={e} Wh"
+            )
         next_t += 1
     batches = encode_batches(ring.drain(), "demo", 1)
     for batch in batches:
         doc = decode_batch(batch.body)
-        click.echo(f"batch seq={doc['seq']}: {batch.samples} samples in {len(batch.body)} bytes "
-                   f"({len(batch.body) / batch.samples:.2f} bytes/sample), "
-                   f"{len(doc['groups'])} group(s)")  # fmt: skip
+        click.echo(
+            f"batch seq={doc['seq']}: {batch.samples} samples in {len(batch.body)} bytes "
+            f"({len(batch.body) / batch.samples:.2f} bytes/sample), "
+            f"{len(doc['groups'])} group(s)"
+        )
