@@ -24,9 +24,13 @@ def test_version() -> None:
     assert result.stdout.strip() == f"panelfast, version {__version__}"
 
 
-def test_demo_samples_and_batches() -> None:
-    result = run("demo", "--devices", "2", "--seconds", "2")
+def test_demo_runs_the_whole_system() -> None:
+    result = run("demo", "--seconds", "12")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert sum(line.startswith("  t=") for line in lines) == 4
-    assert "batch seq=1: 16 samples" in lines[-1]
+    out = result.stdout
+    assert "Connect: Connected — Device activated" in out
+    assert "Topology published: 3 devices" in out
+    held = [int(line.split("holds ")[1].split()[0]) for line in out.splitlines() if "holds" in line]
+    assert held, out
+    assert held[-1] > 0, "samples reached the reference cloud"
+    assert "mb-1/ActiveEnergyDelivered" in out

@@ -1,92 +1,148 @@
-"""``panelfast demo``: run the gateway's main job on its embedded default.
+"""``panelfast demo``: the gateway's main job on its embedded default.
 
-Until the publication pipeline exists (cloud connection, simulator and
-acquisition are being built), the demo runs what the core does today, end to
-end on this machine: a few three-phase meters' register blocks, as a PM5560
-serves them, are decoded every second, sampled into the rings, encoded into
-spec §7 batches and decoded back as a cloud would.
+Starts, on this machine, the reference cloud and the device simulator (a
+PM5560 main incomer, an iEM3255 lighting feeder and an IO module), and a
+gateway configured for them; then does what a commissioning engineer and the
+cloud do: Connect, publish the topology, and the cloud sends a remote
+configuration (short periods, so that something happens within seconds).
+Samples and alarms are then seen arriving at the cloud.
 """
 
 from __future__ import annotations
 
-import math
-import struct
+import asyncio
+import logging
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import click
-import numpy as np
+import uvloop
 
-from panelfast import Field, RegisterLayout, SampleRing, decode_batch, encode_batches
 from panelfast.cli._main import main
+from panelfast.embedded import EmbeddedSystem, embedded_system
+from panelfast.gateway import Gateway
 
-# PM5560 register list (zero-based, as on the wire): I1 (FLOAT32), V1-N
-# (FLOAT32), P total kW (FLOAT32), active energy delivered Wh (INT64).
-MEASUREMENTS = [
-    ("I1", 2999, "FLOAT32"),
-    ("V1N", 3027, "FLOAT32"),
-    ("Ptot", 3059, "FLOAT32"),
-    ("Ea", 3203, "INT64"),
-]
+#: What the cloud asks for: every second for the main incomer, every 5 s for the rest.
+DEMO_CONFIG: dict[str, Any] = {
+    "measurements": [
+        *(
+            {"device": "mb-1", "measurement": m, "period_s": 1}
+            for m in (
+                "VoltageAN",
+                "CurrentA",
+                "ActivePower",
+                "PowerFactor",
+                "Frequency",
+                "ActiveEnergyDelivered",
+            )
+        ),
+        *(
+            {"device": "mb-2", "measurement": m, "period_s": 5}
+            for m in ("VoltageL1N", "ActivePower", "ActiveEnergyImport")
+        ),
+        *(
+            {"device": "io-1", "measurement": m, "period_s": 5}
+            for m in ("InputI1", "PulsesI1", "OutputQ1")
+        ),
+    ],
+    "alarms": [
+        {
+            "id": "main-overcurrent",
+            "device": "mb-1",
+            "measurement": "CurrentA",
+            "condition": "over",
+            "threshold": 73.0,
+            "hysteresis": 0.5,
+            "delay_s": 2,
+            "severity": "high",
+        },
+        {
+            "id": "lighting-low-voltage",
+            "device": "mb-2",
+            "measurement": "VoltageL1N",
+            "condition": "under",
+            "threshold": 207.0,
+            "hysteresis": 3.0,
+            "delay_s": 10,
+        },
+    ],
+    "publisher": {"period_s": 5},
+}
 
 
-def meter_blocks(device: int, t: float, energy_wh: int) -> list[tuple[int, np.ndarray]]:
-    """The blocks a meter would answer at time ``t``: consistent V, I, P, energy."""
-    volts = 230.0 + 1.5 * math.sin(t / 7 + device)
-    amps = 40.0 + 10 * device + 5 * math.sin(t / 3 + device)
-    kw = 3 * volts * amps * 0.95 / 1000
-    low = (
-        struct.unpack(">HH", struct.pack(">f", amps))
-        + (0,) * 26
-        + struct.unpack(">HH", struct.pack(">f", volts))
+def _show(system: EmbeddedSystem, started: float) -> None:
+    samples = system.cloud.samples(system.serial)
+    events = system.cloud.alarm_events(system.serial)
+    total = sum(len(v) for v in samples.values())
+    click.echo(
+        f"\n[{time.monotonic() - started:5.0f} s] the cloud holds {total} samples "
+        f"of {len(samples)} measurements and {len(events)} alarm events"
     )
-    p = struct.unpack(">HH", struct.pack(">f", kw))
-    e = struct.unpack(">HHHH", struct.pack(">q", energy_wh))
-    return [
-        (2999, np.array(low, np.uint16)),
-        (3059, np.array(p, np.uint16)),
-        (3203, np.array(e, np.uint16)),
-    ]
+    for name, points in sorted(samples.items()):
+        t, value = points[-1]
+        shown = "nil" if value is None else str(value) if isinstance(value, int) else f"{value:.6g}"
+        click.echo(
+            f"   {name:<30} {len(points):>5} samples, last {shown} at "
+            f"{time.strftime('%H:%M:%S', time.gmtime(t / 1000))}Z"
+        )
+    for e in events[-3:]:
+        click.echo(f"   alarm {e['alarm']}: {e['state']} (value {e['value']:.6g})")
+
+
+async def _run(system: EmbeddedSystem, seconds: float) -> None:
+    started = time.monotonic()
+    async with Gateway(system.settings) as gateway:
+        status = await gateway.connect()
+        diagnostic = status.diagnostic.value if status.diagnostic else ""
+        click.echo(f"Connect: {status.connection.value} — {diagnostic}")
+        version = await gateway.publish_topology()
+        click.echo(
+            f"Topology published: {len(system.settings.devices)} devices (version {version})"
+        )
+        system.cloud.set_config(system.serial, {"version": "1", **DEMO_CONFIG})
+        click.echo(
+            "The cloud sent remote configuration 1: 12 measurements, 2 alarms, "
+            "publication every 5 s"
+        )
+        deadline = started + seconds if seconds > 0 else float("inf")
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(10.0, left))
+            if gateway.status().remote_config.applied_version is None:
+                click.echo("waiting for the remote configuration...")
+                continue
+            _show(system, started)
+        await gateway.disconnect()
+        click.echo("\nDisconnect: cloud traffic stopped; every sample taken is kept in the outbox.")
 
 
 @main.command()
-@click.option("--devices", default=3, show_default=True, help="meters to simulate")
-@click.option("--seconds", default=10, show_default=True, help="how long to sample")
-def demo(devices: int, seconds: int) -> None:
-    """Run the gateway's main job on its embedded default."""
-    layout = RegisterLayout([Field(address, type_) for _, address, type_ in MEASUREMENTS])  # type: ignore[arg-type]
-    kinds = ["int" if type_ == "INT64" else "float" for _, _, type_ in MEASUREMENTS] * devices
-    ring = SampleRing(kinds, [1000] * len(kinds), capacity=3600)  # type: ignore[arg-type]
-    energy = [1_000_000 * (d + 1) for d in range(devices)]
-    click.echo(f"panelfast demo: {devices} meters, 1 s sampling, {seconds} s")
-    next_t = math.ceil(time.time())
-    for _ in range(seconds):
-        time.sleep(max(0.0, next_t - time.time()))
-        for d in range(devices):
-            decoded = layout.decode(meter_blocks(d, next_t, energy[d]))
-            energy[d] += int(decoded.values[2] * 1000 / 3600)
-            n = len(MEASUREMENTS)
-            ring.append(
-                next_t * 1000,
-                np.arange(d * n, (d + 1) * n),
-                decoded.values,
-                decoded.integers,
-                decoded.valid,
-            )
-            i1, v1, p, e = (
-                decoded.values[0],
-                decoded.values[1],
-                decoded.values[2],
-                decoded.integers[3],
-            )
-            click.echo(
-                f"  t={next_t} meter {d}: I1={i1:6.2f} A  V1N={v1:6.2f} V  P={p:6.2f} kW  Ea={e} Wh"
-            )
-        next_t += 1
-    batches = encode_batches(ring.drain(), "demo", 1)
-    for batch in batches:
-        doc = decode_batch(batch.body)
-        click.echo(
-            f"batch seq={doc['seq']}: {batch.samples} samples in {len(batch.body)} bytes "
-            f"({len(batch.body) / batch.samples:.2f} bytes/sample), "
-            f"{len(doc['groups'])} group(s)"
-        )
+@click.option(
+    "--seconds", default=60.0, show_default=True, help="how long to run (0: until Ctrl-C)"
+)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="keep the cloud's and the gateway's state there (default: a temporary folder)",
+)
+def demo(seconds: float, folder: Path | None) -> None:
+    """Run the gateway's main job on its embedded default: a reference cloud and
+    simulated devices on this machine, with nothing else installed."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="panelfast-demo-") as tmp:
+        where = folder or Path(tmp)
+        with embedded_system(where) as system:
+            click.echo(f"Reference cloud: {system.cloud.bootstrap_url} (CA {system.cloud.ca_path})")
+            for device in system.settings.devices:
+                c = device.connection
+                click.echo(
+                    f"Simulated {device.model:<8} {device.id}: Modbus TCP "
+                    f"{getattr(c, 'host', '')}:{getattr(c, 'port', '')}"
+                )
+            click.echo(f"Gateway configuration: {system.config_path}")
+            try:
+                uvloop.run(_run(system, seconds))
+            except KeyboardInterrupt:
+                click.echo("\nstopped")

@@ -1,0 +1,87 @@
+"""The gateway end to end: simulator → gateway → reference cloud, over real sockets and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from panelfast.embedded import EmbeddedSystem, embedded_system
+from panelfast.gateway import Gateway
+
+MEASURED = ["VoltageAN", "CurrentA", "ActivePower", "ActiveEnergyDelivered"]
+CONFIG = {
+    "version": "1",
+    "measurements": [
+        *({"device": "mb-1", "measurement": m, "period_s": 1} for m in MEASURED),
+        {"device": "mb-2", "measurement": "ActivePower", "period_s": 2},
+    ],
+    "alarms": [
+        {"id": "v-high", "device": "mb-1", "measurement": "VoltageAN", "condition": "over",
+         "threshold": 100.0, "hysteresis": 1.0, "delay_s": 1},
+    ],
+    "publisher": {"period_s": 2},
+}  # fmt: skip
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[EmbeddedSystem]:
+    with embedded_system(tmp_path, poll_period_ms=200) as s:
+        yield s
+
+
+async def run_gateway(system: EmbeddedSystem, seconds: float) -> None:
+    async with Gateway(system.settings) as gateway:
+        status = await gateway.connect()
+        assert status.connection.value == "Connected"
+        assert status.diagnostic is not None
+        assert status.diagnostic.value == "Device activated"
+        assert gateway.status().topology_must_be_published
+        await gateway.publish_topology()
+        assert not gateway.status().topology_must_be_published
+        system.cloud.set_config(system.serial, CONFIG)
+        await asyncio.sleep(seconds)
+        status_now = gateway.status()
+        assert status_now.remote_config.applied_version == "1"
+        assert status_now.remote_config.valid is True
+        assert status_now.active_alarms == ("v-high",)
+        # Let the last publication go before stopping.
+        await gateway.publisher.publish_data()
+
+
+def test_the_cloud_holds_every_instant_once_with_the_simulators_values(
+    system: EmbeddedSystem,
+) -> None:
+    asyncio.run(run_gateway(system, 7))
+    counts = system.cloud.sample_counts(system.serial)
+    assert counts, "samples reached the cloud"
+    assert set(counts.values()) == {1}, "no instant twice"
+    samples = system.cloud.samples(system.serial)
+    assert set(samples) == {f"mb-1/{m}" for m in MEASURED} | {"mb-2/ActivePower"}
+    tick = system.simulator.tick_ms
+    for name, points in samples.items():
+        device, measurement = name.split("/")
+        instants = [t for t, _ in points]
+        step = 2000 if device == "mb-2" else 1000
+        assert len(instants) >= 7000 // step - 1, name
+        assert all(t % step == 0 for t in instants), "aligned to the UTC clock"
+        assert instants == list(range(instants[0], instants[-1] + step, step)), "no gap"
+        for t, value in points[1:]:  # the very first instant may precede the first read
+            assert value is not None, f"{name} at {t}"
+            # The value is the latest reading as of t: the simulator's value at
+            # one of the ticks a little before t.
+            candidates = [
+                system.simulator.truth(device, measurement, k * tick)
+                for k in range((t - 1500) // tick, t // tick + 1)
+            ]
+            assert value in candidates, f"{name} at {t}: {value} not served then"
+            if measurement == "ActiveEnergyDelivered":
+                assert isinstance(value, int), "energy counters stay exact integers"
+    energy = [v for _, v in samples["mb-1/ActiveEnergyDelivered"]]
+    assert energy == sorted(energy), "the counter only rises"
+    events = system.cloud.alarm_events(system.serial)
+    assert [(e["alarm"], e["state"]) for e in events] == [("v-high", "active")]
+    reports = system.cloud.reports(system.serial)
+    assert [(r["version"], r["status"]) for r in reports] == [("1", "applied")]
