@@ -211,4 +211,4 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     assert all(n == 1 for _, _, n in rows), "no sample stored twice"
     received = {t for m, t, _ in rows if m == 0}
     assert committed <= received, f"{len(committed - received)} committed instants lost"
-    assert len(committed) > 100
+    assert len(committed) > 20, "the worker got to sample between kills"

@@ -35,9 +35,15 @@ from typing import Self
 
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
-from panelfast.cloud import CloudSession, CloudStatus, ConnectionStatus, Identity
+from panelfast.cloud import CloudSession, CloudStatus, ConnectionStatus, HubClient, Identity
 from panelfast.config import DeviceSettings, Settings
-from panelfast.exceptions import CloudError, NotConnected, PanelfastError, RemoteConfigRejected
+from panelfast.exceptions import (
+    CloudError,
+    CloudProtocolError,
+    NotConnected,
+    PanelfastError,
+    RemoteConfigRejected,
+)
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
@@ -53,7 +59,7 @@ from panelfast.remote_config import (
 from panelfast.sampling import Sampler, SamplingPlan, alarm_set
 from panelfast.topology import PublishedTopologyStore, Topology, build_topology
 
-__all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus"]
+__all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +100,23 @@ class GatewayStatus:
     #: While a remote configuration is being applied: where it stands.
     applying: ApplyProgress | None
     active_alarms: tuple[str, ...]
+
+
+async def publish_topology(
+    hub: HubClient, topology: Topology, store: PublishedTopologyStore
+) -> str:
+    """Publish a topology (§5): inline up to 250,000 bytes, else through the upload
+    service (§10); remember what was published. Returns the topology version."""
+    if topology.needs_upload:
+        result = await hub.upload("topology", topology.body, "application/json")
+        if result.topology_version is None:
+            raise CloudProtocolError("the upload service accepted the topology without a version")
+        version = result.topology_version
+    else:
+        version = (await hub.put_topology(topology.body, compress=True)).topology_version
+    store.record(topology, version)
+    log.info("topology published (%d bytes), version %s", topology.size, version)
+    return version
 
 
 class Gateway:
@@ -241,18 +264,7 @@ class Gateway:
 
     async def publish_topology(self) -> str:
         """Publish the topology (inline, or through the upload service when large)."""
-        topology = self.topology()
-        if topology.needs_upload:
-            result = await self.session.hub.upload("topology", topology.body, "application/json")
-            if result.topology_version is None:
-                raise CloudError("the upload service accepted the topology without a version")
-            version = result.topology_version
-        else:
-            version = (
-                await self.session.hub.put_topology(topology.body, compress=True)
-            ).topology_version
-        self.topology_store.record(topology, version)
-        log.info("topology published: %d devices, version %s", len(self._devices), version)
+        version = await publish_topology(self.session.hub, self.topology(), self.topology_store)
         self._topology_published.set()
         return version
 

@@ -12,6 +12,7 @@ from panelfast.cli import (
     _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
     _remote_config,  # noqa: F401  (registers its commands)
     _simulator,  # noqa: F401  (registers its commands)
+    _topology,  # noqa: F401  (registers its commands)
 )
 from panelfast.cli._main import main
 
