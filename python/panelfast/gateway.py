@@ -40,9 +40,11 @@ from panelfast.config import DeviceSettings, Settings
 from panelfast.exceptions import (
     CloudError,
     CloudProtocolError,
+    ConfigPathError,
     NotConnected,
     PanelfastError,
     RemoteConfigRejected,
+    TopologyError,
 )
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
@@ -310,7 +312,9 @@ class Gateway:
     def _lookup(self, device_id: str, measurement_id: str) -> tuple[int, bool, int]:
         """A measurement's snapshot index, exactness and freshness limit."""
         model = self._models[device_id]
-        definition = next(m for m in model.measurements if m.id == measurement_id)
+        definition = next((m for m in model.measurements if m.id == measurement_id), None)
+        if definition is None:
+            raise TopologyError([f"device {device_id!r} has no measurement {measurement_id!r}"])
         exact = definition.type == "DATETIME" or (
             definition.type in _INTEGER_TYPES and definition.scale == 1 and definition.offset == 0
         )
@@ -356,27 +360,14 @@ class Gateway:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
         try:
             config = validate(document, self._measurement_pairs())
+            self._apply(config)
         except RemoteConfigRejected as rejection:
-            self.applied.reject(rejection, version)
-            log.error(
-                "remote configuration %s rejected: %s",
-                version,
-                "; ".join(f"{e.path}: {e.message}" for e in rejection.errors[:5]),
-            )
-            await self._report(version, rejection)
-            return False
-
-        def progress(p: ApplyProgress) -> None:
-            self._applying = p
-
-        try:
-            self.applied.apply(config, progress)
-            sampler, alarms = self._prepared
-            if sampler is not None and alarms is not None:
-                self._switch = (config, sampler, alarms)
-        finally:
-            self._applying = None
-            self._prepared = (None, None)
+            return await self._rejected(version, rejection)
+        except PanelfastError as exc:
+            # Valid on paper, yet it cannot be put in force here (e.g. a point
+            # the devices do not have): refused whole, like an invalid one.
+            unusable = RemoteConfigRejected([ConfigPathError("(document)", str(exc))], version)
+            return await self._rejected(version, unusable)
         log.info(
             "remote configuration %s applied: %d measurements (%s samples/min), "
             "%d alarms, publication every %d s",
@@ -389,6 +380,28 @@ class Gateway:
         await self._report(version, config)
         self._publish_now.set()  # data held back by a rejected configuration may go now
         return True
+
+    def _apply(self, config: RemoteConfig) -> None:
+        """Prepare every section, persist, then hand the new set to the sampling loop."""
+
+        def progress(p: ApplyProgress) -> None:
+            self._applying = p
+
+        try:
+            self.applied.apply(config, progress)
+            sampler, alarms = self._prepared
+            if sampler is not None and alarms is not None:
+                self._switch = (config, sampler, alarms)
+        finally:
+            self._applying = None
+            self._prepared = (None, None)
+
+    async def _rejected(self, version: str, rejection: RemoteConfigRejected) -> bool:
+        self.applied.reject(rejection, version)
+        shown = "; ".join(f"{e.path}: {e.message}" for e in rejection.errors[:5])
+        log.error("remote configuration %s rejected: %s", version, shown)
+        await self._report(version, rejection)
+        return False
 
     async def _report(self, version: str, outcome: RemoteConfig | RemoteConfigRejected) -> None:
         """Report the outcome (§6); the version is the one the hub served."""
