@@ -158,7 +158,10 @@ class Gateway:
         self.topology_store = PublishedTopologyStore(storage / "topology.json")
         self.publisher = Publisher(self.outbox, self.session.hub)
         self._flush_s = flush_s
-        self._alarm_interval_s = alarm_interval_s
+        # Every reading must be evaluated once: look at least twice per poll
+        # period of the fastest device (each reading is evaluated only once).
+        fastest_ms = min((d.connection.period_ms for d in settings.devices), default=1000)
+        self._alarm_interval_s = min(alarm_interval_s, fastest_ms / 2000)
         self._ring_capacity = ring_capacity
         self._sampler: Sampler | None = None
         self._alarms: AlarmSet | None = None
