@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -403,3 +404,41 @@ async def test_status_between_apply_and_the_next_sampling_instant(system: Embedd
         assert status.active_alarms == ()  # the live set (v1's) was never evaluated here
     finally:
         await gateway.stop()
+
+
+async def test_apply_progress_is_visible_in_status_while_applying(system: EmbeddedSystem) -> None:
+    """Applying runs off the event loop: status().applying shows the section in
+    progress (held here at the alarms step until the test has seen it)."""
+    at_alarms, release = threading.Event(), threading.Event()
+
+    def hold_at_alarms(step: ApplyProgress) -> None:
+        if step.section == "alarms" and not at_alarms.is_set():
+            at_alarms.set()
+            release.wait(10)  # bounded: a failing test must not hang the gateway
+
+    alarm = {
+        "id": "a1",
+        "device": "mb-1",
+        "measurement": "VoltageAN",
+        "condition": "over",
+        "threshold": 1e9,
+        "hysteresis": 0,
+        "delay_s": 0,
+    }
+    async with Gateway(system.settings, on_apply_progress=hold_at_alarms) as gateway:
+        await gateway.connect()
+        await gateway.publish_topology()
+        document = _document(V1_MEASUREMENTS, alarms=[alarm])
+        version = system.cloud.set_config(system.serial, document)["version"]
+        try:
+            await wait_for(at_alarms.is_set, what="applying reached the alarms")
+            applying = gateway.status().applying
+            assert applying is not None
+            assert (applying.section, applying.done, applying.total) == ("alarms", 0, 1)
+            assert 1 / 3 <= applying.fraction < 2 / 3
+            # Not applied yet: the previous state (nothing) is what status shows.
+            assert gateway.status().remote_config.applied_version is None
+        finally:
+            release.set()
+        await wait_for(lambda: gateway.status().remote_config.applied_version == version)
+        assert gateway.status().applying is None

@@ -115,6 +115,7 @@ class Gateway:
         flush_s: float = 10.0,
         alarm_interval_s: float = 0.25,
         ring_capacity: int = 3600,
+        # Called with each step of applying a remote configuration (from a worker thread).
         on_apply_progress: ProgressCallback | None = None,
     ) -> None:
         self.settings = settings
@@ -383,7 +384,9 @@ class Gateway:
                 self._on_apply_progress(p)
 
         try:
-            self.applied.apply(config, progress)
+            # In a worker thread: preparing thousands of measurements must not hold
+            # up sampling instants, and status().applying shows progress meanwhile.
+            await asyncio.to_thread(self.applied.apply, config, progress)
             sampler, alarms = self._prepared
             if sampler is not None and alarms is not None:
                 self._switch = (config, sampler, alarms)
