@@ -442,3 +442,46 @@ async def test_apply_progress_is_visible_in_status_while_applying(system: Embedd
             release.set()
         await wait_for(lambda: gateway.status().remote_config.applied_version == version)
         assert gateway.status().applying is None
+
+
+def test_panelfast_set_keeps_comments_and_refuses_a_form_it_cannot_edit(tmp_path: Path) -> None:
+    claim = tmp_path / "claim.key"
+    claim.write_text("ab" * 32)
+    claim.chmod(0o600)
+    identity = (
+        f'[identity]\nserial = "PS-1234"\nmac = "aa:bb:cc:dd:ee:ff"\nclaim_key_file = "{claim}"\n\n'
+    )
+    path = tmp_path / "panelfast.toml"
+    path.write_text(
+        identity + "# how we reach the cloud\n[cloud]\n"
+        'bootstrap_url = "https://cloud.example/bootstrap"\n'
+        'alarm_publication = "cloud"  # the default\n\n'
+        "# where state lives\n[storage]\n"
+        f'dir = "{tmp_path / "state"}"\n',
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    for value in ("email", "cloud", "email"):
+        result = runner.invoke(
+            main, ["set", "--config", str(path), "cloud.alarm_publication", value]
+        )
+        assert result.exit_code == 0, result.output
+    text = path.read_text(encoding="utf-8")
+    assert text.count("alarm_publication") == 1
+    assert "# how we reach the cloud" in text
+    assert "# where state lives" in text
+    assert tomllib.loads(text)["cloud"]["alarm_publication"] == "email"
+
+    # The [cloud] table written inline: not edited, and the file left as it was.
+    inline = tmp_path / "inline.toml"
+    inline.write_text(
+        'cloud = { bootstrap_url = "https://cloud.example/bootstrap" }\n\n' + identity,
+        encoding="utf-8",
+    )
+    before = inline.read_text(encoding="utf-8")
+    result = runner.invoke(
+        main, ["set", "--config", str(inline), "cloud.alarm_publication", "email"]
+    )
+    assert result.exit_code == 1
+    assert "cannot edit" in result.output
+    assert inline.read_text(encoding="utf-8") == before
