@@ -46,6 +46,7 @@ from panelfast.exceptions import (
     RemoteConfigRejected,
     TopologyError,
 )
+from panelfast.local_settings import change_setting
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
@@ -55,6 +56,7 @@ from panelfast.remote_config import (
     ApplyPlan,
     ApplyProgress,
     ConfigStore,
+    ProgressCallback,
     RemoteConfig,
     validate,
 )
@@ -138,8 +140,11 @@ class Gateway:
         flush_s: float = 10.0,
         alarm_interval_s: float = 0.25,
         ring_capacity: int = 3600,
+        # Called with each step of applying a remote configuration (from a worker thread).
+        on_apply_progress: ProgressCallback | None = None,
     ) -> None:
         self.settings = settings
+        self._on_apply_progress = on_apply_progress
         library = models or ModelLibrary(settings.gateway.model_dirs)
         self._models: dict[str, DeviceModel] = {
             d.id: library.get(d.model) for d in settings.devices
@@ -165,6 +170,9 @@ class Gateway:
         self._ring_capacity = ring_capacity
         self._sampler: Sampler | None = None
         self._alarms: AlarmSet | None = None
+        # The configuration the live alarm set was built from: until the next
+        # sampling instant it is not yet the applied one (status names alarms by it).
+        self._alarms_config: RemoteConfig | None = None
         # Made by the apply preparers, made live by the sampling loop at the next instant.
         self._prepared: tuple[Sampler | None, AlarmSet | None] = (None, None)
         self._switch: tuple[RemoteConfig, Sampler, AlarmSet] | None = None
@@ -180,6 +188,7 @@ class Gateway:
             try:
                 self._sampler = Sampler(self._plan(current), capacity=ring_capacity)
                 self._alarms = alarm_set(current, self._lookup)
+                self._alarms_config = current
             except PanelfastError as exc:
                 log.error(
                     "the stored remote configuration %s no longer fits the devices: %s",
@@ -273,6 +282,21 @@ class Gateway:
         self._topology_published.set()
         return version
 
+    def change_setting(self, key: str, value: object) -> Settings:
+        """Change a local setting (:data:`~panelfast.local_settings.LOCAL_SETTINGS`).
+
+        What the cloud manages (``sampling.*``, ``alarms.*``, ``publisher.*``...)
+        is refused with :class:`~panelfast.exceptions.RemoteConfigReadOnly`; an
+        unknown key or a bad value with :class:`~panelfast.exceptions.ConfigError`.
+        ``cloud.alarm_publication`` applies at once; the others when what uses
+        them next starts (``panelfast set`` keeps them in the file).
+        """
+        current = self.applied.current
+        self.settings = change_setting(
+            self.settings, key, value, applied_version=current.version if current else None
+        )
+        return self.settings
+
     def identification(self) -> Identity:
         return self.session.identity
 
@@ -286,11 +310,11 @@ class Gateway:
         current = self.applied.current
         received = self.config_store.last_received()
         published = self.topology_store.load()
-        alarms = self._alarms
+        alarms, alarms_config = self._alarms, self._alarms_config
         active: tuple[str, ...] = ()
-        if alarms is not None and current is not None:
+        if alarms is not None and alarms_config is not None:
             active = tuple(
-                a.id for a, on in zip(current.alarms, alarms.active(), strict=True) if on
+                a.id for a, on in zip(alarms_config.alarms, alarms.active(), strict=True) if on
             )
         return GatewayStatus(
             cloud=self.session.status(),
@@ -363,7 +387,7 @@ class Gateway:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
         try:
             config = validate(document, self._measurement_pairs())
-            self._apply(config)
+            await self._apply(config)
         except RemoteConfigRejected as rejection:
             return await self._rejected(version, rejection)
         except PanelfastError as exc:
@@ -384,14 +408,18 @@ class Gateway:
         self._publish_now.set()  # data held back by a rejected configuration may go now
         return True
 
-    def _apply(self, config: RemoteConfig) -> None:
+    async def _apply(self, config: RemoteConfig) -> None:
         """Prepare every section, persist, then hand the new set to the sampling loop."""
 
         def progress(p: ApplyProgress) -> None:
             self._applying = p
+            if self._on_apply_progress is not None:
+                self._on_apply_progress(p)
 
         try:
-            self.applied.apply(config, progress)
+            # In a worker thread: preparing thousands of measurements must not hold
+            # up sampling instants, and status().applying shows progress meanwhile.
+            await asyncio.to_thread(self.applied.apply, config, progress)
             sampler, alarms = self._prepared
             if sampler is not None and alarms is not None:
                 self._switch = (config, sampler, alarms)
@@ -447,7 +475,7 @@ class Gateway:
         config, sampler, alarms = self._switch
         self._switch = None
         await self._flush()
-        self._sampler, self._alarms = sampler, alarms
+        self._sampler, self._alarms, self._alarms_config = sampler, alarms, config
         log.info("sampling under remote configuration %s from %d", config.version, t_ms)
 
     async def _flush(self) -> None:

@@ -1,7 +1,8 @@
-"""``panelfast remote-config``: check a document offline, show what is applied.
+"""``panelfast remote-config``: check a document offline, show what is applied;
+``panelfast set``: change a local setting in the configuration file.
 
 Read-only by design (§6): nothing here changes the applied configuration;
-only the cloud does.
+only the cloud does, and ``panelfast set`` refuses what the cloud manages.
 """
 
 from __future__ import annotations
@@ -10,8 +11,15 @@ from pathlib import Path
 
 import click
 
+from panelfast.cli._cloud import _settings, config_option
 from panelfast.cli._main import main
-from panelfast.exceptions import RemoteConfigRejected, StateStoreError
+from panelfast.exceptions import (
+    ConfigError,
+    RemoteConfigReadOnly,
+    RemoteConfigRejected,
+    StateStoreError,
+)
+from panelfast.local_settings import edit_config_file
 from panelfast.remote_config import ConfigStore, validate_bytes
 from panelfast.topology import PublishedTopologyStore
 
@@ -82,3 +90,31 @@ def status(state: Path) -> None:
     click.echo(f"received: version {received.version!r} {received.status} ({state_word})")
     for error in received.errors:
         click.echo(f"  {error.path}: {error.message}")
+
+
+@main.command("set")
+@config_option
+@click.argument("key")
+@click.argument("value")
+def set_setting(config_path: Path, key: str, value: str) -> None:
+    """Set a local setting KEY to VALUE in the configuration file.
+
+    Local settings: cloud.alarm_publication, cloud.request_timeout_s,
+    gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
+    Sampling, alarms and the publication period are the cloud's (remote
+    configuration): changing them here is refused. Restart the gateway
+    (``panelfast run``) for the change to take effect.
+    """
+    settings = _settings(config_path)
+    try:
+        state = settings.storage.dir / "remote-config.sqlite"
+        applied = None
+        if state.exists():
+            with ConfigStore(state) as store:
+                applied = store.applied()
+        stored = edit_config_file(
+            config_path, key, value, applied_version=applied.version if applied else None
+        )
+    except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{config_path}: {key} = {stored!r}")

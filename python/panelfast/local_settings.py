@@ -1,0 +1,158 @@
+"""Local settings changes: what the user may change on the gateway, and what the cloud owns.
+
+Sampling, alarms and the publication period are the remote configuration's
+(§6): any local attempt to change them is refused with
+:class:`~panelfast.exceptions.RemoteConfigReadOnly`, which says the cloud manages
+them. A few settings of the configuration file are the user's
+(:data:`LOCAL_SETTINGS`); :func:`change_setting` validates a new value as the
+file loader would, and :func:`edit_config_file` writes it into the file in
+place, keeping the user's comments and layout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from panelfast.config import Settings, parse_settings
+from panelfast.exceptions import ConfigError, ConfigIssue
+from panelfast.remote_config import ensure_local_change_allowed
+
+__all__ = ["LOCAL_SETTINGS", "change_setting", "edit_config_file"]
+
+#: ``section.key`` → what it is. Only these change locally; device commissioning
+#: and identity are edited in the file itself, as when the gateway is installed.
+LOCAL_SETTINGS: dict[str, str] = {
+    "cloud.alarm_publication": "where alarms go: cloud or email (mutually exclusive)",
+    "cloud.request_timeout_s": "timeout of one cloud request, in seconds",
+    "gateway.outputs_remote_control": "whether the cloud may switch outputs (§9)",
+    "storage.quota_mb": "disk quota of the outbox, in MB",
+    "time.mode": "time synchronisation: manual, ntp or cloud",
+    "time.ntp_server": "the NTP server used in mode ntp",
+}
+
+
+def _refuse_unknown(key: str) -> ConfigError:
+    known = ", ".join(sorted(LOCAL_SETTINGS))
+    return ConfigError(
+        "(local setting)", [ConfigIssue(key, f"not a setting changed locally (those are: {known})")]
+    )
+
+
+def change_setting(
+    settings: Settings, key: str, value: object, *, applied_version: str | None = None
+) -> Settings:
+    """``settings`` with ``key`` set to ``value``, validated as the file loader would.
+
+    Raises :class:`~panelfast.exceptions.RemoteConfigReadOnly` for what the cloud
+    manages (``sampling.*``, ``alarms.*``, ``publisher.*``...), naming
+    ``applied_version``, and :class:`~panelfast.exceptions.ConfigError` for an
+    unknown key or an invalid value.
+    """
+    ensure_local_change_allowed(key, applied_version)
+    if key not in LOCAL_SETTINGS:
+        raise _refuse_unknown(key)
+    section, field = key.split(".", 1)
+    # Paths were resolved at load; validating the resolved document keeps them as they are.
+    document = settings.model_dump(mode="python")
+    document[section][field] = value
+    try:
+        return parse_settings(document, "<config>")
+    except ConfigError as exc:
+        issues = [i for i in exc.issues if i.key == key] or exc.issues
+        raise ConfigError("(local setting)", issues) from None
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}"'
+
+
+def _current(settings: Settings, key: str) -> Any:
+    section, field = key.split(".", 1)
+    part: BaseModel = getattr(settings, section)
+    return getattr(part, field)
+
+
+def edit_config_file(
+    path: Path, key: str, value: str, *, applied_version: str | None = None
+) -> object:
+    """Set ``key`` to ``value`` (as typed on a command line) in the file at ``path``.
+
+    The value is validated first (``"true"``, ``"15"`` are converted as the
+    setting's type requires); the line ``key = ...`` of the ``[section]`` is
+    replaced (or added), the result checked by reading it back, and the file
+    replaced atomically. Returns the value as stored.
+    """
+    ensure_local_change_allowed(key, applied_version)
+    if key not in LOCAL_SETTINGS:
+        raise _refuse_unknown(key)
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(str(path), [ConfigIssue("(file)", "no such file")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [ConfigIssue("(file)", f"not valid TOML: {exc}")]) from None
+    settings = change_setting(parse_settings(document, str(path)), key, value)
+    stored = _current(settings, key)
+    section, field = key.split(".", 1)
+    edited = _set_line(text, section, field, _toml_value(stored))
+    # Read it back: a file written another way (inline tables, dotted keys) must
+    # not be silently left unchanged or broken.
+    try:
+        reread = tomllib.loads(edited)
+        check = parse_settings(reread, str(path))
+    except (tomllib.TOMLDecodeError, ConfigError):
+        check = None
+    if check is None or _current(check, key) != stored:
+        raise ConfigError(
+            str(path),
+            [ConfigIssue(key, "written in a form this command cannot edit; edit the file by hand")],
+        )
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(edited, encoding="utf-8")
+    os.replace(temporary, path)
+    return stored
+
+
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
+
+
+def _set_line(text: str, section: str, field: str, rendered: str) -> str:
+    """Replace ``field = ...`` in ``[section]``, or add it (and the section) if absent."""
+    lines = text.splitlines()
+    assignment = re.compile(rf"^\s*{re.escape(field)}\s*=")
+    start: int | None = None
+    end = len(lines)
+    for index, line in enumerate(lines):
+        header = _HEADER.match(line)
+        if header is None:
+            continue
+        if start is not None:  # the next section ends ours
+            end = index
+            break
+        if header.group(1) == section and not line.lstrip().startswith("[["):
+            start = index
+    if start is None:
+        return text.rstrip("\n") + f"\n\n[{section}]\n{field} = {rendered}\n"
+    last = start
+    for index in range(start + 1, end):
+        if assignment.match(lines[index]):
+            lines[index] = f"{field} = {rendered}"
+            return "\n".join(lines) + "\n"
+        if lines[index].strip():
+            last = index
+    lines.insert(last + 1, f"{field} = {rendered}")
+    return "\n".join(lines) + "\n"
