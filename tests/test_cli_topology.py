@@ -42,3 +42,5 @@ def test_show_publish_and_show_again(tmp_path: Path) -> None:
         document = panelfast("topology", "show", "--config", config, "--json")
         assert '"schema": "panelfast.topology/1"' in document.stdout
         assert "127.0.0.1" not in document.stdout, "no network address in the topology"
+        assert '"VoltageAN"' in document.stdout
+        assert '"MeterName"' not in document.stdout, "text fields identify, they are not sampled"

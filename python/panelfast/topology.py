@@ -149,6 +149,10 @@ def _device_entry(
                 f"{where}: model {model.name!r} lists measurement {measurement.id!r} twice"
             )
         seen.add(measurement.id)
+        if measurement.type == "ASCII":
+            # Text (a meter's name or model) identifies the device; it is not a
+            # measurement the cloud could sample (§7 values are numbers).
+            continue
         measurements.append(
             {
                 "id": measurement.id,
