@@ -56,7 +56,7 @@ def test_rtu_over_tcp() -> None:
 def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
     socat = shutil.which("socat")
     if socat is None:
-        pytest.skip("socat is not installed (make system-deps)")
+        pytest.fail("socat is needed for the RTU tests: run make system-deps")
     a, b = tmp_path / "sim", tmp_path / "gateway"
     proc = subprocess.Popen(
         [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
