@@ -27,7 +27,8 @@ import random
 import time
 from pathlib import Path
 
-from gateway_support import (
+from panelfast.embedded import embedded_system
+from reliability_support import (
     MEASUREMENTS,
     GatewayProcess,
     Instant,
@@ -41,7 +42,6 @@ from gateway_support import (
     outbox_instants,
     wait_until,
 )
-from panelfast.embedded import embedded_system
 
 KILLS = 22
 #: How long a random-moment run lives (s): ``panelfast run`` takes about

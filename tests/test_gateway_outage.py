@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from gateway_support import (
+from panelfast import SeriesSet
+from panelfast.embedded import EmbeddedSystem, embedded_system
+from panelfast.gateway import Gateway
+from panelfast.outbox import Outbox
+from panelfast.refcloud import RefCloud
+from reliability_support import (
     MEASUREMENTS,
     backlog_cli,
     by_measurement,
@@ -28,11 +33,6 @@ from gateway_support import (
     names_of,
     outbox_instants,
 )
-from panelfast import SeriesSet
-from panelfast.embedded import EmbeddedSystem, embedded_system
-from panelfast.gateway import Gateway
-from panelfast.outbox import Outbox
-from panelfast.refcloud import RefCloud
 
 NAMES = [f"{d}/{m}" for d, m in MEASUREMENTS]
 
