@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -42,6 +43,10 @@ __all__ = ["BATCH_MEDIA_TYPE", "create_app"]
 
 BATCH_MEDIA_TYPE = "application/vnd.panelfast.batch+msgpack"
 _M = TypeVar("_M", bound=BaseModel)
+
+#: Every data conflict (409) is logged here: a gateway that reuses a taken
+#: ``seq`` with other content breaks §7, and tests watch this logger for it.
+log = logging.getLogger(__name__)
 
 _DESCRIPTIONS = {
     400: "invalid_payload: the request is malformed",
@@ -378,6 +383,12 @@ def create_app(state: CloudState) -> Guard:
             if storage.batch_digest(device_id, checked.seq) == checked.digest:
                 storage.count_duplicate(device_id, checked.seq)
                 return m.DataAck(ack=checked.seq, duplicate=True)
+            log.warning(
+                "device %s: data seq %d is taken by other content (expected %d)",
+                device_id,
+                checked.seq,
+                expected,
+            )
             raise RefCloudRequestError(
                 409,
                 "conflict",
@@ -385,6 +396,12 @@ def create_app(state: CloudState) -> Guard:
                 extra={"expected": expected},
             )
         if checked.seq > expected:
+            log.warning(
+                "device %s: data seq %d is beyond the expected %d",
+                device_id,
+                checked.seq,
+                expected,
+            )
             raise RefCloudRequestError(
                 409,
                 "conflict",
