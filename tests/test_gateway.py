@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from panelfast.cloud import CloudSession, RetryPolicy
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.gateway import Gateway
 
@@ -86,3 +87,20 @@ def test_the_cloud_holds_every_instant_once_with_the_simulators_values(
     assert [(e["alarm"], e["state"]) for e in events] == [("v-high", "active")]
     reports = system.cloud.reports(system.serial)
     assert [(r["version"], r["status"]) for r in reports] == [("1", "applied")]
+
+
+async def test_a_report_that_failed_is_sent_again(system: EmbeddedSystem) -> None:
+    fast = RetryPolicy(initial_s=0.05, max_s=0.1, max_attempts=2)
+    async with Gateway(system.settings, session=CloudSession(system.settings, retry=fast)) as gw:
+        await gw.connect()
+        await gw.publish_topology()
+        system.cloud.inject_fault("unavailable", "config_report", count=4)
+        system.cloud.set_config(system.serial, CONFIG)
+        for _ in range(100):
+            if system.cloud.reports(system.serial):
+                break
+            await asyncio.sleep(0.1)
+        assert [(r["version"], r["status"]) for r in system.cloud.reports(system.serial)] == [
+            ("1", "applied")
+        ], "reported once the cloud answered again"
+        assert not (system.settings.storage.dir / "config-report.due").exists()

@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
@@ -137,7 +139,7 @@ class Gateway:
         *,
         models: ModelLibrary | None = None,
         session: CloudSession | None = None,
-        flush_s: float = 10.0,
+        flush_s: float = 2.0,
         alarm_interval_s: float = 0.25,
         ring_capacity: int = 3600,
         # Called with each step of applying a remote configuration (from a worker thread).
@@ -161,6 +163,7 @@ class Gateway:
         self.config_store = ConfigStore(storage / "remote-config.sqlite")
         self.applied = AppliedConfig(self.config_store)
         self.topology_store = PublishedTopologyStore(storage / "topology.json")
+        self._report_due = storage / "config-report.due"
         self.publisher = Publisher(self.outbox, self.session.hub)
         self._flush_s = flush_s
         # Every reading must be evaluated once: look at least twice per poll
@@ -385,6 +388,10 @@ class Gateway:
 
     async def receive_config(self, version: str, document: object) -> bool:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
+        # Marked before anything is recorded: a crash from here on leaves
+        # either this version unrecorded (the cloud serves it again) or
+        # recorded with its report still due (sent after the restart).
+        _write_atomically(self._report_due, version.encode())
         try:
             config = validate(document, self._measurement_pairs())
             await self._apply(config)
@@ -436,14 +443,36 @@ class Gateway:
 
     async def _report(self, version: str, outcome: RemoteConfig | RemoteConfigRejected) -> None:
         """Report the outcome (§6); the version is the one the hub served."""
+        if isinstance(outcome, RemoteConfig):
+            errors: list[tuple[str, str]] = []
+        else:
+            errors = [(e.path, e.message) for e in outcome.errors]
+        await self._send_report(version, "applied" if not errors else "rejected", errors)
+
+    async def _send_report(
+        self, version: str, status: Literal["applied", "rejected"], errors: list[tuple[str, str]]
+    ) -> bool:
         try:
-            if isinstance(outcome, RemoteConfig):
-                await self.session.hub.report_config(version, "applied")
-            else:
-                errors = [(e.path, e.message) for e in outcome.errors]
-                await self.session.hub.report_config(version, "rejected", errors)
+            await self.session.hub.report_config(version, status, errors)
         except CloudError as exc:
-            log.warning("configuration report not delivered: %s", exc)
+            log.warning("configuration report not delivered (sent again later): %s", exc)
+            return False
+        self._report_due.unlink(missing_ok=True)
+        return True
+
+    async def _report_if_due(self) -> bool:
+        """Send the report of the last configuration received if it never went
+        (a failure, or a crash between applying and reporting); False if still due."""
+        try:
+            due = self._report_due.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return True
+        received = self.config_store.last_received()
+        if received is None or received.version != due:
+            self._report_due.unlink(missing_ok=True)  # never recorded: it will be served again
+            return True
+        errors = [(e.path, e.message) for e in received.errors]
+        return await self._send_report(received.version, received.status, errors)
 
     # -- the loops -----------------------------------------------------------
 
@@ -565,6 +594,10 @@ class Gateway:
             if not self._connected():
                 await asyncio.sleep(1)
                 continue
+            if not await self._report_if_due():
+                failures = min(failures + 1, 6)
+                await asyncio.sleep(min(60.0, 2.0**failures))
+                continue
             received = self.config_store.last_received()
             try:
                 answer = await self.session.hub.get_config(
@@ -616,3 +649,13 @@ class Gateway:
                 merged = await asyncio.to_thread(self.outbox.compact)
                 if merged:
                     log.info("outbox: %d chunks compacted while offline", merged)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write a small state file so that a crash leaves the old or the new one."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
