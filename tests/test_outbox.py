@@ -149,6 +149,26 @@ def test_offline_compaction_makes_full_batches(tmp_path: Path) -> None:
     assert len(got) == COMPACT_AFTER * 4 * 400
 
 
+def test_a_compacted_chunk_is_sealed_alone(tmp_path: Path) -> None:
+    """Sealing a backlog re-encodes only the batch it seals: the full chunks
+    after it stay as compaction left them (same place, same bytes)."""
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path, quota_bytes=10**9)
+    for k in range(COMPACT_AFTER * 4):
+        outbox.add_samples(minutes(k, 1, measurements=2000), "1")
+    outbox.compact()
+    with sqlite3.connect(path) as db:
+        before = db.execute("SELECT id, full, samples, first_ms, body FROM chunk").fetchall()
+    assert len(before) >= 3
+    assert all(row[1] for row in before[:-1])
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert (batch.samples, batch.first_ms) == before[0][2:4]
+    with sqlite3.connect(path) as db:
+        after = db.execute("SELECT id, full, samples, first_ms, body FROM chunk").fetchall()
+    assert after == before[1:]
+
+
 def test_quota_drops_the_oldest_and_counts_it(tmp_path: Path) -> None:
     quota = 150_000
     outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=quota, level=3)

@@ -296,12 +296,17 @@ class Outbox:
                 return None
             rows, size = [], 0
             for row in self._db.execute(
-                "SELECT id, body, config_version FROM chunk ORDER BY id"
+                "SELECT id, body, config_version, full FROM chunk ORDER BY id"
             ):  # the oldest run of one configuration, about a batch and a half of it
                 if row[2] != head[0] or size >= max_bytes * 3 // 2:
                     break
                 rows.append(row)
                 size += len(row[1])
+                if row[3] and len(row[1]) <= max_bytes:
+                    # A compacted chunk is a whole batch already: sealed alone, it is
+                    # encoded once more (for its seq), not merged with the next one
+                    # and that one encoded twice, which halves the cost of a backlog.
+                    break
             next_seq = self._meta(self._db, "next_seq", 1)
         batches = rebatch(
             [r[1] for r in rows], head[0], next_seq, max_bytes=max_bytes, level=self.level
