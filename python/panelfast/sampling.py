@@ -92,6 +92,9 @@ class Sampler:
             kinds = [plan.kinds[i] for i in indices.tolist()]
             ring = SampleRing(kinds, [period] * len(kinds), size)
             self._rings.append((period, indices, ring))
+        self._identity = len(self._rings) == 1 and bool(
+            np.array_equal(self._rings[0][1], np.arange(self._rings[0][1].size))
+        )
 
     def sample(
         self,
@@ -116,10 +119,8 @@ class Sampler:
 
     def drain(self, until_ms: int | None = None) -> SeriesSet:
         """Every ring's samples, under the measurements' indices in the configuration."""
-        if len(self._rings) == 1:
-            _, due, ring = self._rings[0]
-            if due.size and int(due[-1]) == due.size - 1:  # local index = configuration index
-                return ring.drain(until_ms)
+        if self._identity:  # one period: local index = configuration index
+            return self._rings[0][2].drain(until_ms)
         items = []
         for _, due, ring in self._rings:
             for m, t0, dt, v in ring.drain(until_ms).to_list():
