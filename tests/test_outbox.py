@@ -149,6 +149,63 @@ def test_offline_compaction_makes_full_batches(tmp_path: Path) -> None:
     assert len(got) == COMPACT_AFTER * 4 * 400
 
 
+def test_a_compacted_chunk_is_sealed_alone(tmp_path: Path) -> None:
+    """Sealing a backlog re-encodes only the batch it seals: the full chunks
+    after it stay as compaction left them (same place, same bytes)."""
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path, quota_bytes=10**9)
+    for k in range(COMPACT_AFTER * 4):
+        outbox.add_samples(minutes(k, 1, measurements=2000), "1")
+    outbox.compact()
+    with sqlite3.connect(path) as db:
+        before = db.execute("SELECT id, full, samples, first_ms, body FROM chunk").fetchall()
+    assert len(before) >= 3
+    assert all(row[1] for row in before[:-1])
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert (batch.samples, batch.first_ms) == before[0][2:4]
+    with sqlite3.connect(path) as db:
+        after = db.execute("SELECT id, full, samples, first_ms, body FROM chunk").fetchall()
+    assert after == before[1:]
+
+
+def test_a_batch_prepared_in_flight_is_sealed_as_prepared(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 40), "1")
+    first = outbox.next_batch(max_bytes=4000)
+    assert first is not None
+    ahead = outbox.prepare(first.seq + 1, max_bytes=4000)  # while `first` is in flight
+    assert ahead is not None
+    outbox.acknowledged(first.seq)
+    second = outbox.next_batch(max_bytes=4000, prepared=ahead)
+    assert second is not None
+    assert (second.seq, second.body) == (first.seq + 1, ahead.batches[0].body)
+
+
+def test_a_prepared_batch_never_overtakes_older_data(tmp_path: Path) -> None:
+    """A 413 splits the batch in flight: its second half comes back as the oldest
+    data, so the batch prepared meanwhile is outdated and the half goes first."""
+    outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=10**8)
+    outbox.add_samples(minutes(0, 40), "1")
+    first = outbox.next_batch(max_bytes=4000)
+    assert first is not None
+    ahead = outbox.prepare(first.seq + 1, max_bytes=4000)
+    assert ahead is not None
+    half = outbox.split(first.seq)
+    assert half is not None
+    outbox.acknowledged(half.seq)
+    second = outbox.next_batch(max_bytes=4000, prepared=ahead)
+    assert second is not None
+    assert second.seq == first.seq + 1
+    assert instants(first.body) - instants(half.body) <= instants(second.body)
+    got = instants(half.body) | instants(second.body)
+    outbox.acknowledged(second.seq)
+    while (b := outbox.next_batch(max_bytes=4000)) is not None:
+        got |= instants(b.body)
+        outbox.acknowledged(b.seq)
+    assert len(got) == 40 * 50, "every sample once"
+
+
 def test_quota_drops_the_oldest_and_counts_it(tmp_path: Path) -> None:
     quota = 150_000
     outbox = Outbox(tmp_path / "o.sqlite", quota_bytes=quota, level=3)

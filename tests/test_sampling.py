@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import psutil
 
 from panelfast import decode_batch, encode_batches
 from panelfast.remote_config import validate
@@ -89,3 +90,30 @@ def test_alarms_read_the_snapshot_points() -> None:
     alarms = alarm_set(CONFIG, lookup)
     events = alarms.evaluate(np.array([254.0, 0.0, 0.0]), np.ones(3, bool), np.array([5, 5, 5]))
     assert [(e.alarm, e.active, e.value) for e in events] == [("hv", True, 254.0)]
+
+
+def test_rings_are_sized_by_their_period() -> None:
+    """5,000 measurements every 10 minutes (the ceiling): their rings hold an
+    hour of their own samples, not 3,600 slots each (290 MB)."""
+    pairs = [("mb-1", f"P{k}") for k in range(5000)]
+    config = validate(
+        {
+            "version": "1",
+            "measurements": [{"device": d, "measurement": m, "period_s": 600} for d, m in pairs],
+            "alarms": [],
+            "publisher": {"period_s": 600},
+        },
+        set(pairs),
+    )
+    index = {p: k for k, p in enumerate(pairs)}
+    plan = SamplingPlan.build(config, lambda d, m: (index[(d, m)], False, 3000))
+    process = psutil.Process()
+    before = process.memory_info().rss
+    sampler = Sampler(plan, capacity=3600)
+    grown = process.memory_info().rss - before
+    assert grown < 30_000_000, f"the rings took {grown / 1e6:.0f} MB"
+    t = 1_795_000_200_000
+    n = len(pairs)
+    values = np.full(n, 230.0)
+    assert sampler.sample(t, values, np.zeros(n, np.int64), np.ones(n, bool), np.full(n, t)) == n
+    assert sum(len(v) for _, _, _, v in sampler.drain().to_list()) == n

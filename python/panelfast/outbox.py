@@ -49,7 +49,7 @@ from panelfast._native import (
     rebatch,
 )
 
-__all__ = ["Outbox", "OutboxStats", "PendingEvent", "SealedBatch"]
+__all__ = ["Outbox", "OutboxStats", "PendingEvent", "PreparedBatch", "SealedBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,18 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 """
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """The next batch, encoded ahead of its sealing (see :meth:`Outbox.prepare`)."""
+
+    seq: int
+    config_version: str
+    #: The chunks it is made of, oldest first.
+    chunk_ids: tuple[int, ...]
+    #: The batch to seal, then what did not fit it (back to the chunks).
+    batches: tuple[EncodedBatch, ...]
 
 
 class _Stale(Exception):
@@ -282,12 +294,12 @@ class Outbox:
             ).fetchone()
         return SealedBatch(*row) if row else None
 
-    def next_batch(self, *, max_bytes: int = MAX_BODY_BYTES) -> SealedBatch | None:
-        """The batch to send now: the sealed one, or a new one sealed from the
-        oldest chunks (of the oldest configuration) under the next ``seq``."""
-        current = self.sealed()
-        if current is not None:
-            return current
+    def prepare(
+        self, seq: int | None = None, *, max_bytes: int = MAX_BODY_BYTES
+    ) -> PreparedBatch | None:
+        """Encode the batch to seal next (under ``seq``, by default the next
+        one) without sealing it: the slow part of :meth:`next_batch`, which
+        the publisher does while the batch before is in flight."""
         with self._lock:
             head = self._db.execute(
                 "SELECT config_version FROM chunk ORDER BY id LIMIT 1"
@@ -296,36 +308,67 @@ class Outbox:
                 return None
             rows, size = [], 0
             for row in self._db.execute(
-                "SELECT id, body, config_version FROM chunk ORDER BY id"
+                "SELECT id, body, config_version, full FROM chunk ORDER BY id"
             ):  # the oldest run of one configuration, about a batch and a half of it
                 if row[2] != head[0] or size >= max_bytes * 3 // 2:
                     break
                 rows.append(row)
                 size += len(row[1])
-            next_seq = self._meta(self._db, "next_seq", 1)
-        batches = rebatch(
-            [r[1] for r in rows], head[0], next_seq, max_bytes=max_bytes, level=self.level
-        )
-        ids = [r[0] for r in rows]
+                if row[3] and len(row[1]) <= max_bytes:
+                    # A compacted chunk is a whole batch already: sealed alone, it is
+                    # encoded once more (for its seq), not merged with the next one
+                    # and that one encoded twice, which halves the cost of a backlog.
+                    break
+            if seq is None:
+                seq = self._meta(self._db, "next_seq", 1)
+        batches = rebatch([r[1] for r in rows], head[0], seq, max_bytes=max_bytes, level=self.level)
+        return PreparedBatch(seq, head[0], tuple(r[0] for r in rows), tuple(batches))
+
+    def next_batch(
+        self, *, max_bytes: int = MAX_BODY_BYTES, prepared: PreparedBatch | None = None
+    ) -> SealedBatch | None:
+        """The batch to send now: the sealed one, or a new one sealed from the
+        oldest chunks (of the oldest configuration) under the next ``seq``:
+        ``prepared`` if it is still exactly that, else encoded now."""
+        current = self.sealed()
+        if current is not None:
+            return current
+        if prepared is not None and self._seal(prepared):
+            return self.sealed()
+        # None prepared, or outdated (a renumbering, a split, the quota): encoded now.
+        fresh = self.prepare(max_bytes=max_bytes)
+        if fresh is None:
+            return None
+        if not self._seal(fresh):
+            return None  # raced with the quota or another sealer: the caller tries again
+        return self.sealed()
+
+    def _seal(self, prepared: PreparedBatch) -> bool:
+        """Seal ``prepared`` if it still is the oldest data under the next ``seq``."""
+        ids = prepared.chunk_ids
+        first, rest = prepared.batches[0], prepared.batches[1:]
+        version = prepared.config_version
         try:
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM sealed").fetchone() or (
-                    self._meta(db, "next_seq", 1) != next_seq
+                    self._meta(db, "next_seq", 1) != prepared.seq
                 ):
                     raise _Stale
+                # Nothing older came back meanwhile (what did not fit a batch, a split).
+                if db.execute("SELECT min(id) FROM chunk").fetchone()[0] != ids[0]:
+                    raise _Stale
                 self._take_chunks(db, ids)
-                first, rest = batches[0], batches[1:]
                 db.execute(
                     "INSERT INTO sealed (seq, config_version, first_ms, end_ms, samples, body)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
-                    (first.seq, head[0], first.first_ms, first.end_ms, first.samples, first.body),
+                    (first.seq, version, first.first_ms, first.end_ms, first.samples, first.body),
                 )
                 # What did not fit is the oldest data pending: it goes first.
-                self._put_chunks(db, head[0], rest, self._oldest_places(db, len(rest)))
-                self._set_meta(db, "next_seq", next_seq + 1)
+                self._put_chunks(db, version, rest, self._oldest_places(db, len(rest)))
+                self._set_meta(db, "next_seq", prepared.seq + 1)
         except _Stale:
-            return None  # raced with the quota or another sealer: the caller tries again
-        return self.sealed()
+            return False
+        return True
 
     def attempted(self, seq: int) -> None:
         """Count one more send of the sealed batch ``seq``."""

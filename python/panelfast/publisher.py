@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from panelfast.cloud import HubClient
 from panelfast.exceptions import Conflict, InvalidPayload, PayloadTooLarge
-from panelfast.outbox import Outbox
+from panelfast.outbox import Outbox, PreparedBatch
 
 __all__ = ["Backlog", "Publisher"]
 
@@ -66,12 +66,18 @@ class Publisher:
         """Send batches until none is left; returns the samples acknowledged."""
         sent = 0
         async with self._sending:
+            ahead: PreparedBatch | None = None
             while True:
-                batch = await asyncio.to_thread(self.outbox.next_batch)
+                batch = await asyncio.to_thread(self.outbox.next_batch, prepared=ahead)
+                ahead = None
                 if batch is None:
                     return sent
+                post = asyncio.ensure_future(self.hub.post_data(batch.body))
                 try:
-                    ack = await self.hub.post_data(batch.body)
+                    # The next batch is encoded while this one is in flight: the cloud
+                    # takes about as long to store a batch as the gateway to encode one.
+                    ahead = await asyncio.to_thread(self.outbox.prepare, batch.seq + 1)
+                    ack = await post
                 except Conflict as exc:
                     if exc.expected is None:
                         raise
@@ -83,6 +89,8 @@ class Publisher:
                 except PayloadTooLarge:
                     await asyncio.to_thread(self.outbox.split, batch.seq)
                     continue
+                finally:
+                    post.cancel()  # only if this was cancelled, or encoding failed, mid-flight
                 if ack.seq != batch.seq:
                     # An acknowledgement of another seq proves nothing about
                     # this batch: keep it and resend (the cloud heals it as a
