@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from panelfast.cloud import CloudSession, RetryPolicy
+from panelfast.config import Settings
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.gateway import Gateway
 
@@ -104,3 +105,27 @@ async def test_a_report_that_failed_is_sent_again(system: EmbeddedSystem) -> Non
             ("1", "applied")
         ], "reported once the cloud answered again"
         assert not (system.settings.storage.dir / "config-report.due").exists()
+
+
+async def test_a_new_disk_continues_after_the_clouds_last_seq(
+    system: EmbeddedSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def run_for(settings: Settings, seconds: float) -> None:
+        async with Gateway(settings) as gw:
+            await gw.connect()
+            await gw.publish_topology()
+            system.cloud.set_config(system.serial, CONFIG)
+            await asyncio.sleep(seconds)
+            await gw.publisher.publish_data()
+
+    await run_for(system.settings, 4)
+    before = system.cloud.last_seq(system.serial)
+    assert before >= 1
+    # The same gateway after a factory reset: empty storage, same serial.
+    storage = system.settings.storage.model_copy(update={"dir": system.folder / "new-disk"})
+    await run_for(system.settings.model_copy(update={"storage": storage}), 3)
+    seqs = [b["seq"] for b in system.cloud.batches(system.serial)]
+    assert seqs == list(range(1, len(seqs) + 1))
+    conflicts = [r for r in caplog.records if "data seq" in r.getMessage()]
+    assert conflicts == [], "numbered on from bootstrap's data_seq, not corrected by a 409"
+    assert system.cloud.last_seq(system.serial) > before

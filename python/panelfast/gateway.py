@@ -562,6 +562,10 @@ class Gateway:
             if not self._connected() or not self._publication_allowed():
                 continue
             try:
+                # Bootstrapped first, so the cloud's last acknowledged seq is
+                # known: a gateway that lost its disk continues after it (§3).
+                await self.session.hub_access()
+                await asyncio.to_thread(self.outbox.resume_from, self.session.state.data_seq or 0)
                 await self.publisher.publish_data()
                 failures = 0
             except NotConnected:
