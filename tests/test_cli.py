@@ -34,3 +34,17 @@ def test_demo_runs_the_whole_system() -> None:
     assert held, out
     assert held[-1] > 0, "samples reached the reference cloud"
     assert "mb-1/ActiveEnergyDelivered" in out
+
+
+def test_the_command_does_not_load_the_reference_cloud() -> None:
+    # `panelfast run` is the daemon on a gateway with little memory: the
+    # reference cloud's web stack is loaded only by the commands that use it.
+    probe = (
+        "import sys, panelfast.cli; "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'cryptography', 'panelfast.refcloud')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -15,14 +15,17 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import uvloop
 
 from panelfast.cli._main import main
-from panelfast.embedded import EmbeddedSystem, embedded_system
-from panelfast.gateway import Gateway
+
+if TYPE_CHECKING:
+    # The reference cloud (FastAPI, uvicorn, cryptography) is imported only when
+    # the demo runs: every other command, `panelfast run` first, does without it.
+    from panelfast.embedded import EmbeddedSystem
 
 #: What the cloud asks for: every second for the main incomer, every 5 s for the rest.
 DEMO_CONFIG: dict[str, Any] = {
@@ -92,6 +95,8 @@ def _show(system: EmbeddedSystem, started: float) -> None:
 
 
 async def _run(system: EmbeddedSystem, seconds: float) -> None:
+    from panelfast.gateway import Gateway
+
     started = time.monotonic()
     async with Gateway(system.settings) as gateway:
         status = await gateway.connect()
@@ -130,6 +135,8 @@ async def _run(system: EmbeddedSystem, seconds: float) -> None:
 def demo(seconds: float, folder: Path | None) -> None:
     """Run the gateway's main job on its embedded default: a reference cloud and
     simulated devices on this machine, with nothing else installed."""
+    from panelfast.embedded import embedded_system
+
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="panelfast-demo-") as tmp:
         where = folder or Path(tmp)
