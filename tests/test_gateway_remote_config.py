@@ -270,8 +270,12 @@ async def test_applied_configuration_survives_a_restart_without_the_cloud(
         await wait_for(lambda: gateway.backlog().samples_left >= 6, what="sampling under v1")
     outbox = sqlite3.connect(system.settings.storage.dir / "outbox.sqlite")
     try:
+        # Pending samples are chunks, or the batch sealed for sending (the
+        # publisher seals one before it finds the cloud gone).
         rows = outbox.execute(
-            "SELECT config_version, count(*) FROM chunk WHERE first_ms >= ? GROUP BY 1",
+            "SELECT config_version, count(*) FROM (SELECT config_version, first_ms FROM chunk"
+            " UNION ALL SELECT config_version, first_ms FROM sealed) WHERE first_ms >= ?"
+            " GROUP BY 1",
             (restarted_at,),
         ).fetchall()
     finally:
