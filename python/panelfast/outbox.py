@@ -31,11 +31,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from panelfast._native import (
     encode_batches,
     rebatch,
 )
+from panelfast._sqlite import Database
 
 __all__ = ["Outbox", "OutboxStats", "PendingEvent", "PreparedBatch", "SealedBatch"]
 
@@ -152,7 +151,7 @@ class OutboxStats:
     quota_bytes: int
 
 
-class Outbox:
+class Outbox(Database):
     """The gateway's durable buffer of data batches and alarm events.
 
     Thread-safe: the gateway calls the slow operations (compaction, sealing)
@@ -160,30 +159,10 @@ class Outbox:
     """
 
     def __init__(self, path: Path, *, quota_bytes: int, level: int = DEFAULT_LEVEL) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
+        # synchronous=FULL: a committed sample survives a power cut.
+        super().__init__(path, _SCHEMA, synchronous="FULL")
         self.quota_bytes = quota_bytes
         self.level = level
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def _meta(self, db: sqlite3.Connection, key: str, default: int = 0) -> int:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

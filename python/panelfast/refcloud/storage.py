@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import sqlite3
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from panelfast._sqlite import Database
 
 __all__ = [
     "BatchSeries",
@@ -143,41 +141,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Storage:
+class Storage(Database):
     """The reference cloud's SQLite state; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        os.chmod(path, 0o600)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        super().__init__(path, _SCHEMA, synchronous="NORMAL", private=True)
 
     # -- secrets of the cloud itself -------------------------------------------------
 
     def secret(self, name: str) -> bytes:
         """A random 32-byte secret made on first use and kept (signs upload URLs)."""
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
             if row is not None:
                 return bytes(row[0])
@@ -190,7 +164,7 @@ class Storage:
     def enrol(self, serial: str, claim_key: str) -> str:
         """Enrol ``serial`` with ``claim_key``; a serial enrolled before keeps its device id
         (and its data), but its tokens expire if the claim key changed."""
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT device_id, claim_key FROM devices WHERE serial = ?", (serial,)
             ).fetchone()
@@ -216,7 +190,7 @@ class Storage:
             return device_id
 
     def de_enrol(self, serial: str) -> bool:
-        with self._tx() as db:
+        with self._transaction() as db:
             cur = db.execute(
                 "UPDATE devices SET enrolled = 0 WHERE serial = ? AND enrolled = 1", (serial,)
             )
@@ -240,7 +214,7 @@ class Storage:
         )
 
     def device_by_serial(self, serial: str) -> DeviceRecord | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 f"SELECT {self._DEVICE_COLS} FROM devices WHERE serial = ?",  # noqa: S608
                 (serial,),
@@ -248,7 +222,7 @@ class Storage:
         return self._device(row)
 
     def device_by_id(self, device_id: str) -> DeviceRecord | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 f"SELECT {self._DEVICE_COLS} FROM devices WHERE device_id = ?",  # noqa: S608
                 (device_id,),
@@ -256,14 +230,14 @@ class Storage:
         return self._device(row)
 
     def devices(self) -> list[DeviceRecord]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 f"SELECT {self._DEVICE_COLS} FROM devices ORDER BY serial"  # noqa: S608
             ).fetchall()
         return [d for d in (self._device(r) for r in rows) if d is not None]
 
     def record_bootstrap(self, device_id: str, model: str, firmware: str, mac: str) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE devices SET model = ?, firmware = ?, mac = ?, last_bootstrap = ? "
                 "WHERE device_id = ?",
@@ -275,7 +249,7 @@ class Storage:
     def issue_token(self, device_id: str, lifetime_s: int) -> tuple[str, int]:
         token = secrets.token_urlsafe(32)
         expires_at = int(time.time()) + lifetime_s
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO tokens (token_hash, device_id, issued_at, expires_at) "
                 "VALUES (?, ?, ?, ?)",
@@ -285,7 +259,7 @@ class Storage:
 
     def token(self, token: str) -> tuple[str, int] | None:
         """The device a token was issued to and when it expires, or None for a forged one."""
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT device_id, expires_at FROM tokens WHERE token_hash = ?",
                 (_token_hash(token),),
@@ -294,7 +268,7 @@ class Storage:
 
     def expire_tokens(self, device_id: str | None) -> int:
         past = int(time.time()) - 1
-        with self._tx() as db:
+        with self._transaction() as db:
             if device_id is None:
                 cur = db.execute(
                     "UPDATE tokens SET expires_at = ? WHERE expires_at > ?", (past, past)
@@ -309,7 +283,7 @@ class Storage:
     # -- topology --------------------------------------------------------------------
 
     def store_topology(self, device_id: str, version: str, document: str, via: str) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO topologies (device_id, version, document) VALUES (?, ?, ?)",
                 (device_id, version, document),
@@ -321,7 +295,7 @@ class Storage:
             )
 
     def latest_topology(self, device_id: str) -> tuple[str, dict[str, Any]] | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT t.version, t.document FROM topology_receipts r JOIN topologies t "
                 "ON t.device_id = r.device_id AND t.version = r.version "
@@ -331,7 +305,7 @@ class Storage:
         return None if row is None else (str(row[0]), json.loads(row[1]))
 
     def topology_receipts(self, device_id: str) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT version, via, received_at FROM topology_receipts WHERE device_id = ? "
                 "ORDER BY id",
@@ -347,7 +321,7 @@ class Storage:
         Unless ``raw``, the document's ``version`` is set to it; a raw document is
         served as given (for testing how a gateway rejects a bad one).
         """
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM configs WHERE device_id = ?", (device_id,)
             ).fetchone()
@@ -366,7 +340,7 @@ class Storage:
     def config(self, device_id: str, version: str) -> ConfigRecord | None:
         if not version.isdigit() or len(version) > 18:
             return None
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT version, document, created_at FROM configs "
                 "WHERE device_id = ? AND version = ?",
@@ -377,7 +351,7 @@ class Storage:
         return ConfigRecord(version=str(row[0]), document=json.loads(row[1]), created_at=row[2])
 
     def latest_config(self, device_id: str) -> ConfigRecord | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT version, document, created_at FROM configs WHERE device_id = ? "
                 "ORDER BY version DESC LIMIT 1",
@@ -390,7 +364,7 @@ class Storage:
     def record_report(
         self, device_id: str, version: str, status: str, errors: list[dict[str, str]]
     ) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO config_reports (device_id, version, status, errors, received_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -398,7 +372,7 @@ class Storage:
             )
 
     def reports(self, device_id: str) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT version, status, errors, received_at FROM config_reports "
                 "WHERE device_id = ? ORDER BY id",
@@ -412,21 +386,21 @@ class Storage:
     # -- data ------------------------------------------------------------------------
 
     def last_seq(self, device_id: str) -> int:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) FROM batches WHERE device_id = ?", (device_id,)
             ).fetchone()
         return int(row[0])
 
     def batch_digest(self, device_id: str, seq: int) -> str | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT digest FROM batches WHERE device_id = ? AND seq = ?", (device_id, seq)
             ).fetchone()
         return None if row is None else str(row[0])
 
     def count_duplicate(self, device_id: str, seq: int) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE batches SET duplicates = duplicates + 1 WHERE device_id = ? AND seq = ?",
                 (device_id, seq),
@@ -443,7 +417,7 @@ class Storage:
     ) -> None:
         """Store batch ``seq`` and its samples, one row per (group, measurement)."""
         now = time.time()
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO batches (device_id, seq, digest, body, config_version, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -469,7 +443,7 @@ class Storage:
             )
 
     def batches(self, device_id: str) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT seq, config_version, length(body), received_at, duplicates FROM batches "
                 "WHERE device_id = ? ORDER BY seq",
@@ -487,14 +461,14 @@ class Storage:
         ]
 
     def batch_body(self, device_id: str, seq: int) -> bytes | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT body FROM batches WHERE device_id = ? AND seq = ?", (device_id, seq)
             ).fetchone()
         return None if row is None else bytes(row[0])
 
     def series(self, device_id: str) -> list[BatchSeries]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT seq, config_version, device, measurement, t0, dt, vals FROM series "
                 "WHERE device_id = ? ORDER BY device, measurement, t0, seq",
@@ -527,7 +501,7 @@ class Storage:
     def alarm_event_contents(self, event_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``event id -> (device id, canonical content)`` of the ids already stored."""
         found: dict[str, tuple[str, str]] = {}
-        with self._tx() as db:
+        with self._transaction() as db:
             for event_id in event_ids:
                 row = db.execute(
                     "SELECT device_id, content FROM alarm_events WHERE event_id = ?", (event_id,)
@@ -539,7 +513,7 @@ class Storage:
     def store_alarm_events(self, device_id: str, events: Sequence[tuple[str, str]]) -> None:
         """Store ``(event id, canonical content)``; an id already stored counts as seen again."""
         now = time.time()
-        with self._tx() as db:
+        with self._transaction() as db:
             for event_id, content in events:
                 db.execute(
                     "INSERT INTO alarm_events (event_id, device_id, content, received_at) "
@@ -548,7 +522,7 @@ class Storage:
                 )
 
     def alarm_events(self, device_id: str) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT content, seen FROM alarm_events WHERE device_id = ? ORDER BY rowid",
                 (device_id,),
@@ -558,7 +532,7 @@ class Storage:
     # -- commands --------------------------------------------------------------------
 
     def queue_command(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        with self._tx() as db:
+        with self._transaction() as db:
             cur = db.execute(
                 "INSERT INTO commands (command_id, device_id, body, created_at) "
                 "VALUES (?, ?, '', ?)",
@@ -574,7 +548,7 @@ class Storage:
 
     def pending_commands(self, device_id: str) -> list[dict[str, Any]]:
         """Every command of the device with no result yet, oldest first; counted as delivered."""
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT num, body FROM commands WHERE device_id = ? AND result_status IS NULL "
                 "ORDER BY num",
@@ -587,7 +561,7 @@ class Storage:
         return [json.loads(r[1]) for r in rows]
 
     def command(self, device_id: str, command_id: str) -> CommandRecord | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT command_id, body, created_at, deliveries, result_status, result_reason "
                 "FROM commands WHERE device_id = ? AND command_id = ?",
@@ -598,7 +572,7 @@ class Storage:
         return CommandRecord(row[0], json.loads(row[1]), row[2], row[3], row[4], row[5])
 
     def commands(self, device_id: str) -> list[CommandRecord]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT command_id, body, created_at, deliveries, result_status, result_reason "
                 "FROM commands WHERE device_id = ? ORDER BY num",
@@ -607,7 +581,7 @@ class Storage:
         return [CommandRecord(r[0], json.loads(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def set_result(self, device_id: str, command_id: str, status: str, reason: str | None) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE commands SET result_status = ?, result_reason = ?, result_at = ? "
                 "WHERE device_id = ? AND command_id = ?",
@@ -618,7 +592,7 @@ class Storage:
 
     def store_output_states(self, device_id: str, states: Sequence[dict[str, Any]]) -> None:
         now = time.time()
-        with self._tx() as db:
+        with self._transaction() as db:
             db.executemany(
                 "INSERT INTO output_states (device_id, output, state, ts, source, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -626,7 +600,7 @@ class Storage:
             )
 
     def output_states(self, device_id: str) -> list[dict[str, Any]]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT output, state, ts, source FROM output_states WHERE device_id = ? "
                 "ORDER BY id",
@@ -635,13 +609,13 @@ class Storage:
         return [{"output": r[0], "state": r[1], "ts": r[2], "source": r[3]} for r in rows]
 
     def record_disconnect(self, device_id: str) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO disconnects (device_id, at) VALUES (?, ?)", (device_id, time.time())
             )
 
     def disconnects(self, device_id: str) -> list[float]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT at FROM disconnects WHERE device_id = ? ORDER BY id", (device_id,)
             ).fetchall()
@@ -653,7 +627,7 @@ class Storage:
         self, device_id: str, kind: str, size: int, sha256: str, content_type: str
     ) -> str:
         upload_id = "u-" + secrets.token_hex(8)
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "INSERT INTO uploads (upload_id, device_id, kind, size, sha256, content_type, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -662,7 +636,7 @@ class Storage:
         return upload_id
 
     def upload(self, upload_id: str) -> UploadRecord | None:
-        with self._tx() as db:
+        with self._transaction() as db:
             row = db.execute(
                 "SELECT upload_id, device_id, kind, size, sha256, content_type, received_size, "
                 "received_sha256, completed_at, topology_version FROM uploads WHERE upload_id = ?",
@@ -684,7 +658,7 @@ class Storage:
         )
 
     def uploads(self, device_id: str) -> list[UploadRecord]:
-        with self._tx() as db:
+        with self._transaction() as db:
             rows = db.execute(
                 "SELECT upload_id FROM uploads WHERE device_id = ? ORDER BY created_at",
                 (device_id,),
@@ -692,14 +666,14 @@ class Storage:
         return [u for u in (self.upload(str(r[0])) for r in rows) if u is not None]
 
     def record_upload_bytes(self, upload_id: str, size: int, sha256: str) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE uploads SET received_size = ?, received_sha256 = ? WHERE upload_id = ?",
                 (size, sha256, upload_id),
             )
 
     def complete_upload(self, upload_id: str, topology_version: str | None) -> None:
-        with self._tx() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE uploads SET completed_at = ?, topology_version = ? WHERE upload_id = ?",
                 (time.time(), topology_version, upload_id),
