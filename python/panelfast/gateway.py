@@ -28,13 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Literal, Self
 
+from panelfast._durable import write_atomically
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.cloud import CloudSession, CloudStatus, ConnectionStatus, HubClient, Identity
@@ -391,7 +390,7 @@ class Gateway:
         # Marked before anything is recorded: a crash from here on leaves
         # either this version unrecorded (the cloud serves it again) or
         # recorded with its report still due (sent after the restart).
-        _write_atomically(self._report_due, version.encode())
+        write_atomically(self._report_due, version.encode())
         try:
             config = validate(document, self._measurement_pairs())
             await self._apply(config)
@@ -653,13 +652,3 @@ class Gateway:
                 merged = await asyncio.to_thread(self.outbox.compact)
                 if merged:
                     log.info("outbox: %d chunks compacted while offline", merged)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write a small state file so that a crash leaves the old or the new one."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -11,7 +11,6 @@ place, keeping the user's comments and layout.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from panelfast._durable import write_atomically
 from panelfast.config import Settings, parse_settings
 from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.remote_config import ensure_local_change_allowed
@@ -121,9 +121,8 @@ def edit_config_file(
             str(path),
             [ConfigIssue(key, "written in a form this command cannot edit; edit the file by hand")],
         )
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(edited, encoding="utf-8")
-    os.replace(temporary, path)
+    # The file keeps its mode: it may be shared with a group that reads it.
+    write_atomically(path, edited.encode("utf-8"), mode=path.stat().st_mode & 0o777)
     return stored
 
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from panelfast._durable import write_atomically
 from panelfast.config import DeviceSettings, IdentitySettings, TcpConnection
 from panelfast.exceptions import StateStoreError, TopologyError
 from panelfast.models import DeviceModel
@@ -333,26 +334,10 @@ class PublishedTopologyStore:
             "measurements": _sorted_pairs(published.measurements),
             "outputs": _sorted_pairs(published.outputs),
         }
-        _write_atomically(self.path, canonical_json(state))
+        write_atomically(self.path, canonical_json(state), mode=0o644)
         return published
 
     def needs_publish(self, topology: Topology) -> bool:
         """True if ``topology`` differs from what was last published (or nothing was)."""
         last = self.load()
         return last is None or last.fingerprint != topology.fingerprint
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    # The rename itself must reach the disk, or a crash could bring the old name back.
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

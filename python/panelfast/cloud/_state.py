@@ -22,6 +22,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer
 
+from panelfast._durable import write_atomically
+
 __all__ = ["CloudState", "StateStore"]
 
 log = logging.getLogger(__name__)
@@ -93,17 +95,4 @@ class StateStore:
     def save(self, state: CloudState) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = json.dumps(state.model_dump(mode="json"), indent=1).encode("utf-8")
-        tmp = self.path.with_name(STATE_FILE + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, data)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import ntplib  # type: ignore[import-untyped]
 
+from panelfast.clock import Clock
 from panelfast.config import TimeSettings
 
 __all__ = ["Clock", "SyncStatus", "TimeSync", "parse_ntp_server"]
@@ -30,21 +30,6 @@ __all__ = ["Clock", "SyncStatus", "TimeSync", "parse_ntp_server"]
 NTP_PORT = 123
 
 SyncState = Literal["manual", "not synchronised", "synchronised", "failed"]
-
-
-class Clock:
-    """The gateway's clock: the system clock plus the last measured offset."""
-
-    def __init__(self, offset_s: float = 0.0) -> None:
-        self.offset_s = offset_s
-
-    def now(self) -> float:
-        """Unix seconds by the synchronised clock."""
-        return time.time() + self.offset_s
-
-    def now_ms(self) -> int:
-        """Unix milliseconds by the synchronised clock (data and event timestamps)."""
-        return int(self.now() * 1000)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import random
 import socket
 import ssl
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import httpx
 
 from panelfast import __version__
+from panelfast._backoff import backoff_delay
 from panelfast.config import CloudSettings
 from panelfast.exceptions import (
     BadCredentials,
@@ -68,9 +68,7 @@ class RetryPolicy:
 
     def delay(self, retry: int) -> float:
         """The pause before retry number ``retry`` (0 for the first retry)."""
-        base = min(self.max_s, self.initial_s * 2 ** min(retry, 32))
-        # ±20 % so that gateways cut off together do not come back together.
-        return float(min(self.max_s, base * random.uniform(0.8, 1.2)))
+        return backoff_delay(retry, self.initial_s, self.max_s)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any, Self
 
 import uvicorn
 
+from panelfast._durable import write_atomically
 from panelfast.exceptions import RefCloudError
 from panelfast.refcloud.app import create_app
 from panelfast.refcloud.operator import Operator
@@ -174,9 +175,7 @@ class RefCloud(Operator):
             "ports": self.ports,
         }
         path = self.state.state_dir / SERVER_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(path)
+        write_atomically(path, json.dumps(info, indent=2).encode(), mode=0o644)
 
     def start(self) -> Self:
         """Serve on a background thread; returns once the server accepts connections."""
