@@ -41,7 +41,15 @@ from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.alarms import AlarmWatch
-from panelfast.cloud import CloudSession, CloudStatus, ConnectionStatus, HubClient, Identity
+from panelfast.cloud import (
+    CloudSession,
+    CloudStatus,
+    ConnectionStatus,
+    FirewallRule,
+    HubClient,
+    Identity,
+    firewall_rules,
+)
 from panelfast.config import DeviceSettings, Settings
 from panelfast.exceptions import CloudProtocolError, PanelfastError, TopologyError
 from panelfast.local_settings import change_setting
@@ -54,6 +62,7 @@ from panelfast.remote_config import (
     ApplyProgress,
     ConfigStore,
     ProgressCallback,
+    RemoteConfig,
     RemoteConfigStatus,
     SectionProgress,
     Switchover,
@@ -174,7 +183,7 @@ class Gateway:
             self.session.hub,
             allowed=self._measurement_pairs,
             prepare=self._prepare,
-            hand_over=lambda _config, live: self.sampling.hand_over(live),
+            hand_over=self._put_in_force,
             on_progress=on_apply_progress,
         )
         live = self._restore_live_set()
@@ -300,10 +309,7 @@ class Gateway:
 
     async def receive_config(self, version: str, document: object) -> bool:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
-        applied = await self.remote.receive(version, document)
-        if applied:
-            self.publication.publish_now()  # data held back by a rejected one may go now
-        return applied
+        return await self.remote.receive(version, document)
 
     def change_setting(self, key: str, value: object) -> Settings:
         """Change a local setting (:data:`~panelfast.local_settings.LOCAL_SETTINGS`).
@@ -322,6 +328,10 @@ class Gateway:
 
     def identification(self) -> Identity:
         return self.session.identity
+
+    def firewall(self) -> list[FirewallRule]:
+        """Every host and port the site's firewall must let the gateway reach."""
+        return firewall_rules(self.settings, self.session.state)
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         return self.acquisition.diagnostics()
@@ -350,6 +360,12 @@ class Gateway:
             return set()
         configured = {(d, m.id) for d, model in self._models.items() for m in model.measurements}
         return set(published.measurements) & configured
+
+    def _put_in_force(self, config: RemoteConfig, live: LiveSet) -> None:
+        """A configuration was applied: sampled from the next instant; its publication
+        period counts from now, and data held back by a rejected one may go at once."""
+        self.sampling.hand_over(live)
+        self.publication.publish_now()
 
     def _prepare(self, plan: ApplyPlan, progress: SectionProgress) -> LiveSet:
         return prepare_live_set(
