@@ -52,6 +52,7 @@ from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publisher import Backlog, Publisher
+from panelfast.register_types import is_exact
 from panelfast.remote_config import (
     AppliedConfig,
     ApplyPlan,
@@ -72,7 +73,6 @@ log = logging.getLogger(__name__)
 DEFAULT_PUBLISHER_PERIOD_S = 600
 #: Longest wait of a configuration long poll (§6 allows 0..30).
 CONFIG_WAIT_S = 30
-_INTEGER_TYPES = {"INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64", "BITMAP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,9 +344,7 @@ class Gateway:
         definition = next((m for m in model.measurements if m.id == measurement_id), None)
         if definition is None:
             raise TopologyError([f"device {device_id!r} has no measurement {measurement_id!r}"])
-        exact = definition.type == "DATETIME" or (
-            definition.type in _INTEGER_TYPES and definition.scale == 1 and definition.offset == 0
-        )
+        exact = is_exact(definition.type, definition.scale, definition.offset)
         connection = self._devices[device_id].connection
         # A reading older than two poll periods plus a timeout is stale: the
         # device missed at least one whole cycle.
