@@ -6,6 +6,10 @@ from typing import Any, Final, Literal, final
 import numpy as np
 import numpy.typing as npt
 
+# The type names are written once, in panelfast.register_types (checked there
+# against REGISTER_TYPES when it loads).
+from panelfast.register_types import DataType as _DataTypeName
+
 __all__ = [
     "DEFAULT_LEVEL",
     "MAX_BODY_BYTES",
@@ -58,10 +62,6 @@ class BatchError(PanelfastError): ...
 class AlarmError(PanelfastError): ...
 class SimulatorError(PanelfastError): ...
 
-_DataTypeName = Literal[
-    "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
-    "FLOAT32", "FLOAT64", "BITMAP", "ASCII", "DATETIME",
-]  # fmt: skip
 _WordOrderName = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 _Registers = npt.NDArray[np.uint16] | Sequence[int]
 
