@@ -57,6 +57,7 @@ from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publisher import Backlog, Publication, Publisher
+from panelfast.register_types import is_exact
 from panelfast.remote_config import (
     ApplyPlan,
     ApplyProgress,
@@ -81,8 +82,6 @@ from panelfast.topology import PublishedTopologyStore, Topology, build_topology
 __all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
 
 log = logging.getLogger(__name__)
-
-_INTEGER_TYPES = {"INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64", "BITMAP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +128,7 @@ def point_lookup(
         definition = next((m for m in model.measurements if m.id == measurement_id), None)
         if definition is None:
             raise TopologyError([f"device {device_id!r} has no measurement {measurement_id!r}"])
-        exact = definition.type == "DATETIME" or (
-            definition.type in _INTEGER_TYPES and definition.scale == 1 and definition.offset == 0
-        )
+        exact = is_exact(definition.type, definition.scale, definition.offset)
         connection = devices[device_id].connection
         # A reading older than two poll periods plus a timeout is stale: the
         # device missed at least one whole cycle.
