@@ -99,7 +99,7 @@ def status(state: Path) -> None:
 def set_setting(config_path: Path, key: str, value: str) -> None:
     """Set a local setting KEY to VALUE in the configuration file.
 
-    Local settings: cloud.alarm_publication, cloud.request_timeout_s,
+    Local settings: cloud.request_timeout_s, publication.method (cloud, email or none),
     gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
     Sampling, alarms and the publication period are the cloud's (remote
     configuration): changing them here is refused. Restart the gateway

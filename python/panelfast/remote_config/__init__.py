@@ -42,6 +42,7 @@ from panelfast.remote_config._validate import (
     report_body,
     restore,
     validate,
+    validate_alarms,
     validate_bytes,
 )
 
@@ -75,5 +76,6 @@ __all__ = [
     "report_body",
     "restore",
     "validate",
+    "validate_alarms",
     "validate_bytes",
 ]
