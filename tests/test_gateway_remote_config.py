@@ -319,9 +319,9 @@ async def test_local_changes_to_managed_settings_are_refused_by_the_api(
         assert changed.publication.method == "none"
         # What the alarm loop reads until it reads publication.method itself.
         assert gateway.settings.cloud.alarm_publication == "none"
-        with pytest.raises(ConfigError, match="publication.method"):
+        with pytest.raises(ConfigError, match=r"publication\.method"):
             gateway.change_setting("publication.method", "pigeon")
-        with pytest.raises(ConfigError, match="replaced by publication.method"):
+        with pytest.raises(ConfigError, match=r"replaced by publication\.method"):
             gateway.change_setting("cloud.alarm_publication", "cloud")
         with pytest.raises(ConfigError, match="not a setting changed locally"):
             gateway.change_setting("identity.serial", "PS-1")
