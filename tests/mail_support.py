@@ -81,20 +81,22 @@ class Mailbox:
         with self._lock:
             nth = self._data_count
             self._data_count += 1
-        hold = self.hold
-        if hold is not None and hold.nth == nth:
+        hold = self.hold if self.hold is not None and self.hold.nth == nth else None
+        if hold is None or hold.reply.startswith("250"):
+            # Taken now (its 250 may be late: aiosmtpd drops a held answer,
+            # and the handler, when the client goes away).
+            content = envelope.content
+            assert isinstance(content, bytes)
+            parsed = message_from_bytes(content, policy=default_policy)
+            assert isinstance(parsed, EmailMessage)
+            with self._lock:
+                self.received.append(Received(list(envelope.rcpt_tos), parsed))
+        if hold is not None:
             hold.arrived.set()
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, hold.release.wait, 120)
-            if not hold.reply.startswith("250"):
-                return hold.reply
-        content = envelope.content
-        assert isinstance(content, bytes)
-        parsed = message_from_bytes(content, policy=default_policy)
-        assert isinstance(parsed, EmailMessage)
-        with self._lock:
-            self.received.append(Received(list(envelope.rcpt_tos), parsed))
-        return hold.reply if hold is not None and hold.nth == nth else "250 2.0.0 accepted"
+            return hold.reply
+        return "250 2.0.0 accepted"
 
     def messages(self) -> list[Received]:
         with self._lock:
