@@ -373,16 +373,21 @@ def _email_alarms(document: dict[str, Any], issues: list[ConfigIssue]) -> None:
     if email is None or "alarms" not in email:
         return
     email = dict(email)
+    # A dump of loaded settings (a local change, validated again) holds tuples.
+    listed, devices = email.pop("alarms"), document.get("devices")
+    listed = list(listed) if isinstance(listed, tuple) else listed
+    device_ids = (
+        {d.get("id") for d in devices if isinstance(d, dict)}
+        if isinstance(devices, list | tuple)
+        else set()
+    )
     try:
-        rules = validate_alarms(email.pop("alarms"), None, where="email.alarms")
+        rules = validate_alarms(listed, None, where="email.alarms")
     except RemoteConfigRejected as exc:
         issues += [ConfigIssue(e.path, e.message) for e in exc.errors]
     else:
-        listed = document.get("devices")
-        listed = listed if isinstance(listed, list) else []
-        devices = {d.get("id") for d in listed if isinstance(d, dict)}
         for index, rule in enumerate(rules):
-            if rule.device not in devices:
+            if rule.device not in device_ids:
                 issues.append(
                     ConfigIssue(
                         f"email.alarms[{index}].device",

@@ -15,6 +15,7 @@ from panelfast.cli._cloud import _settings, config_option
 from panelfast.cli._main import main
 from panelfast.exceptions import (
     ConfigError,
+    PublicationConflict,
     RemoteConfigReadOnly,
     RemoteConfigRejected,
     StateStoreError,
@@ -115,6 +116,6 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         stored = edit_config_file(
             config_path, key, value, applied_version=applied.version if applied else None
         )
-    except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
+    except (RemoteConfigReadOnly, ConfigError, PublicationConflict, StateStoreError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{config_path}: {key} = {stored!r}")
