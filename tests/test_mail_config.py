@@ -199,3 +199,15 @@ def test_enabling_email_while_cloud_publication_is_on_is_refused_by_the_command(
     settings = load_settings(path)
     assert settings.email is not None
     assert [a.id for a in settings.email.alarms] == ["hot"]
+
+
+def test_email_alarms_on_a_measurement_the_models_lack_are_named(tmp_path: Path) -> None:
+    alarms = [alarm("a0"), alarm("a1", measurement="Nope")]
+    settings = load_settings(write_config(tmp_path, port=2525, alarms=alarms))
+    assert settings.email is not None
+    with pytest.raises(ConfigError) as info:
+        settings.email.check_measurements({("mb-1", "VoltageAN")})
+    assert [(i.key, i.message) for i in info.value.issues] == [
+        ("email.alarms[1].measurement", "device 'mb-1' has no measurement 'Nope'")
+    ]
+    settings.email.check_measurements({("mb-1", "VoltageAN"), ("mb-1", "Nope")})

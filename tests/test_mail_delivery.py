@@ -28,7 +28,7 @@ from panelfast._backoff import Backoff
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.clock import Clock
 from panelfast.config import Settings, load_settings
-from panelfast.mail import AlarmMailer, MailEvent
+from panelfast.mail import AlarmMailer, MailEvent, compose_alarm
 from panelfast.remote_config import AlarmRule
 
 
@@ -300,3 +300,27 @@ async def test_a_refused_recipient_is_shown_and_the_others_are_not_sent_it_twice
     received = mailbox.messages()
     assert len(received) == 2
     assert sorted(received[0].recipients) == sorted([RECIPIENTS[0], RECIPIENTS[2]])
+
+
+def test_a_line_break_in_a_name_cannot_add_a_header() -> None:
+    event = MailEvent(
+        gateway_name="Plant 3\r\nBcc: someone@example.org",
+        serial="PS-0042-7A19",
+        alarm="hot",
+        device="mb-1",
+        device_name="Main\nincomer",
+        measurement="VoltageAN",
+        condition="over",
+        threshold=250.0,
+        hysteresis=0.0,
+        delay_s=0,
+        severity="high",
+        active=True,
+        value=251.0,
+        ts_ms=1_767_225_600_000,
+    )
+    message = compose_alarm(event, sender=SENDER, recipients=RECIPIENTS)
+    raw = message.as_bytes()
+    assert b"\nBcc:" not in raw
+    assert message["Bcc"] is None
+    assert "Plant 3 Bcc: someone@example.org" in str(message["Subject"])

@@ -27,6 +27,7 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -244,6 +245,20 @@ class EmailSettings(_Section):
         if self.port is not None:
             return self.port
         return 587 if self.security == "starttls" else 465
+
+    def check_measurements(self, known: AbstractSet[tuple[str, str]]) -> None:
+        """Refuse alarms on a measurement the devices' models do not have (known once
+        the models are loaded), each named by its path."""
+        issues = [
+            ConfigIssue(
+                f"email.alarms[{index}].measurement",
+                f"device {rule.device!r} has no measurement {rule.measurement!r}",
+            )
+            for index, rule in enumerate(self.alarms)
+            if (rule.device, rule.measurement) not in known
+        ]
+        if issues:
+            raise ConfigError("(config)", issues)
 
     def password(self) -> SecretStr | None:
         """Read the SMTP password (its file must be mode 0600); ``None`` without AUTH."""

@@ -97,6 +97,11 @@ def gateway_time(ts_ms: int) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S.") + f"{ts_ms % 1000:03d} UTC"
 
 
+def _line(text: str) -> str:
+    """Names are free text: whatever they hold, each stays on its one line."""
+    return " ".join(text.split())
+
+
 def _number(value: float) -> str:
     return f"{value:.6g}"
 
@@ -107,7 +112,7 @@ def _rows(event: MailEvent) -> list[tuple[str, str]]:
         f"{event.condition} {_number(event.threshold)} "
         f"(hysteresis {_number(event.hysteresis)}, delay {event.delay_s} s)"
     )
-    return [
+    rows = [
         ("Gateway", f"{event.gateway_name} (serial {event.serial})"),
         ("Device", device),
         ("Measurement", event.measurement),
@@ -117,6 +122,7 @@ def _rows(event: MailEvent) -> list[tuple[str, str]]:
         ("State", "active" if event.active else "inactive (cleared)"),
         ("Time", f"{gateway_time(event.ts_ms)} (the gateway's synchronised clock)"),
     ]
+    return [(key, _line(value)) for key, value in rows]
 
 
 def _subject(event: MailEvent) -> str:
@@ -155,7 +161,7 @@ def _message(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
+    message["Subject"] = _line(subject)
     # RFC 3834: no out-of-office answers to an automatic message.
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(plain)
@@ -178,7 +184,7 @@ def compose_alarm(
     otherwise know.
     """
     state = "ACTIVE" if event.active else "cleared"
-    title = f"Alarm {event.alarm} {state} on {event.gateway_name}"
+    title = _line(f"Alarm {event.alarm} {state} on {event.gateway_name}")
     notes = []
     if dropped_before:
         notes.append(
@@ -208,9 +214,9 @@ def compose_test(
     now_ms: int,
 ) -> EmailMessage:
     """The "send test email" message: says which gateway sent it, and when."""
-    title = f"Test email from {gateway_name}"
+    title = _line(f"Test email from {gateway_name}")
     rows = [
-        ("Gateway", f"{gateway_name} (serial {serial})"),
+        ("Gateway", _line(f"{gateway_name} (serial {serial})")),
         ("Recipients", ", ".join(recipients)),
         ("Time", f"{gateway_time(now_ms)} (the gateway's synchronised clock)"),
     ]

@@ -118,10 +118,17 @@ class AlarmMailer:
             except MailError as exc:
                 delay = self._backoff.failed()
                 log.warning("alarm emails wait (%s); next try in %.0f s", exc, delay)
-                await asyncio.sleep(delay)
-                self._wake.set()
+            except Exception as exc:
+                # A bug must not stop alarm emails for good: they stay queued,
+                # the failure is shown, and sending is tried again.
+                delay = self._backoff.failed()
+                log.exception("alarm emails wait (unexpected error); next try in %.0f s", delay)
+                self._failed(MailError("internal", f"{type(exc).__name__}: {exc}"))
             else:
                 self._backoff.succeeded()
+                continue
+            await asyncio.sleep(delay)
+            self._wake.set()
 
     def status(self) -> MailStatus:
         counts = self._queue.counts()
