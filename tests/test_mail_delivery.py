@@ -161,19 +161,22 @@ async def test_events_wait_for_a_server_that_is_down_then_go_in_order_once(
     rules = settings.email.alarms
     events = evaluate(engine(rules), flapping_readings(8, 1_767_225_600_000))
     assert len(events) == 8
-    async with running(settings) as mailer:
-        for event in events:  # they keep coming while the server is down
-            await mailer.enqueue([event], rules)
-        await until(lambda: mailer.status().failing, "the failure shown")
-        status = mailer.status()
-        assert status.queued == 8
-        assert status.last_error is not None
-        assert status.last_error.stage == "connect"
-        assert f"127.0.0.1:{server.port}" in status.last_error.message
-        with server:
+    try:
+        async with running(settings) as mailer:
+            for event in events:  # they keep coming while the server is down
+                await mailer.enqueue([event], rules)
+            await until(lambda: mailer.status().failing, "the failure shown")
+            status = mailer.status()
+            assert status.queued == 8
+            assert status.last_error is not None
+            assert status.last_error.stage == "connect"
+            assert f"127.0.0.1:{server.port}" in status.last_error.message
+            server.start()
             await until(lambda: mailer.status().queued == 0, "the backlog sent")
             assert not mailer.status().failing
             assert mailer.status().sent == 8
+    finally:
+        server.stop()  # after the mailer closed its session
     received = mailbox.messages()
     assert [r.message["X-Panelfast-Alarm"] for r in received] == ["hot"] * 8
     expected = [
@@ -253,13 +256,16 @@ async def test_the_queue_bound_drops_the_oldest_counted_and_said(
     assert settings.email is not None
     rules = settings.email.alarms
     events = evaluate(engine(rules), flapping_readings(15, 1_767_225_600_000))
-    async with running(settings) as mailer:
-        await mailer.enqueue(events, rules)
-        status = mailer.status()
-        assert (status.queued, status.dropped) == (10, 5)
-        with server:
+    try:
+        async with running(settings) as mailer:
+            await mailer.enqueue(events, rules)
+            status = mailer.status()
+            assert (status.queued, status.dropped) == (10, 5)
+            server.start()
             await until(lambda: mailer.status().queued == 0, "the backlog sent")
-        assert mailer.status().dropped == 5
+            assert mailer.status().dropped == 5
+    finally:
+        server.stop()
     received = mailbox.messages()
     assert len(received) == 10
     first = received[0].message.get_body(("plain",))

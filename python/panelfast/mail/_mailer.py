@@ -174,7 +174,6 @@ class AlarmMailer:
                 self._queue.attempted(head)
                 self._failed(exc)
                 raise
-            self._failing = False
 
     def _session(self) -> SmtpSession:
         try:
@@ -196,6 +195,7 @@ class AlarmMailer:
         now_ms = self._clock.now_ms()
         self._queue.sent(item.seq, now_ms)
         self._last_sent_ms = now_ms
+        self._failing = False
         log.info(
             "alarm email %s sent to %d recipient(s): %s",
             item.event.message_id,
