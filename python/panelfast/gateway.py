@@ -120,7 +120,12 @@ async def publish_topology(
     else:
         version = (await hub.put_topology(topology.body, compress=True)).topology_version
     store.record(topology, version)
-    log.info("topology published (%d bytes), version %s", topology.size, version)
+    log.info(
+        "topology published (%d bytes), version %s",
+        topology.size,
+        version,
+        extra={"event": "topology.published", "topology_version": version, "bytes": topology.size},
+    )
     return version
 
 
@@ -183,6 +188,12 @@ class Gateway:
         self._publish_now = asyncio.Event()
         self._topology_published = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Counts for the metrics (plain ints: read at scrape time).
+        self.samples_taken = 0
+        self.instants_missed = 0
+        self.last_instant_ms: int | None = None
+        self.alarm_events_total = 0
+        self._retired_nil = 0
         self.applied.add_preparer("measurements", self._prepare_sampling)
         self.applied.add_preparer("alarms", self._prepare_alarms)
         current = self.applied.current
@@ -196,6 +207,11 @@ class Gateway:
                     "the stored remote configuration %s no longer fits the devices: %s",
                     current.version,
                     exc,
+                    extra={
+                        "event": "config.unusable",
+                        "config_version": current.version,
+                        "error": str(exc),
+                    },
                 )
 
     # -- lifecycle ----------------------------------------------------------
@@ -222,6 +238,7 @@ class Gateway:
             self._config_loop,
             self._session_loop,
             self._compaction_loop,
+            self.acquisition.watch_states,
         ]
         self._tasks = [asyncio.create_task(self._guard(loop), name=loop.__name__) for loop in loops]
         version = self.applied.current.version if self.applied.current else "none"
@@ -230,6 +247,12 @@ class Gateway:
             self.settings.identity.serial,
             len(self._devices),
             version,
+            extra={
+                "event": "gateway.started",
+                "serial": self.settings.identity.serial,
+                "devices": len(self._devices),
+                "config_version": self.applied.current.version if self.applied.current else None,
+            },
         )
 
     async def stop(self) -> None:
@@ -244,7 +267,19 @@ class Gateway:
         await self.session.aclose()
         self.outbox.close()
         self.config_store.close()
-        log.info("gateway stopped; every sample taken is in the outbox")
+        log.info(
+            "gateway stopped; every sample taken is in the outbox",
+            extra={"event": "gateway.stopped", "serial": self.settings.identity.serial},
+        )
+
+    def alive(self) -> bool:
+        """Every loop of the gateway still runs (for a watchdog)."""
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    @property
+    def nil_samples(self) -> int:
+        """Samples taken as nil since the start, under every configuration."""
+        return self._retired_nil + (self._sampler.nil if self._sampler is not None else 0)
 
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Keep a loop alive: a bug in one must not stop sampling in another."""
@@ -255,7 +290,11 @@ class Gateway:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("%s failed; restarting it in 1 s", loop.__name__)
+                log.exception(
+                    "%s failed; restarting it in 1 s",
+                    loop.__name__,
+                    extra={"event": "gateway.loop_failed", "loop": loop.__name__},
+                )
                 await asyncio.sleep(1)
 
     # -- what the user does ------------------------------------------------
@@ -409,6 +448,15 @@ class Gateway:
             config.samples_per_minute,
             len(config.alarms),
             config.publisher_period_s,
+            extra={
+                "event": "config.applied",
+                "config_version": config.version,
+                "measurements": len(config.measurements),
+                "samples_per_minute": config.samples_per_minute,
+                "alarms": len(config.alarms),
+                "publisher_period_s": config.publisher_period_s,
+                "apply_s": self.applied.last_apply_s,
+            },
         )
         await self._report(version, config)
         self._publish_now.set()  # data held back by a rejected configuration may go now
@@ -436,7 +484,17 @@ class Gateway:
     async def _rejected(self, version: str, rejection: RemoteConfigRejected) -> bool:
         self.applied.reject(rejection, version)
         shown = "; ".join(f"{e.path}: {e.message}" for e in rejection.errors[:5])
-        log.error("remote configuration %s rejected: %s", version, shown)
+        log.error(
+            "remote configuration %s rejected: %s",
+            version,
+            shown,
+            extra={
+                "event": "config.rejected",
+                "config_version": version,
+                "errors": [f"{e.path}: {e.message}" for e in rejection.errors[:20]],
+                "error_count": len(rejection.errors),
+            },
+        )
         await self._report(version, rejection)
         return False
 
@@ -454,7 +512,11 @@ class Gateway:
         try:
             await self.session.hub.report_config(version, status, errors)
         except CloudError as exc:
-            log.warning("configuration report not delivered (sent again later): %s", exc)
+            log.warning(
+                "configuration report not delivered (sent again later): %s",
+                exc,
+                extra={"event": "config.report_failed", "config_version": version},
+            )
             return False
         self._report_due.unlink(missing_ok=True)
         return True
@@ -486,12 +548,17 @@ class Gateway:
         while True:
             t = (self._now_ms() // 1000 + 1) * 1000
             await self._sleep_until(t)
+            if self.last_instant_ms is not None and t - self.last_instant_ms > 1000:
+                self.instants_missed += (t - self.last_instant_ms) // 1000 - 1
+            self.last_instant_ms = t
             if self._switch is not None:
                 await self._make_live(t)
             sampler = self._sampler
             if sampler is not None:
                 snap = self.acquisition.snapshot()
-                sampler.sample(t, snap.values, snap.integers, snap.valid, snap.read_at_ms)
+                self.samples_taken += sampler.sample(
+                    t, snap.values, snap.integers, snap.valid, snap.read_at_ms
+                )
             if t - last_flush >= self._flush_s * 1000:
                 await self._flush()
                 last_flush = t
@@ -503,8 +570,14 @@ class Gateway:
         config, sampler, alarms = self._switch
         self._switch = None
         await self._flush()
+        self._retired_nil += self._sampler.nil if self._sampler is not None else 0
         self._sampler, self._alarms, self._alarms_config = sampler, alarms, config
-        log.info("sampling under remote configuration %s from %d", config.version, t_ms)
+        log.info(
+            "sampling under remote configuration %s from %d",
+            config.version,
+            t_ms,
+            extra={"event": "config.live", "config_version": config.version, "from_ms": t_ms},
+        )
 
     async def _flush(self) -> None:
         """Move what the rings hold into the outbox (durable from then on)."""
@@ -524,16 +597,24 @@ class Gateway:
             snap = self.acquisition.snapshot()
             events: list[AlarmEvent] = alarms.evaluate(snap.values, snap.valid, snap.read_at_ms)
             if events:
+                self.alarm_events_total += len(events)
                 if self.settings.cloud.alarm_publication == "cloud":
                     await asyncio.to_thread(self.outbox.add_events, events)
                     self._events_ready.set()
                 for e in events:
+                    state = "active" if e.active else "inactive"
                     log.info(
                         "alarm %s %s at %d (value %g)",
                         e.alarm,
-                        "active" if e.active else "inactive",
+                        state,
                         e.ts_ms,
                         e.value,
+                        extra={
+                            "event": f"alarm.{state}",
+                            "alarm": e.alarm,
+                            "ts_ms": e.ts_ms,
+                            "value": e.value,
+                        },
                     )
 
     def _connected(self) -> bool:
@@ -571,7 +652,11 @@ class Gateway:
                 continue
             except CloudError as exc:
                 failures += 1
-                log.warning("data publication failed (%s); everything is kept", exc)
+                log.warning(
+                    "data publication failed (%s); everything is kept",
+                    exc,
+                    extra={"event": "publication.failed", "what": "data", "error": str(exc)},
+                )
 
     async def _events_loop(self) -> None:
         failures = 0
@@ -589,7 +674,11 @@ class Gateway:
                 continue
             except CloudError as exc:
                 failures = min(failures + 1, 6)
-                log.warning("alarm publication failed (%s); events are kept", exc)
+                log.warning(
+                    "alarm publication failed (%s); events are kept",
+                    exc,
+                    extra={"event": "publication.failed", "what": "alarms", "error": str(exc)},
+                )
 
     async def _config_loop(self) -> None:
         failures = 0
@@ -612,7 +701,11 @@ class Gateway:
                 continue
             except CloudError as exc:
                 failures = min(failures + 1, 6)
-                log.info("remote configuration poll failed: %s", exc)
+                log.info(
+                    "remote configuration poll failed: %s",
+                    exc,
+                    extra={"event": "config.poll_failed", "error": str(exc)},
+                )
                 await asyncio.sleep(min(60.0, 2.0**failures))
                 continue
             if answer.status == "new" and answer.version is not None:
@@ -651,4 +744,8 @@ class Gateway:
             if self.session.status().connection is not ConnectionStatus.CONNECTED:
                 merged = await asyncio.to_thread(self.outbox.compact)
                 if merged:
-                    log.info("outbox: %d chunks compacted while offline", merged)
+                    log.info(
+                        "outbox: %d chunks compacted while offline",
+                        merged,
+                        extra={"event": "outbox.compacted", "chunks": merged},
+                    )

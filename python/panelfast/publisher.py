@@ -23,10 +23,10 @@ from collections import deque
 from dataclasses import dataclass
 
 from panelfast.cloud import HubClient
-from panelfast.exceptions import Conflict, InvalidPayload, PayloadTooLarge
+from panelfast.exceptions import CloudError, Conflict, InvalidPayload, PayloadTooLarge
 from panelfast.outbox import Outbox, PreparedBatch
 
-__all__ = ["Backlog", "Publisher"]
+__all__ = ["Backlog", "Publisher", "PublisherCounters"]
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,35 @@ class Backlog:
     last_acked: int
 
 
+@dataclass(slots=True)
+class PublisherCounters:
+    """What publication did since the gateway started (plain counts, for the metrics)."""
+
+    #: Data batches posted (each sending, a resend after a failure too).
+    batches_sent: int = 0
+    batches_acknowledged: int = 0
+    #: Acknowledged as already held (a lost acknowledgement healed).
+    batches_duplicate: int = 0
+    #: Answered 400: set aside (§7).
+    batches_refused: int = 0
+    #: Answered 409 with the seq to use.
+    batches_renumbered: int = 0
+    #: Answered 413: cut in two.
+    batches_split: int = 0
+    #: Publications that ended on an error (the gateway tries again later).
+    failures: int = 0
+    alarm_events_acknowledged: int = 0
+    #: ``time.monotonic()`` of the last acknowledgement of a data batch.
+    last_ack_monotonic: float | None = None
+
+
 class Publisher:
     """Sends what the outbox holds, and measures how fast it goes."""
 
     def __init__(self, outbox: Outbox, hub: HubClient) -> None:
         self.outbox = outbox
         self.hub = hub
+        self.counters = PublisherCounters()
         self._acks: deque[tuple[float, int]] = deque(maxlen=_RATE_WINDOW)
         # One sender at a time: the periodic publication and the backlog
         # drain must not seal or send the same batch twice over.
@@ -64,6 +87,14 @@ class Publisher:
 
     async def publish_data(self) -> int:
         """Send batches until none is left; returns the samples acknowledged."""
+        try:
+            return await self._publish_data()
+        except CloudError:
+            self.counters.failures += 1
+            raise
+
+    async def _publish_data(self) -> int:
+        counters = self.counters
         sent = 0
         async with self._sending:
             ahead: PreparedBatch | None = None
@@ -73,6 +104,7 @@ class Publisher:
                 if batch is None:
                     return sent
                 post = asyncio.ensure_future(self.hub.post_data(batch.body))
+                counters.batches_sent += 1
                 try:
                     # The next batch is encoded while this one is in flight: the cloud
                     # takes about as long to store a batch as the gateway to encode one.
@@ -81,12 +113,20 @@ class Publisher:
                 except Conflict as exc:
                     if exc.expected is None:
                         raise
+                    counters.batches_renumbered += 1
                     await asyncio.to_thread(self.outbox.renumber, exc.expected)
                     continue
                 except InvalidPayload as exc:
+                    counters.batches_refused += 1
                     await asyncio.to_thread(self.outbox.refuse, batch.seq, str(exc))
                     continue
                 except PayloadTooLarge:
+                    counters.batches_split += 1
+                    log.warning(
+                        "the cloud found data batch %d too large (413): cut in two",
+                        batch.seq,
+                        extra={"event": "batch.split", "seq": batch.seq},
+                    )
                     await asyncio.to_thread(self.outbox.split, batch.seq)
                     continue
                 finally:
@@ -95,10 +135,19 @@ class Publisher:
                     # An acknowledgement of another seq proves nothing about
                     # this batch: keep it and resend (the cloud heals it as a
                     # duplicate if it did store it).
-                    log.error("the cloud acknowledged seq %d for batch %d", ack.seq, batch.seq)
+                    log.error(
+                        "the cloud acknowledged seq %d for batch %d",
+                        ack.seq,
+                        batch.seq,
+                        extra={"event": "batch.wrong_ack", "seq": batch.seq, "ack": ack.seq},
+                    )
                     continue
                 await asyncio.to_thread(self.outbox.acknowledged, batch.seq)
-                self._acks.append((time.monotonic(), batch.samples))
+                now = time.monotonic()
+                self._acks.append((now, batch.samples))
+                counters.batches_acknowledged += 1
+                counters.batches_duplicate += ack.duplicate
+                counters.last_ack_monotonic = now
                 sent += batch.samples
 
     async def publish_events(self) -> int:
@@ -110,9 +159,15 @@ class Publisher:
                 return sent
             acked = await self.hub.post_alarms([p.body for p in pending])
             if acked != len(pending):
-                log.error("the cloud acknowledged %d of %d alarm events", acked, len(pending))
+                log.error(
+                    "the cloud acknowledged %d of %d alarm events",
+                    acked,
+                    len(pending),
+                    extra={"event": "alarms.partial_ack", "acked": acked, "sent": len(pending)},
+                )
                 return sent
             await asyncio.to_thread(self.outbox.events_acknowledged, [p.id for p in pending])
+            self.counters.alarm_events_acknowledged += acked
             sent += acked
 
     def backlog(self) -> Backlog:

@@ -92,6 +92,8 @@ class Sampler:
             kinds = [plan.kinds[i] for i in indices.tolist()]
             ring = SampleRing(kinds, [period] * len(kinds), size)
             self._rings.append((period, indices, ring))
+        #: Samples taken as nil (not fresh), for the metrics.
+        self.nil = 0
         self._identity = len(self._rings) == 1 and bool(
             np.array_equal(self._rings[0][1], np.arange(self._rings[0][1].size))
         )
@@ -115,6 +117,7 @@ class Sampler:
             local = np.arange(due.size, dtype=np.int64)
             ring.append(t_ms, local, values[points], integers[points], fresh)
             taken += int(due.size)
+            self.nil += int(due.size) - int(np.count_nonzero(fresh))
         return taken
 
     def drain(self, until_ms: int | None = None) -> SeriesSet:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 import time
+import urllib.parse
 from pathlib import Path
 
 import click
@@ -15,19 +13,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from panelfast.cli._cloud import _settings, config_option
 from panelfast.cli._main import main
 from panelfast.config import Settings
-from panelfast.gateway import Gateway
+from panelfast.daemon import serve
+from panelfast.exceptions import ConfigError
+from panelfast.logs import LogFormat, configure_logging
 from panelfast.outbox import Outbox
-
-
-async def serve(settings: Settings) -> None:
-    """Run a gateway until SIGTERM or Ctrl-C, then stop it cleanly."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with Gateway(settings):
-        await stop.wait()
-        logging.getLogger("panelfast").info("stopping (signal received)")
 
 
 @main.command()
@@ -38,16 +27,47 @@ async def serve(settings: Settings) -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(config_path: Path, log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="text: human lines; json: one JSON object per line  [default: [logging] format, text]",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="log to this file, rotated by size, instead of standard error  [default: [logging] file]",
+)
+def run(
+    config_path: Path, log_level: str, log_format: LogFormat | None, log_file: Path | None
+) -> None:
     """Run the gateway: acquisition, sampling, alarms, buffering and publication."""
     settings = _settings(config_path)
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    logs = settings.logging
+    redactor = configure_logging(
+        level=log_level,
+        log_format=log_format or logs.format,
+        file=log_file or logs.file,
+        max_bytes=logs.max_mb * 1_000_000,
+        backups=logs.backups,
     )
-    # The cloud client's HTTP library logs every request at INFO: too chatty for a daemon.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvloop.run(serve(settings))
+    secrets = _secrets(settings)
+    redactor.watch(lambda: secrets)
+    try:
+        uvloop.run(serve(settings, redactor=redactor, source=str(config_path)))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _secrets(settings: Settings) -> tuple[str | None, ...]:
+    """What the log must never show, from the configuration."""
+    proxy = settings.cloud.proxy
+    try:
+        claim_key: str | None = settings.identity.claim_key().get_secret_value()
+    except ConfigError:
+        claim_key = None  # unreadable now: then it cannot be logged either
+    password = proxy.password if proxy is not None else None
+    # The URL holds it percent-encoded; a message could quote either form.
+    return (claim_key, password, urllib.parse.unquote(password) if password else None)
 
 
 @main.command()

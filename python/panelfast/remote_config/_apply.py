@@ -10,6 +10,7 @@ persisted: the old configuration stays applied, whole.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -127,6 +128,8 @@ class AppliedConfig:
         self._lock = threading.Lock()
         self._preparers: dict[Section, list[SectionPreparer]] = {s: [] for s in SECTIONS}
         self._current = store.applied() if store is not None else None
+        #: How long the last successful apply took (prepare and persist), seconds.
+        self.last_apply_s: float | None = None
 
     @property
     def current(self) -> RemoteConfig | None:
@@ -140,6 +143,7 @@ class AppliedConfig:
         """Prepare every section, persist, then swap; on any failure nothing changes."""
         report = on_progress or (lambda _progress: None)
         with self._lock:
+            started = time.perf_counter()
             plan = plan_apply(self._current, new)
             for section in SECTIONS:
                 total = plan.changes(section)
@@ -151,6 +155,7 @@ class AppliedConfig:
             if self._store is not None:
                 self._store.save_applied(new)
             self._current = new
+            self.last_apply_s = time.perf_counter() - started
         return plan
 
     def reject(self, rejection: RemoteConfigRejected, version: str | None = None) -> None:
