@@ -11,6 +11,7 @@ from panelfast.cli import (
     _modbus,  # noqa: F401  (registers its commands)
     _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
     _remote_config,  # noqa: F401  (registers its commands)
+    _service,  # noqa: F401  (registers `panelfast service`)
     _simulator,  # noqa: F401  (registers its commands)
     _topology,  # noqa: F401  (registers its commands)
 )
