@@ -7,6 +7,7 @@ Each ``_<topic>.py`` module adds its commands to the group defined in
 from panelfast.cli import (
     _cloud,  # noqa: F401  (registers its commands)
     _demo,  # noqa: F401  (registers its commands)
+    _doctor,  # noqa: F401  (registers `panelfast doctor`)
     _gateway,  # noqa: F401  (registers its commands)
     _modbus,  # noqa: F401  (registers its commands)
     _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
