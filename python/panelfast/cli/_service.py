@@ -9,7 +9,9 @@ import click
 
 from panelfast.cli._cloud import _settings, config_option
 from panelfast.cli._main import main
-from panelfast.systemd import DEFAULT_UNIT_DIR, UNIT_NAME, install_unit, render_unit
+
+#: Where systemd reads the units an administrator installs (systemd.unit(5)).
+DEFAULT_UNIT_DIR = Path("/etc/systemd/system")
 
 
 @main.group()
@@ -53,6 +55,8 @@ def install(
     Type=notify with a watchdog, restarted on failure, and hardened (a
     read-only system but for its state directory and storage folder).
     """
+    from panelfast.systemd import UNIT_NAME, install_unit, render_unit  # only this command
+
     settings = _settings(config_path)  # a unit for a configuration that does not load: no
     if not unit_dir.is_absolute():
         raise click.BadParameter(f"{unit_dir} is not an absolute path", param_hint="--unit-dir")
