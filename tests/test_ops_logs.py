@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -193,3 +194,19 @@ def test_json_records_carry_extra_fields_exceptions_and_any_value() -> None:
     assert entry["when"] == [1970, 1, 1]
     assert "ValueError: boom" in entry["exception"]
     assert entry["ts"].endswith("+00:00")
+
+
+def test_a_log_file_that_cannot_be_written_is_refused_clearly(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with embedded_system(tmp_path / "site") as system:
+        result = subprocess.run(
+            [
+                sys.executable, "-m", "panelfast", "run", "--config", str(system.config_path),
+                "--log-file", str(blocker / "panelfast.log"),
+            ],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot log to {blocker / 'panelfast.log'}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -46,7 +46,7 @@ async def serve(
     notifier = notifier or Notifier()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(notifier.close)
-        registry = None
+        registry = server = None
         listen = settings.metrics.listen
         if listen is not None:
             from panelfast import metrics  # prometheus-client: only when metrics are served
@@ -81,6 +81,8 @@ async def serve(
                     await watching
             log.info("stopping (signal received)", extra={"event": "gateway.stopping"})
             watch.stopping()
+            if server is not None:
+                server.close()  # no scrape of a gateway being stopped
 
 
 def _token(gateway: Gateway) -> Iterable[str | None]:

@@ -168,7 +168,7 @@ class Gateway:
         self.applied = AppliedConfig(self.config_store)
         self.topology_store = PublishedTopologyStore(storage / "topology.json")
         self._report_due = storage / "config-report.due"
-        self.publisher = Publisher(self.outbox, self.session.hub)
+        self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self._flush_s = flush_s
         # Every reading must be evaluated once: look at least twice per poll
         # period of the fastest device (each reading is evaluated only once).

@@ -18,7 +18,6 @@ metrics are served (``[metrics] listen``, or the control API's ``/metrics``).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
@@ -294,12 +293,11 @@ def _cloud(
         "Alarm events the cloud acknowledged.",
         value=p.alarm_events_acknowledged,
     )
-    if p.last_ack_monotonic is not None:
-        ago = time.monotonic() - p.last_ack_monotonic
+    if p.last_ack_ms is not None:
         yield GaugeMetricFamily(
             "panelfast_cloud_last_data_ack_timestamp_seconds",
             "When the cloud last acknowledged a data batch (unix time, the gateway's clock).",
-            value=gateway.clock.now() - ago,
+            value=p.last_ack_ms / 1000,
         )
     yield GaugeMetricFamily(
         "panelfast_clock_offset_seconds",
@@ -397,6 +395,9 @@ class MetricsServer:
         return int(self._server.server_port)
 
     def close(self) -> None:
+        """Stop serving (idempotent)."""
+        if not self._thread.is_alive():
+            return
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from panelfast.clock import Clock
 from panelfast.cloud import HubClient
 from panelfast.exceptions import CloudError, Conflict, InvalidPayload, PayloadTooLarge
 from panelfast.outbox import Outbox, PreparedBatch
@@ -69,16 +70,17 @@ class PublisherCounters:
     #: Publications that ended on an error (the gateway tries again later).
     failures: int = 0
     alarm_events_acknowledged: int = 0
-    #: ``time.monotonic()`` of the last acknowledgement of a data batch.
-    last_ack_monotonic: float | None = None
+    #: When the cloud last acknowledged a data batch (unix ms, the gateway's clock).
+    last_ack_ms: int | None = None
 
 
 class Publisher:
     """Sends what the outbox holds, and measures how fast it goes."""
 
-    def __init__(self, outbox: Outbox, hub: HubClient) -> None:
+    def __init__(self, outbox: Outbox, hub: HubClient, clock: Clock | None = None) -> None:
         self.outbox = outbox
         self.hub = hub
+        self.clock = clock or Clock()
         self.counters = PublisherCounters()
         self._acks: deque[tuple[float, int]] = deque(maxlen=_RATE_WINDOW)
         # One sender at a time: the periodic publication and the backlog
@@ -147,7 +149,7 @@ class Publisher:
                 self._acks.append((now, batch.samples))
                 counters.batches_acknowledged += 1
                 counters.batches_duplicate += ack.duplicate
-                counters.last_ack_monotonic = now
+                counters.last_ack_ms = self.clock.now_ms()
                 sent += batch.samples
 
     async def publish_events(self) -> int:

@@ -43,13 +43,19 @@ def run(
     """Run the gateway: acquisition, sampling, alarms, buffering and publication."""
     settings = _settings(config_path)
     logs = settings.logging
-    redactor = configure_logging(
-        level=log_level,
-        log_format=log_format or logs.format,
-        file=log_file or logs.file,
-        max_bytes=logs.max_mb * 1_000_000,
-        backups=logs.backups,
-    )
+    file = log_file or logs.file
+    try:
+        redactor = configure_logging(
+            level=log_level,
+            log_format=log_format or logs.format,
+            file=file,
+            max_bytes=logs.max_mb * 1_000_000,
+            backups=logs.backups,
+        )
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot log to {file}: {exc.strerror} (--log-file, or [logging] file)"
+        ) from None
     secrets = _secrets(settings)
     redactor.watch(lambda: secrets)
     try:
