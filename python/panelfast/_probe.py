@@ -2,9 +2,10 @@
 
 The metrics, the systemd watchdog and its ``STATUS=`` line read, besides the
 gateway's typed API (``status()``, ``diagnostics()``, ``backlog()``), counters
-kept by the parts that own them: sampling, alarms, the publisher, the cloud
-transport, the remote configuration. This module is the one place that knows
-where each lives, so a restructured gateway changes only here.
+kept by the parts that own them: the sampling loop, the alarm watch, the
+publisher, the cloud transport, the remote configuration. This module is the
+one place that knows where each lives, so a restructured gateway changes
+only here.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ class GatewayCounters:
 
     #: Samples taken at sampling instants (nil ones included).
     samples_taken: int
-    #: Samples taken as nil: the reading was not fresh (device offline, invalid value).
+    #: Samples taken as nil: no fresh reading (device offline, value not available),
+    #: or an instant that passed unseen.
     nil_samples: int
-    #: Sampling instants (seconds) that passed without the sampling loop.
+    #: Sampling instants that passed unseen (busy, or a clock step) and were taken as nil.
     instants_missed: int
     #: The last sampling instant the loop reached (unix ms): its heartbeat.
     last_instant_ms: int | None
@@ -42,16 +44,17 @@ class GatewayCounters:
 
 
 def counters(gateway: Gateway) -> GatewayCounters:
+    sampling = gateway.sampling
     return GatewayCounters(
-        samples_taken=gateway.samples_taken,
-        nil_samples=gateway.nil_samples,
-        instants_missed=gateway.instants_missed,
-        last_instant_ms=gateway.last_instant_ms,
-        alarm_events=gateway.alarm_events_total,
+        samples_taken=sampling.samples_taken,
+        nil_samples=sampling.nil_samples,
+        instants_missed=sampling.instants.missed_total + sampling.instants.skipped_total,
+        last_instant_ms=sampling.instants.last,
+        alarm_events=gateway.alarms.events_total,
         # A copy: the publisher goes on counting while the caller reads.
         publisher=dataclasses.replace(gateway.publisher.counters),
         cloud_retries=gateway.session.request_retries,
-        last_apply_s=gateway.applied.last_apply_s,
+        last_apply_s=gateway.remote.applied.last_apply_s,
     )
 
 

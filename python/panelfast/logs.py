@@ -24,6 +24,7 @@ config.applied              config_version, measurements, samples_per_minute, al
                             publisher_period_s, apply_s
 config.rejected             config_version, errors (``path: message``), error_count
 config.live                 config_version, from_ms (the sampling instant)
+sampling.instants_missed    instants, from_ms
 config.poll_failed          error
 config.report_failed        config_version
 alarm.active / inactive     alarm, ts_ms, value

@@ -178,13 +178,13 @@ def _sampling(counters: _probe.GatewayCounters) -> Iterator[Metric]:
     yield CounterMetricFamily(
         "panelfast_sampling_nil_samples_total",
         "Samples taken as nil: no fresh reading at the instant (device offline, "
-        "value not available).",
+        "value not available), or an instant that passed unseen.",
         value=counters.nil_samples,
     )
     yield CounterMetricFamily(
         "panelfast_sampling_instants_missed_total",
-        "Sampling instants (seconds) that passed without the sampling loop (process "
-        "busy or suspended, or the clock stepped forward).",
+        "Sampling instants that passed unseen (process busy or suspended, or the clock "
+        "stepped forward): taken as nil, or skipped beyond what the rings hold.",
         value=counters.instants_missed,
     )
 
