@@ -171,9 +171,10 @@ class GatewayProcess:
     to show.
     """
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, args: Sequence[str] = ()) -> None:
         self.config_path = config_path
         self.log_path = log_path
+        self.args = tuple(args)  # more options of `panelfast run`
         self._process: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
 
@@ -183,7 +184,15 @@ class GatewayProcess:
         self._log.write(f"---- start at {time.time():.3f}\n")
         self._log.flush()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "panelfast", "run", "--config", str(self.config_path)],
+            [
+                sys.executable,
+                "-m",
+                "panelfast",
+                "run",
+                "--config",
+                str(self.config_path),
+                *self.args,
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

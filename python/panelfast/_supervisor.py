@@ -42,7 +42,12 @@ class Supervisor:
             except Exception:
                 pause = backoff.failed()
                 self.restarts[name] += 1
-                log.exception("%s failed; restarting it in %.0f s", name, pause)
+                log.exception(
+                    "%s failed; restarting it in %.0f s",
+                    name,
+                    pause,
+                    extra={"event": "gateway.loop_failed", "loop": name},
+                )
                 await asyncio.sleep(pause)
 
     def alive(self) -> bool:

@@ -23,6 +23,7 @@ outputs' status registers. :attr:`Acquisition.points` lists them and
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -54,6 +55,8 @@ __all__ = [
     "RegisterRange",
     "Snapshot",
 ]
+
+log = logging.getLogger(__name__)
 
 #: :attr:`DeviceDiagnostics.state`.
 DeviceState = Literal["unknown", "ok", "degraded", "offline"]
@@ -153,6 +156,7 @@ class Acquisition:
             self._devices[settings.id] = (model, count)
             count += len(model.measurements) + len(model.outputs)
         self._points: tuple[PointRef, ...] | None = None
+        self._states: dict[str, DeviceState] = {}
 
     @property
     def points(self) -> tuple[PointRef, ...]:
@@ -263,6 +267,23 @@ class Acquisition:
         registers it lacks."""
         return self._engine.diagnostics()
 
+    def state_changes(self) -> list[tuple[DeviceDiagnostics, DeviceState]]:
+        """The devices whose state changed since the last call, each with its state before."""
+        changed = []
+        for d in self.diagnostics():
+            before = self._states.get(d.device_id, "unknown")
+            if d.state != before:
+                changed.append((d, before))
+                self._states[d.device_id] = d.state
+        return changed
+
+    async def watch_states(self, interval_s: float = 1.0) -> None:
+        """Log each device going offline and coming back, once per change."""
+        while True:
+            await asyncio.sleep(interval_s)
+            for d, before in self.state_changes():
+                _log_state_change(d, before)
+
     async def write(
         self, device_id: str, function: WriteFunction, address: int, values: Sequence[int]
     ) -> None:
@@ -284,3 +305,36 @@ class Acquisition:
         if output is None:
             raise KeyError(f"no output {output_id!r} on device {device_id!r}")
         await self.write(device_id, 6, output.command_address, [command])
+
+
+def _log_state_change(d: DeviceDiagnostics, before: DeviceState) -> None:
+    error = d.last_error.message if d.last_error is not None else None
+    fields = {"device": d.device_id, "state": d.state, "previous_state": before, "error": error}
+    if d.state == "offline":
+        log.warning(
+            "device %s offline: %s",
+            d.device_id,
+            error or "no answer",
+            extra={"event": "device.offline", **fields},
+        )
+    elif before == "offline":
+        log.info(
+            "device %s back (%s)", d.device_id, d.state, extra={"event": "device.back", **fields}
+        )
+    elif before == "unknown":
+        log.info(
+            "device %s answering (%s)",
+            d.device_id,
+            d.state,
+            extra={"event": "device.answering", **fields},
+        )
+    else:
+        # Degraded comes and goes with a busy device: kept out of a normal log.
+        log.debug(
+            "device %s %s (was %s): %s",
+            d.device_id,
+            d.state,
+            before,
+            error,
+            extra={"event": f"device.{d.state}", **fields},
+        )

@@ -65,11 +65,18 @@ class AlarmWatch:
                 continue
             self.events_total += len(events)
             for e in events:
+                state = "active" if e.active else "inactive"
                 log.info(
                     "alarm %s %s at %d (value %g)",
                     e.alarm,
-                    "active" if e.active else "inactive",
+                    state,
                     e.ts_ms,
                     e.value,
+                    extra={
+                        "event": f"alarm.{state}",
+                        "alarm": e.alarm,
+                        "ts_ms": e.ts_ms,
+                        "value": e.value,
+                    },
                 )
             await self._deliver(events)

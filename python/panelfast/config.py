@@ -53,6 +53,8 @@ __all__ = [
     "EmailSettings",
     "GatewaySettings",
     "IdentitySettings",
+    "LoggingSettings",
+    "MetricsSettings",
     "PublicationMethod",
     "PublicationSettings",
     "RtuConnection",
@@ -286,6 +288,46 @@ class ControlSettings(_Section):
     group: str | None = None
 
 
+class MetricsSettings(_Section):
+    """Prometheus metrics on a port of their own (off unless ``listen`` is set)."""
+
+    #: ``host:port`` (``[v6]:port``) to serve ``/metrics`` on. The page names the
+    #: site's devices and states to whoever can read it: keep it on loopback
+    #: unless the scraper is elsewhere.
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is not None:
+            split_host_port(listen)
+        return listen
+
+
+class LoggingSettings(_Section):
+    """Where the daemon's log goes and in which form (``panelfast run`` options override)."""
+
+    #: ``text``: human lines; ``json``: one JSON object per line, every field apart.
+    format: Literal["text", "json"] = "text"
+    #: A file to log to instead of standard error, rotated by size.
+    file: Path | None = None
+    #: Rotation: a file reaching ``max_mb`` is renamed ``.1`` and ``backups`` are kept.
+    max_mb: Annotated[int, Field(ge=1, le=10_000)] = 10
+    backups: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port); ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host:
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:9108)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be 1..65535")
+    return host, int(port)
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -297,6 +339,8 @@ class Settings(_Section):
     control: ControlSettings = ControlSettings()
     publication: PublicationSettings = PublicationSettings()
     email: EmailSettings | None = None
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
     devices: tuple[DeviceSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -461,6 +505,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
                 "ca_bundle": email.ca_bundle and resolve(email.ca_bundle),
             }
         )
+    logs = settings.logging
+    if logs.file is not None:
+        logs = logs.model_copy(update={"file": resolve(logs.file)})
     return settings.model_copy(
         update={
             "identity": identity,
@@ -469,6 +516,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "gateway": gateway,
             "control": control,
             "email": email,
+            "logging": logs,
         }
     )
 

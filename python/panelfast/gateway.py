@@ -112,7 +112,12 @@ async def publish_topology(
     else:
         version = (await hub.put_topology(topology.body, compress=True)).topology_version
     store.record(topology, version)
-    log.info("topology published (%d bytes), version %s", topology.size, version)
+    log.info(
+        "topology published (%d bytes), version %s",
+        topology.size,
+        version,
+        extra={"event": "topology.published", "topology_version": version, "bytes": topology.size},
+    )
     return version
 
 
@@ -202,7 +207,7 @@ class Gateway:
             alarms=live.alarms if live else None,
             config=live.config if live else None,
         )
-        self.publisher = Publisher(self.outbox, self.session.hub)
+        self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self.publication = Publication(
             self.publisher,
             self.session,
@@ -230,6 +235,11 @@ class Gateway:
                 "the stored remote configuration %s no longer fits the devices: %s",
                 current.version,
                 exc,
+                extra={
+                    "event": "config.unusable",
+                    "config_version": current.version,
+                    "error": str(exc),
+                },
             )
             return None
 
@@ -257,12 +267,19 @@ class Gateway:
         run("remote configuration", lambda: self.remote.poll(self._connected))
         run("cloud session", self._keep_connected)
         run("outbox compaction", self.publication.run_compaction)
+        run("device states", self.acquisition.watch_states)
         version = self.remote.current.version if self.remote.current else "none"
         log.info(
             "gateway %s started: %d devices, remote configuration %s",
             self.settings.identity.serial,
             len(self._devices),
             version,
+            extra={
+                "event": "gateway.started",
+                "serial": self.settings.identity.serial,
+                "devices": len(self._devices),
+                "config_version": self.remote.current.version if self.remote.current else None,
+            },
         )
 
     async def stop(self) -> None:
@@ -272,7 +289,10 @@ class Gateway:
         await self.session.aclose()
         self.outbox.close()
         self.remote.store.close()
-        log.info("gateway stopped; every sample taken is in the outbox")
+        log.info(
+            "gateway stopped; every sample taken is in the outbox",
+            extra={"event": "gateway.stopped", "serial": self.settings.identity.serial},
+        )
 
     def alive(self) -> bool:
         """Every loop of the gateway still runs (for a watchdog)."""

@@ -28,6 +28,7 @@ a warning; the sealed batch and alarm events are never dropped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -149,6 +150,10 @@ class OutboxStats:
     pending_events: int
     bytes_used: int
     quota_bytes: int
+    #: The first instant of the oldest sample waiting (unix ms); None: nothing waits.
+    oldest_ms: int | None = None
+    #: The outbox's files on disk (the database and its write-ahead log).
+    file_bytes: int = 0
 
 
 class Outbox(Database):
@@ -376,6 +381,7 @@ class Outbox(Database):
             expected,
             current.seq,
             expected,
+            extra={"event": "batch.renumbered", "seq": current.seq, "expected_seq": expected},
         )
         (batch,) = rebatch([current.body], current.config_version, expected, level=self.level)
         with self._transaction() as db:
@@ -410,7 +416,12 @@ class Outbox(Database):
             )
             db.execute("DELETE FROM sealed WHERE seq = ?", (seq,))
             self._set_meta(db, "next_seq", seq)
-        log.error("the cloud refused data batch %d (%s): set aside, not resent", seq, reason)
+        log.error(
+            "the cloud refused data batch %d (%s): set aside, not resent",
+            seq,
+            reason,
+            extra={"event": "batch.refused", "seq": seq, "samples": row[1], "reason": reason},
+        )
 
     def split(self, seq: int) -> SealedBatch | None:
         """``413``: the sealed batch was too large for this hub; cut it in two."""
@@ -468,6 +479,11 @@ class Outbox(Database):
                 "outbox over its quota of %d bytes: dropped the oldest %d samples",
                 self.quota_bytes,
                 oldest[1],
+                extra={
+                    "event": "outbox.dropped",
+                    "samples": oldest[1],
+                    "quota_bytes": self.quota_bytes,
+                },
             )
 
     # -- alarm events -------------------------------------------------------
@@ -509,7 +525,12 @@ class Outbox(Database):
             chunks, samples = db.execute(
                 "SELECT count(*), coalesce(sum(samples), 0) FROM chunk"
             ).fetchone()
-            sealed = db.execute("SELECT seq, samples FROM sealed").fetchone()
+            sealed = db.execute("SELECT seq, samples, first_ms FROM sealed").fetchone()
+            # The sealed batch is older than every chunk; chunks are in time order by id.
+            oldest = sealed[2] if sealed else None
+            if oldest is None:
+                row = db.execute("SELECT first_ms FROM chunk ORDER BY id LIMIT 1").fetchone()
+                oldest = row[0] if row else None
             page_size = db.execute("PRAGMA page_size").fetchone()[0]
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             free = db.execute("PRAGMA freelist_count").fetchone()[0]
@@ -524,4 +545,14 @@ class Outbox(Database):
                 pending_events=db.execute("SELECT count(*) FROM event").fetchone()[0],
                 bytes_used=(pages - free) * page_size,
                 quota_bytes=self.quota_bytes,
+                oldest_ms=oldest,
+                file_bytes=_file_bytes(self.path),
             )
+
+
+def _file_bytes(path: Path) -> int:
+    total = 0
+    for file in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(FileNotFoundError):
+            total += file.stat().st_size
+    return total

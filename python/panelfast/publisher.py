@@ -36,7 +36,13 @@ from panelfast.exceptions import (
 )
 from panelfast.outbox import Outbox, PreparedBatch
 
-__all__ = ["DEFAULT_PUBLISHER_PERIOD_S", "Backlog", "Publication", "Publisher"]
+__all__ = [
+    "DEFAULT_PUBLISHER_PERIOD_S",
+    "Backlog",
+    "Publication",
+    "Publisher",
+    "PublisherCounters",
+]
 
 #: A publication period before any remote configuration (none is sampled then).
 DEFAULT_PUBLISHER_PERIOD_S = 600
@@ -64,12 +70,36 @@ class Backlog:
     last_acked: int
 
 
+@dataclass(slots=True)
+class PublisherCounters:
+    """What publication did since the gateway started (plain counts, for the metrics)."""
+
+    #: Data batches posted (each sending, a resend after a failure too).
+    batches_sent: int = 0
+    batches_acknowledged: int = 0
+    #: Acknowledged as already held (a lost acknowledgement healed).
+    batches_duplicate: int = 0
+    #: Answered 400: set aside (§7).
+    batches_refused: int = 0
+    #: Answered 409 with the seq to use.
+    batches_renumbered: int = 0
+    #: Answered 413: cut in two.
+    batches_split: int = 0
+    #: Publications that ended on an error (the gateway tries again later).
+    failures: int = 0
+    alarm_events_acknowledged: int = 0
+    #: When the cloud last acknowledged a data batch (unix ms, the gateway's clock).
+    last_ack_ms: int | None = None
+
+
 class Publisher:
     """Sends what the outbox holds, and measures how fast it goes."""
 
-    def __init__(self, outbox: Outbox, hub: HubClient) -> None:
+    def __init__(self, outbox: Outbox, hub: HubClient, clock: Clock | None = None) -> None:
         self.outbox = outbox
         self.hub = hub
+        self.clock = clock or Clock()
+        self.counters = PublisherCounters()
         self._acks: deque[tuple[float, int]] = deque(maxlen=_RATE_WINDOW)
         # One sender at a time: the periodic publication and the backlog
         # drain must not seal or send the same batch twice over.
@@ -77,6 +107,14 @@ class Publisher:
 
     async def publish_data(self) -> int:
         """Send batches until none is left; returns the samples acknowledged."""
+        try:
+            return await self._publish_data()
+        except CloudError:
+            self.counters.failures += 1
+            raise
+
+    async def _publish_data(self) -> int:
+        counters = self.counters
         sent = 0
         async with self._sending:
             ahead: PreparedBatch | None = None
@@ -86,6 +124,7 @@ class Publisher:
                 if batch is None:
                     return sent
                 post = asyncio.ensure_future(self.hub.post_data(batch.body))
+                counters.batches_sent += 1
                 try:
                     # The next batch is encoded while this one is in flight: the cloud
                     # takes about as long to store a batch as the gateway to encode one.
@@ -94,12 +133,20 @@ class Publisher:
                 except Conflict as exc:
                     if exc.expected is None:
                         raise
+                    counters.batches_renumbered += 1
                     await asyncio.to_thread(self.outbox.renumber, exc.expected)
                     continue
                 except InvalidPayload as exc:
+                    counters.batches_refused += 1
                     await asyncio.to_thread(self.outbox.refuse, batch.seq, str(exc))
                     continue
                 except PayloadTooLarge:
+                    counters.batches_split += 1
+                    log.warning(
+                        "the cloud found data batch %d too large (413): cut in two",
+                        batch.seq,
+                        extra={"event": "batch.split", "seq": batch.seq},
+                    )
                     await asyncio.to_thread(self.outbox.split, batch.seq)
                     continue
                 finally:
@@ -108,10 +155,19 @@ class Publisher:
                     # An acknowledgement of another seq proves nothing about
                     # this batch: keep it and resend (the cloud heals it as a
                     # duplicate if it did store it).
-                    log.error("the cloud acknowledged seq %d for batch %d", ack.seq, batch.seq)
+                    log.error(
+                        "the cloud acknowledged seq %d for batch %d",
+                        ack.seq,
+                        batch.seq,
+                        extra={"event": "batch.wrong_ack", "seq": batch.seq, "ack": ack.seq},
+                    )
                     continue
                 await asyncio.to_thread(self.outbox.acknowledged, batch.seq)
-                self._acks.append((time.monotonic(), batch.samples))
+                now = time.monotonic()
+                self._acks.append((now, batch.samples))
+                counters.batches_acknowledged += 1
+                counters.batches_duplicate += ack.duplicate
+                counters.last_ack_ms = self.clock.now_ms()
                 sent += batch.samples
 
     async def publish_events(self) -> int:
@@ -123,9 +179,15 @@ class Publisher:
                 return sent
             acked = await self.hub.post_alarms([p.body for p in pending])
             if acked != len(pending):
-                log.error("the cloud acknowledged %d of %d alarm events", acked, len(pending))
+                log.error(
+                    "the cloud acknowledged %d of %d alarm events",
+                    acked,
+                    len(pending),
+                    extra={"event": "alarms.partial_ack", "acked": acked, "sent": len(pending)},
+                )
                 return sent
             await asyncio.to_thread(self.outbox.events_acknowledged, [p.id for p in pending])
+            self.counters.alarm_events_acknowledged += acked
             sent += acked
 
     def backlog(self) -> Backlog:
@@ -211,7 +273,11 @@ class Publication:
                 continue
             except CloudError as exc:
                 retry_s = backoff.failed()
-                log.warning("data publication failed (%s); everything is kept", exc)
+                log.warning(
+                    "data publication failed (%s); everything is kept",
+                    exc,
+                    extra={"event": "publication.failed", "what": "data", "error": str(exc)},
+                )
 
     async def run_events(self) -> None:
         backoff = Backoff(max_s=60.0)
@@ -230,7 +296,11 @@ class Publication:
                 continue
             except CloudError as exc:
                 retry_s = backoff.failed()
-                log.warning("alarm publication failed (%s); events are kept", exc)
+                log.warning(
+                    "alarm publication failed (%s); events are kept",
+                    exc,
+                    extra={"event": "publication.failed", "what": "alarms", "error": str(exc)},
+                )
 
     async def run_compaction(self) -> None:
         """While the cloud is unreachable, gather small chunks into full batches."""
@@ -239,4 +309,8 @@ class Publication:
             if self._session.status().connection is not ConnectionStatus.CONNECTED:
                 merged = await asyncio.to_thread(self.outbox.compact)
                 if merged:
-                    log.info("outbox: %d chunks compacted while offline", merged)
+                    log.info(
+                        "outbox: %d chunks compacted while offline",
+                        merged,
+                        extra={"event": "outbox.compacted", "chunks": merged},
+                    )

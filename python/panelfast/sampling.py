@@ -327,6 +327,11 @@ class SamplingLoop:
                     "taken as nil",
                     len(missed),
                     missed[0],
+                    extra={
+                        "event": "sampling.instants_missed",
+                        "instants": len(missed),
+                        "from_ms": missed[0],
+                    },
                 )
             await self._take(missed, t)
             if last_flush is None or not 0 <= t - last_flush < self._flush_ms:
@@ -354,7 +359,12 @@ class SamplingLoop:
         self._retired_nil += self.sampler.nil if self.sampler is not None else 0
         self.sampler = live.sampler
         self._on_live(live)
-        log.info("sampling under remote configuration %s from %d", live.config.version, t_ms)
+        log.info(
+            "sampling under remote configuration %s from %d",
+            live.config.version,
+            t_ms,
+            extra={"event": "config.live", "config_version": live.config.version, "from_ms": t_ms},
+        )
 
     async def flush(self) -> None:
         """Move what the rings hold into durable storage."""

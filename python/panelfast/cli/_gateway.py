@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,37 +21,7 @@ from panelfast.cli._main import main
 
 if TYPE_CHECKING:
     from panelfast.config import Settings
-
-log = logging.getLogger("panelfast")
-
-
-async def serve(settings: Settings, config_path: Path) -> None:
-    """Run a gateway and its control API until SIGTERM or Ctrl-C, then stop cleanly."""
-    from panelfast.control._app import ControlApp
-    from panelfast.control._audit import AuditLog
-    from panelfast.control._server import ControlServer, socket_path
-    from panelfast.gateway import Gateway
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    storage = settings.storage.dir
-    async with Gateway(settings) as gateway:
-        audit = AuditLog(storage / "audit.sqlite")
-        control = ControlApp(gateway, config_path=config_path, audit=audit)
-        server = ControlServer(
-            control.app,
-            socket_path(storage, settings.control.socket),
-            group=settings.control.group,
-        )
-        try:
-            await server.start()
-            await stop.wait()
-            log.info("stopping (signal received)")
-        finally:
-            await server.stop()
-            audit.close()
+    from panelfast.logs import LogFormat
 
 
 @main.command()
@@ -64,24 +32,61 @@ async def serve(settings: Settings, config_path: Path) -> None:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def run(config_path: Path, log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="text: human lines; json: one JSON object per line  [default: [logging] format, text]",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="log to this file, rotated by size, instead of standard error  [default: [logging] file]",
+)
+def run(
+    config_path: Path, log_level: str, log_format: LogFormat | None, log_file: Path | None
+) -> None:
     """Run the gateway: acquisition, sampling, alarms, buffering, publication, control API."""
     import uvloop
 
     from panelfast.control._lock import AlreadyRunning, StorageLock
+    from panelfast.daemon import serve
+    from panelfast.exceptions import ConfigError
+    from panelfast.logs import configure_logging
 
     settings = load(config_path)
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # The cloud client's HTTP library logs every request at INFO: too chatty for a daemon.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs = settings.logging
+    file = log_file or logs.file
+    try:
+        redactor = configure_logging(
+            level=log_level,
+            log_format=log_format or logs.format,
+            file=file,
+            max_bytes=logs.max_mb * 1_000_000,
+            backups=logs.backups,
+        )
+    except OSError as exc:
+        fail(f"cannot log to {file}: {exc.strerror} (--log-file, or [logging] file)")
+    secrets = _secrets(settings)
+    redactor.watch(lambda: secrets)
     try:
         with StorageLock(settings.storage.dir):
-            uvloop.run(serve(settings, config_path.resolve()))
-    except AlreadyRunning as exc:
+            uvloop.run(serve(settings, config_path=config_path.resolve(), redactor=redactor))
+    except (AlreadyRunning, ConfigError) as exc:
         fail(str(exc))
+
+
+def _secrets(settings: Settings) -> tuple[str | None, ...]:
+    """What the log must never show, from the configuration."""
+    from panelfast.exceptions import ConfigError
+
+    proxy = settings.cloud.proxy
+    try:
+        claim_key: str | None = settings.identity.claim_key().get_secret_value()
+    except ConfigError:
+        claim_key = None  # unreadable now: then it cannot be logged either
+    password = proxy.password if proxy is not None else None
+    # The URL holds it percent-encoded; a message could quote either form.
+    return (claim_key, password, urllib.parse.unquote(password) if password else None)
 
 
 @main.command()

@@ -33,6 +33,8 @@ COMMANDS = {
     "simulate": "_simulator",
     "refcloud": "_refcloud",
     "email": "_email",
+    "service": "_service",
+    "doctor": "_doctor",
 }
 
 

@@ -24,7 +24,7 @@ from panelfast.cloud._hub import (
 from panelfast.cloud._identity import Identity
 from panelfast.cloud._session import CloudSession, CloudStatus, ConnectionStatus, Diagnostic
 from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
-from panelfast.cloud._transport import RetryPolicy
+from panelfast.cloud._transport import Endpoint, RetryPolicy, ssl_context
 
 # The application (gateway, CLI) decides where log records go; none by default.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -38,6 +38,7 @@ __all__ = [
     "ConnectionStatus",
     "DataAck",
     "Diagnostic",
+    "Endpoint",
     "FirewallRule",
     "HubClient",
     "Identity",
@@ -47,4 +48,5 @@ __all__ = [
     "TopologyAccepted",
     "UploadResult",
     "firewall_rules",
+    "ssl_context",
 ]

@@ -117,6 +117,8 @@ class CloudSession:
         self.resync_s = resync_s
         self.hub = HubClient(self)
         self._transport: Transport | None = None
+        # Retries of the transports closed so far (a new one is made after a disconnect).
+        self._retired_retries = 0
         self._renewing = asyncio.Lock()
         self._changed = asyncio.Event()
         self._last_sync_try: float | None = None
@@ -164,8 +166,16 @@ class CloudSession:
         if not self.state.connect:
             raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
         if self._transport is None or self._transport.closed:
+            if self._transport is not None:
+                self._retired_retries += self._transport.retries
             self._transport = Transport(self.settings.cloud, retry=self.retry)
         return self._transport
+
+    @property
+    def request_retries(self) -> int:
+        """Cloud requests sent again after a failure since the start (for the metrics)."""
+        current = self._transport.retries if self._transport is not None else 0
+        return self._retired_retries + current
 
     async def hub_access(self) -> HubAccess:
         state = self.state
@@ -226,9 +236,13 @@ class CloudSession:
             ):
                 self.timesync.cloud_ntp_server = result.ntp_server
                 self._last_sync_try = time.monotonic()
-                await self.timesync.sync()  # the cloud's own server from now on
+                _log_sync(await self.timesync.sync())  # the cloud's own server from now on
             self._save()
-            log.info("bootstrapped as %s", result.device_id)
+            log.info(
+                "bootstrapped as %s",
+                result.device_id,
+                extra={"event": "cloud.bootstrapped", "cloud_device_id": result.device_id},
+            )
             access = self._access()
             assert access is not None
             return access
@@ -256,7 +270,23 @@ class CloudSession:
         self.state.attempt_at = self.clock.now()
         if changed:
             if error is not None:
-                log.warning("cloud: %s (%s)", diagnostic.value, error.message)
+                log.warning(
+                    "cloud: %s (%s)",
+                    diagnostic.value,
+                    error.message,
+                    extra={
+                        "event": "cloud.connection_failed",
+                        "diagnostic": diagnostic.value,
+                        "error": error.message,
+                        "hint": hint,
+                    },
+                )
+            else:
+                log.info(
+                    "cloud: connected (%s)",
+                    diagnostic.value,
+                    extra={"event": "cloud.connected", "diagnostic": diagnostic.value},
+                )
             self._save()
             self._changed.set()
 
@@ -314,7 +344,7 @@ class CloudSession:
             self._last_sync_try = time.monotonic()
             return
         self._last_sync_try = time.monotonic()
-        await self.timesync.sync()
+        _log_sync(await self.timesync.sync())
 
     # -- what the user does
 
@@ -324,6 +354,7 @@ class CloudSession:
             self.state.connect = True
             self._connection = ConnectionStatus.IN_PROGRESS
             self._save()
+            log.info("cloud: connect requested", extra={"event": "cloud.connect_requested"})
         await self.attempt()
         return self.status()
 
@@ -335,7 +366,11 @@ class CloudSession:
         except NotConnected:
             return False
         except CloudError as exc:
-            log.info("cloud connection attempt failed: %s", exc.message)
+            log.info(
+                "cloud connection attempt failed: %s",
+                exc.message,
+                extra={"event": "cloud.attempt_failed", "error": exc.message},
+            )
             return exc.diagnostic is None
         return True
 
@@ -345,13 +380,21 @@ class CloudSession:
             try:
                 await asyncio.wait_for(self._say_goodbye(), DISCONNECT_TIMEOUT_S)
             except (CloudError, TimeoutError) as exc:
-                log.info("disconnect call not delivered: %s", exc)
+                log.info(
+                    "disconnect call not delivered: %s",
+                    exc,
+                    extra={"event": "cloud.disconnect_not_delivered", "error": str(exc)},
+                )
         self.state.connect = False
         self._connection = ConnectionStatus.NOT_CONNECTED
         self.state.diagnostic, self.state.hint = None, ""
         self._save()
         self._changed.set()
         await self.aclose()
+        log.info(
+            "cloud: disconnected, no cloud traffic until Connect",
+            extra={"event": "cloud.disconnected"},
+        )
         return self.status()
 
     async def _say_goodbye(self) -> None:
@@ -369,6 +412,7 @@ class CloudSession:
         """Close the HTTPS client (the persisted Connect is left as it is)."""
         if self._transport is not None:
             await self._transport.aclose()
+            self._retired_retries += self._transport.retries
             self._transport = None
 
     async def run(self) -> None:
@@ -394,3 +438,23 @@ class CloudSession:
                 await asyncio.wait_for(self._changed.wait(), delay)
             if self._connection is ConnectionStatus.CONNECTED and self.state.connect:
                 await self._sync_time_if_due()
+
+
+def _log_sync(status: SyncStatus) -> None:
+    if status.state == "synchronised":
+        log.info(
+            "time synchronised with %s: offset %+.3f s",
+            status.server,
+            status.offset_s,
+            extra={
+                "event": "time.synchronised",
+                "server": status.server,
+                "offset_s": status.offset_s,
+            },
+        )
+    elif status.state == "failed":
+        log.warning(
+            "time synchronisation failed: %s",
+            status.error,
+            extra={"event": "time.sync_failed", "server": status.server, "error": status.error},
+        )

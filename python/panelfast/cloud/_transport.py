@@ -110,6 +110,8 @@ class Transport:
         self.proxy = Endpoint.of(str(settings.proxy)) if settings.proxy else None
         self._blocked_until: dict[Endpoint, float] = {}
         self._closed = False
+        #: Requests sent again after a failure (for the metrics).
+        self.retries = 0
         self._client = httpx.AsyncClient(
             verify=ssl_context(settings.ca_bundle),
             proxy=str(settings.proxy) if settings.proxy else None,
@@ -195,7 +197,15 @@ class Transport:
                         code=error.code,
                     ) from error
                 raise error
-            log.info("%s %s failed (%s), retry %d", method, endpoint, error.message, attempt)
+            self.retries += 1
+            log.info(
+                "%s %s failed (%s), retry %d",
+                method,
+                endpoint,
+                error.message,
+                attempt,
+                extra={"event": "cloud.retry", "endpoint": str(endpoint), "attempt": attempt},
+            )
             if not isinstance(error, RateLimited):  # the wait is the host's block
                 await asyncio.sleep(policy.delay(attempt - 1))
 

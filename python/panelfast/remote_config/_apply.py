@@ -11,6 +11,7 @@ configuration stays applied, whole.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -176,6 +177,8 @@ class AppliedConfig:
         self._store = store
         self._lock = threading.Lock()
         self._current = store.applied() if store is not None else None
+        #: How long the last successful apply took (prepare and persist), seconds.
+        self.last_apply_s: float | None = None
 
     @property
     def current(self) -> RemoteConfig | None:
@@ -189,6 +192,7 @@ class AppliedConfig:
     ) -> Applied[T | None]:
         """Prepare, persist, then swap; on any failure nothing changes."""
         with self._lock:
+            started = time.perf_counter()
             plan = plan_apply(self._current, new)
             progress = SectionProgress(plan, on_progress or (lambda _progress: None))
             built = prepare(plan, progress) if prepare is not None else None
@@ -196,6 +200,7 @@ class AppliedConfig:
             if self._store is not None:
                 self._store.save_applied(new)
             self._current = new
+            self.last_apply_s = time.perf_counter() - started
         return Applied(plan, built)
 
     def reject(self, rejection: RemoteConfigRejected, version: str | None = None) -> None:

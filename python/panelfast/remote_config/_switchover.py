@@ -170,6 +170,15 @@ class Switchover(Generic[T]):
             config.samples_per_minute,
             len(config.alarms),
             config.publisher_period_s,
+            extra={
+                "event": "config.applied",
+                "config_version": config.version,
+                "measurements": len(config.measurements),
+                "samples_per_minute": config.samples_per_minute,
+                "alarms": len(config.alarms),
+                "publisher_period_s": config.publisher_period_s,
+                "apply_s": self.applied.last_apply_s,
+            },
         )
         await self._send_report(version, "applied", [])
         return True
@@ -192,7 +201,17 @@ class Switchover(Generic[T]):
     async def _rejected(self, version: str, rejection: RemoteConfigRejected) -> bool:
         self.applied.reject(rejection, version)
         shown = "; ".join(f"{e.path}: {e.message}" for e in rejection.errors[:5])
-        log.error("remote configuration %s rejected: %s", version, shown)
+        log.error(
+            "remote configuration %s rejected: %s",
+            version,
+            shown,
+            extra={
+                "event": "config.rejected",
+                "config_version": version,
+                "errors": [f"{e.path}: {e.message}" for e in rejection.errors[:20]],
+                "error_count": len(rejection.errors),
+            },
+        )
         await self._send_report(
             version, "rejected", [(e.path, e.message) for e in rejection.errors]
         )
@@ -205,7 +224,11 @@ class Switchover(Generic[T]):
         try:
             await self._hub.report_config(version, status, errors)
         except CloudError as exc:
-            log.warning("configuration report not delivered (sent again later): %s", exc)
+            log.warning(
+                "configuration report not delivered (sent again later): %s",
+                exc,
+                extra={"event": "config.report_failed", "config_version": version},
+            )
             return False
         self.store.reported(version)
         return True
@@ -239,7 +262,11 @@ class Switchover(Generic[T]):
                 await asyncio.sleep(1)
                 continue
             except CloudError as exc:
-                log.info("remote configuration poll failed: %s", exc)
+                log.info(
+                    "remote configuration poll failed: %s",
+                    exc,
+                    extra={"event": "config.poll_failed", "error": str(exc)},
+                )
                 await asyncio.sleep(backoff.failed())
                 continue
             if answer.status == "new" and answer.version is not None:

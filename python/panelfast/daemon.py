@@ -1,0 +1,114 @@
+"""``panelfast run``: one gateway as a service, until SIGTERM.
+
+Around the :class:`~panelfast.gateway.Gateway` the daemon adds what a service
+needs: its metrics on a port of their own when ``[metrics] listen`` is set
+(prometheus-client is imported only then), systemd's readiness, watchdog and
+status line, the hub token added to the secrets the log masks, and a clean
+stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
+(:func:`panelfast.logs.configure_logging`) before anything is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from panelfast.config import Settings
+from panelfast.exceptions import ConfigError, ConfigIssue
+from panelfast.gateway import Gateway
+from panelfast.logs import Redactor
+from panelfast.systemd import Notifier, ServiceWatch
+
+__all__ = ["serve"]
+
+log = logging.getLogger("panelfast.daemon")
+
+
+async def serve(
+    settings: Settings,
+    *,
+    config_path: Path,
+    redactor: Redactor | None = None,
+    notifier: Notifier | None = None,
+) -> None:
+    """Run a gateway and its control API until SIGTERM or SIGINT, then stop cleanly.
+
+    A metrics address that cannot be listened on is refused before the
+    gateway opens anything, as a :class:`~panelfast.exceptions.ConfigError`.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    notifier = notifier or Notifier()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(notifier.close)
+        registry = server = None
+        listen = settings.metrics.listen
+        if listen is not None:
+            from panelfast import metrics  # prometheus-client: only when metrics are served
+
+            registry = metrics.metrics_registry()
+            try:
+                server = metrics.serve_metrics(registry, listen)
+            except OSError as exc:
+                issue = ConfigIssue("metrics.listen", f"cannot listen on {listen}: {exc.strerror}")
+                raise ConfigError(str(config_path), [issue]) from None
+            cleanup.callback(server.close)
+        gateway = Gateway(settings)
+        if redactor is not None:
+            redactor.watch(lambda: _token(gateway))
+        if registry is not None:
+            metrics.watch_gateway(registry, gateway)
+        async with gateway, _control_api(gateway, settings, config_path):
+            if listen is not None:
+                log.info(
+                    "metrics on http://%s/metrics",
+                    listen,
+                    extra={"event": "metrics.listening", "listen": listen},
+                )
+            watch = ServiceWatch(gateway, notifier)
+            watch.ready()
+            watching = asyncio.create_task(watch.run(), name="systemd watch")
+            try:
+                await stop.wait()
+            finally:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+            log.info("stopping (signal received)", extra={"event": "gateway.stopping"})
+            watch.stopping()
+            if server is not None:
+                server.close()  # no scrape of a gateway being stopped
+
+
+@contextlib.asynccontextmanager
+async def _control_api(
+    gateway: Gateway, settings: Settings, config_path: Path
+) -> AsyncIterator[None]:
+    """The one door into the running gateway (:mod:`panelfast.control`), for its life."""
+    from panelfast.control._app import ControlApp
+    from panelfast.control._audit import AuditLog
+    from panelfast.control._server import ControlServer, socket_path
+
+    storage = settings.storage.dir
+    audit = AuditLog(storage / "audit.sqlite")
+    app = ControlApp(gateway, config_path=config_path, audit=audit)
+    server = ControlServer(
+        app.app, socket_path(storage, settings.control.socket), group=settings.control.group
+    )
+    try:
+        await server.start()
+        yield
+    finally:
+        await server.stop()
+        audit.close()
+
+
+def _token(gateway: Gateway) -> Iterable[str | None]:
+    token = gateway.session.state.token
+    return (token.get_secret_value() if token is not None else None,)
