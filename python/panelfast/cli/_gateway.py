@@ -104,30 +104,26 @@ def backlog(config_path: Path, watch: bool) -> None:
 
 
 def _watch(config_path: Path) -> None:
-    """Follow the daemon's status events until no sample waits."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+    """Follow the daemon's status events until no sample waits: one line, redrawn."""
     wire = daemon(config_path)
     assert wire is not None
-    start = None
-    with Progress(
-        TextColumn("delivering"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} samples"),
-        TimeRemainingColumn(),
-    ) as progress:
-        task = progress.add_task("backlog", total=None)
-        for event, data in wire.events():
-            if event != "status":
-                continue
-            left = data["backlog"]["samples_left"]
-            # New samples keep arriving: the total grows with them.
-            if start is None or left > start:
-                start = left
-                progress.update(task, total=start)
-            progress.update(task, completed=start - left)
-            if left == 0:
-                return
+    start = 0
+    width = 30
+    for event, data in wire.events():
+        if event != "status":
+            continue
+        backlog = data["backlog"]
+        left = backlog["samples_left"]
+        start = max(start, left)  # new samples keep arriving: the total grows with them
+        done = start - left
+        filled = width * done // start if start else width
+        eta = backlog["eta_s"]
+        remaining = f"  about {eta:,.0f} s left" if eta else ""
+        bar = "#" * filled + "-" * (width - filled)
+        click.echo(f"\rdelivering [{bar}] {done:,}/{start:,} samples{remaining}   ", nl=False)
+        if left == 0:
+            click.echo()
+            return
 
 
 def _backlog_from_outbox(config_path: Path) -> None:
