@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from panelfast.refcloud.faults import Faults
+from panelfast.refcloud.presence import Presence
 from panelfast.refcloud.signals import Signals
 from panelfast.refcloud.storage import Storage
 from panelfast.refcloud.tls import write_secret
@@ -41,6 +42,7 @@ class CloudState:
         self.storage = Storage(state_dir / "cloud.db")
         self.signals = Signals()
         self.faults = Faults()
+        self.presence = Presence(self.storage, self.settings.max_wait_s)
         self.upload_dir = state_dir / "uploads"
         self.upload_dir.mkdir(exist_ok=True)
         self.operator_token = self._operator_token(state_dir / "operator_token")
@@ -69,4 +71,5 @@ class CloudState:
         self.operator_url = operator
 
     def close(self) -> None:
+        self.presence.flush()
         self.storage.close()
