@@ -176,6 +176,8 @@ class Guard:
 
         async def watched(message: Message) -> None:
             nonlocal status
+            # The answer goes out first: noting it must never hold it back.
+            await send(message)
             if message["type"] == "http.response.start":
                 status = int(message["status"])
             elif message["type"] == "http.response.body" and status >= 400:
@@ -187,7 +189,6 @@ class Guard:
                     except (ValueError, KeyError, TypeError):
                         code, text = "error", bytes(body).decode("utf-8", "replace")
                     self._tell(scope, route, status, code, text)
-            await send(message)
 
         return watched
 
