@@ -159,3 +159,67 @@ async def session_fixture(cloud: RefCloud, http: httpx.AsyncClient) -> Session:
         upload_url=body["upload_url"],
         bootstrap=body,
     )
+
+
+class SyncGateway:
+    """A gateway's side of the spec over plain httpx, for a cloud in another process
+    (``RefCloudProcess``): bootstrap, then hub calls with the token it got."""
+
+    def __init__(self, bootstrap_url: str, ca: Path, serial: str, key: str) -> None:
+        self.bootstrap_url = bootstrap_url
+        self.serial = serial
+        self.key = key
+        self.http = httpx.Client(verify=ssl.create_default_context(cafile=ca), timeout=40)
+        self.token = ""
+        self.hub_url = ""
+        self.device_id = ""
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> SyncGateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def bootstrap(self) -> dict[str, Any]:
+        response = self.http.post(
+            f"{self.bootstrap_url}/v1/bootstrap",
+            headers=bootstrap_headers(self.key, self.serial),
+            json={**IDENTITY, "serial": self.serial},
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        self.token, self.hub_url, self.device_id = body["token"], body["hub_url"], body["device_id"]
+        return body
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", **kwargs.pop("headers", {})}
+        url = f"{self.hub_url}/v1/devices/{self.device_id}{path}"
+        return self.http.request(method, url, headers=headers, **kwargs)
+
+    def put_topology(self, document: dict[str, Any]) -> str:
+        response = self.call("PUT", "/topology", json=document)
+        assert response.status_code == 202, response.text
+        return str(response.json()["topology_version"])
+
+    def config(self, held: str | None = None) -> dict[str, Any]:
+        headers = {"If-None-Match": f'"{held}"'} if held is not None else {}
+        response = self.call("GET", "/config", headers=headers)
+        assert response.status_code == 200, response.text
+        document: dict[str, Any] = response.json()
+        return document
+
+    def report(self, version: str, status: str, errors: list[dict[str, str]] | None = None) -> None:
+        body = {"version": version, "status": status, "errors": errors or []}
+        response = self.call("POST", "/config/report", json=body)
+        assert response.status_code == 204, response.text
+
+    def post_batch(self, seq: int, version: str, groups: list[dict[str, Any]]) -> httpx.Response:
+        return self.call(
+            "POST",
+            "/data",
+            content=encode_batch(seq, version, groups),
+            headers={"Content-Type": BATCH_TYPE, "Content-Encoding": "zstd"},
+        )

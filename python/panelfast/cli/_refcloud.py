@@ -48,8 +48,17 @@ def _state_option(func: _F) -> _F:
     return option(func)
 
 
+def _load_refcloud() -> None:
+    """Import the reference cloud, or say which extra to install (never a traceback)."""
+    try:
+        import panelfast.refcloud  # noqa: F401
+    except ModuleNotFoundError as err:
+        raise click.ClickException(str(err)) from err
+
+
 def _operator(state: Path) -> OperatorClient:
     # Imported here: the web stack is heavy and other commands should start fast.
+    _load_refcloud()
     from panelfast.refcloud.client import OperatorClient
 
     try:
@@ -107,6 +116,7 @@ def serve(
     cert_host: tuple[str, ...],
 ) -> None:
     """Serve the reference cloud over HTTPS until interrupted."""
+    _load_refcloud()
     from panelfast.refcloud.server import RefCloud
     from panelfast.refcloud.state import Settings
 
@@ -143,6 +153,7 @@ def serve(
 )
 def enrol(state: Path, serial: str, claim_key: str | None, out: Path | None) -> None:
     """Enrol SERIAL; writes its claim key to a file readable by you only."""
+    _load_refcloud()
     from panelfast.refcloud.tls import write_secret
 
     with _operator(state) as operator:
@@ -295,6 +306,16 @@ def inspect(state: Path, serial: str, section: str | None) -> None:
     with _operator(state) as operator:
         report = _run(lambda: operator.inspect(serial))
     _echo(report[section] if section else report)
+
+
+@refcloud.command()
+@_state_option
+def page(state: Path) -> None:
+    """Where the running cloud's operator page is, and how to log in to it."""
+    with _operator(state) as operator:
+        click.echo(f"Operator page: {operator.page_url}")
+        click.echo(f"Log in with the operator token in {operator.token_path}")
+        click.echo(f"Your browser must trust the cloud's CA: {operator.ca_path}")
 
 
 @refcloud.command()

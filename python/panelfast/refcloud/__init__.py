@@ -21,8 +21,20 @@ From a shell: ``panelfast refcloud serve --state DIR --port 8443``, then
 ``panelfast refcloud enrol|config|command|inspect|fault ... --state DIR``.
 """
 
-from panelfast.refcloud.client import OperatorClient, RefCloudProcess
-from panelfast.refcloud.server import RefCloud
-from panelfast.refcloud.state import Settings
+import importlib.util
+
+# The reference cloud's web stack is the `refcloud` extra, not a dependency of the
+# gateway: say so, rather than fail on an import deep inside.
+for _module in ("fastapi", "uvicorn", "cryptography", "jinja2"):
+    if importlib.util.find_spec(_module) is None:
+        raise ModuleNotFoundError(
+            f"the reference cloud needs {_module}, from the refcloud extra: "
+            "pip install 'panelfast[refcloud]'",
+            name=_module,
+        )
+
+from panelfast.refcloud.client import OperatorClient, RefCloudProcess  # noqa: E402
+from panelfast.refcloud.server import RefCloud  # noqa: E402
+from panelfast.refcloud.state import Settings  # noqa: E402
 
 __all__ = ["OperatorClient", "RefCloud", "RefCloudProcess", "Settings"]

@@ -2,7 +2,8 @@
 
 The three services live under distinct base paths of one application
 (``/bootstrap``, ``/hub``, ``/upload``), served on one port or on one port each
-(see :mod:`panelfast.refcloud.server`); the operator API is under ``/operator``.
+(see :mod:`panelfast.refcloud.server`); the operator API is under ``/operator``
+and the operator page under ``/operator/web/``.
 Bodies are parsed by hand rather than by FastAPI so that the content type, the
 encoding and every malformation answer the spec's ``400 invalid_payload``; the
 pydantic models still describe them in the published OpenAPI document.
@@ -38,6 +39,7 @@ from panelfast.refcloud.operator_api import operator_router
 from panelfast.refcloud.state import CloudState
 from panelfast.refcloud.storage import DeviceRecord
 from panelfast.refcloud.tls import write_secret
+from panelfast.refcloud.web import operator_pages
 
 __all__ = ["BATCH_MEDIA_TYPE", "create_app"]
 
@@ -212,6 +214,7 @@ def create_app(state: CloudState) -> Guard:
             )
         if expires_at <= time.time():
             raise RefCloudRequestError(401, "token_expired", "token expired: bootstrap again")
+        state.presence.seen(device_id)
         return device
 
     # -- bootstrap (spec §3) -----------------------------------------------------------
@@ -253,6 +256,7 @@ def create_app(state: CloudState) -> Guard:
         if not hmac.compare_digest(expected, x_pf_signature.lower()):
             raise RefCloudRequestError(401, "bad_credentials", "claim signature does not verify")
         storage.record_bootstrap(device.device_id, body.model, body.firmware, body.mac)
+        state.presence.seen(device.device_id, clock_skew_s=skew)
         token, expires_at = storage.issue_token(device.device_id, settings.token_lifetime_s)
         return m.BootstrapResponse(
             device_id=device.device_id,
@@ -324,18 +328,19 @@ def create_app(state: CloudState) -> Guard:
         authorize(request, device_id)
         held = _if_none_match(request)
         deadline = time.monotonic() + min(_wait_s(request), settings.max_wait_s)
-        while True:
-            event = state.signals.event(device_id, "config")
-            latest = storage.latest_config(device_id)
-            remaining = 0.0 if state.signals.closing else deadline - time.monotonic()
-            if latest is not None and latest.version != held:
-                return JSONResponse(latest.document, headers={"ETag": f'"{latest.version}"'})
-            if remaining <= 0:
-                if latest is None:
-                    return Response(status_code=204)
-                return Response(status_code=304, headers={"ETag": f'"{latest.version}"'})
-            await state.signals.wait(event, remaining)
-            authorize(request, device_id)
+        with state.presence.polling(device_id):
+            while True:
+                event = state.signals.event(device_id, "config")
+                latest = storage.latest_config(device_id)
+                remaining = 0.0 if state.signals.closing else deadline - time.monotonic()
+                if latest is not None and latest.version != held:
+                    return JSONResponse(latest.document, headers={"ETag": f'"{latest.version}"'})
+                if remaining <= 0:
+                    if latest is None:
+                        return Response(status_code=204)
+                    return Response(status_code=304, headers={"ETag": f'"{latest.version}"'})
+                await state.signals.wait(event, remaining)
+                authorize(request, device_id)
 
     @hub.post(
         "/config/report",
@@ -449,14 +454,15 @@ def create_app(state: CloudState) -> Guard:
     ) -> m.CommandsResponse:
         authorize(request, device_id)
         deadline = time.monotonic() + min(_wait_s(request), settings.max_wait_s)
-        while True:
-            event = state.signals.event(device_id, "commands")
-            commands = storage.pending_commands(device_id)
-            remaining = 0.0 if state.signals.closing else deadline - time.monotonic()
-            if commands or remaining <= 0:
-                return m.CommandsResponse(commands=commands)
-            await state.signals.wait(event, remaining)
-            authorize(request, device_id)
+        with state.presence.polling(device_id):
+            while True:
+                event = state.signals.event(device_id, "commands")
+                commands = storage.pending_commands(device_id)
+                remaining = 0.0 if state.signals.closing else deadline - time.monotonic()
+                if commands or remaining <= 0:
+                    return m.CommandsResponse(commands=commands)
+                await state.signals.wait(event, remaining)
+                authorize(request, device_id)
 
     @hub.post(
         "/commands/{command_id}/result",
@@ -611,6 +617,7 @@ def create_app(state: CloudState) -> Guard:
     app.include_router(upload)
 
     app.include_router(operator_router(state))
+    app.include_router(operator_pages(state))
     _publish_openapi(app)
     return Guard(app, state)
 

@@ -47,6 +47,10 @@ class OperatorClient:
         self.bootstrap_url: str = self.info["bootstrap_url"]
         self.hub_url: str = self.info["hub_url"]
         self.upload_url: str = self.info["upload_url"]
+        self.page_url: str = self.info.get("operator_page_url") or (
+            f"{self.info['operator_url']}/web/"
+        )
+        self.token_path = self.state_dir / "operator_token"
         self._http = httpx.Client(
             base_url=self.info["operator_url"],
             verify=ssl.create_default_context(cafile=self.ca_path),

@@ -3,12 +3,15 @@ the body size limits (spec §1: 413 over 256,000 bytes on the wire for the hub),
 the port each service listens on, and injected faults (503, 429, delay, drop).
 
 It runs before the body is read, so an oversized body is refused without being
-buffered, and a dropped connection is closed without any answer.
+buffered, and a dropped connection is closed without any answer. It also tells
+the presence tracker every error answered to a known gateway (its diagnostics
+on the operator page), whichever layer answered it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
@@ -44,6 +47,10 @@ _ROUTES: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
         ("upload", "upload_put", r"^/upload/v1/blobs/[^/]+$"),
     )
 )
+
+
+_DEVICE_PATH = re.compile(r"^/(?:hub|upload)/v1/devices/([^/]+)/")
+_BLOB_PATH = re.compile(r"^/upload/v1/blobs/([^/]+)$")
 
 
 def classify(path: str) -> tuple[str, str] | None:
@@ -96,6 +103,8 @@ class Guard:
             return
         service, route = kind
         self.state.requests.append((time.time(), service, route, scope["path"]))
+        raw_send = send
+        send = self._watching(scope, route, send)
         port_services = self.state.port_services
         server = scope.get("server")
         if port_services and server is not None:
@@ -121,7 +130,8 @@ class Guard:
                 )(scope, receive, send)
                 return
             if fault.kind == "drop":
-                await self._drop(send)
+                self._tell(scope, route, 0, "dropped", "injected fault: connection dropped")
+                await self._drop(raw_send)
                 return
             await asyncio.sleep(fault.delay_s)
         limit = (
@@ -160,6 +170,48 @@ class Guard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _watching(self, scope: Scope, route: str, send: Send) -> Send:
+        """``send``, noting the status and error body of the answer for the presence tracker."""
+        status = 0
+        body = bytearray()
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            # The answer goes out first: noting it must never hold it back.
+            await send(message)
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body" and status >= 400:
+                body.extend(message.get("body", b"")[: 4096 - len(body)])
+                if not message.get("more_body", False):
+                    try:
+                        error = json.loads(bytes(body))
+                        code, text = str(error["error"]), str(error["message"])
+                    except (ValueError, KeyError, TypeError):
+                        code, text = "error", bytes(body).decode("utf-8", "replace")
+                    self._tell(scope, route, status, code, text)
+
+        return watched
+
+    def _tell(self, scope: Scope, route: str, status: int, code: str, message: str) -> None:
+        device_id = self._device_of(scope, route)
+        if device_id is not None:
+            self.state.presence.answered(device_id, route or scope["path"], status, code, message)
+
+    def _device_of(self, scope: Scope, route: str) -> str | None:
+        """The known gateway a request is for, if any (looked up on errors only)."""
+        storage = self.state.storage
+        device = None
+        if match := _DEVICE_PATH.match(scope["path"]):
+            device = storage.device_by_id(match.group(1))
+        elif route == "bootstrap":
+            serial = dict(scope["headers"]).get(b"x-pf-serial", b"").decode("latin-1")
+            device = storage.device_by_serial(serial) if serial else None
+        elif match := _BLOB_PATH.match(scope["path"]):
+            upload = storage.upload(match.group(1))
+            device = storage.device_by_id(upload.device_id) if upload is not None else None
+        return None if device is None else device.device_id
 
     @staticmethod
     async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:

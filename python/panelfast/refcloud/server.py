@@ -101,6 +101,11 @@ class RefCloud(Operator):
         return self.state.operator_url
 
     @property
+    def operator_page_url(self) -> str:
+        """The operator page (log in with :attr:`operator_token`)."""
+        return f"{self.state.operator_url}/web/"
+
+    @property
     def operator_token(self) -> str:
         return self.state.operator_token
 
@@ -171,6 +176,7 @@ class RefCloud(Operator):
             "hub_url": self.hub_url,
             "upload_url": self.upload_url,
             "operator_url": self.operator_url,
+            "operator_page_url": self.operator_page_url,
             "ca": str(self.ca_path),
             "ports": self.ports,
         }

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from panelfast.refcloud.faults import Faults
+from panelfast.refcloud.presence import Presence
 from panelfast.refcloud.signals import Signals
 from panelfast.refcloud.storage import Storage
 from panelfast.refcloud.tls import write_secret
@@ -48,6 +49,7 @@ class CloudState:
         #: Every spec request received, newest last: (unix s, service, route, path).
         #: Bounded; tests read it to check what a gateway sent, and when.
         self.requests: deque[tuple[float, str, str, str]] = deque(maxlen=REQUEST_LOG)
+        self.presence = Presence(self.storage, self.settings.max_wait_s)
         self.upload_dir = state_dir / "uploads"
         self.upload_dir.mkdir(exist_ok=True)
         self.operator_token = self._operator_token(state_dir / "operator_token")
@@ -76,4 +78,5 @@ class CloudState:
         self.operator_url = operator
 
     def close(self) -> None:
+        self.presence.flush()
         self.storage.close()

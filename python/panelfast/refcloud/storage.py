@@ -26,6 +26,7 @@ __all__ = [
     "CommandRecord",
     "ConfigRecord",
     "DeviceRecord",
+    "SeriesSummary",
     "Storage",
     "UploadRecord",
 ]
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     completed_at REAL, topology_version TEXT);
 CREATE TABLE IF NOT EXISTS disconnects (
     id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS presence (device_id TEXT PRIMARY KEY, last_seen REAL NOT NULL);
 """
 
 
@@ -111,6 +113,17 @@ class BatchSeries:
     t0: int
     dt: int
     values: list[float | int | None]
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What was received of one measurement: how many samples, over which instants."""
+
+    device: str
+    measurement: str
+    samples: int
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)
@@ -678,3 +691,62 @@ class Storage(Database):
                 "UPDATE uploads SET completed_at = ?, topology_version = ? WHERE upload_id = ?",
                 (time.time(), topology_version, upload_id),
             )
+
+    # -- what the operator page reads ----------------------------------------------------
+
+    def record_seen(self, device_id: str, at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO presence (device_id, last_seen) VALUES (?, ?) "
+                "ON CONFLICT (device_id) "
+                "DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen)",
+                (device_id, at),
+            )
+
+    def last_seen(self) -> dict[str, float]:
+        """When each device last made an authenticated request, as last recorded."""
+        with self._transaction() as db:
+            rows = db.execute("SELECT device_id, last_seen FROM presence").fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
+
+    def token_expiry(self, device_id: str) -> int | None:
+        """When the device's most lasting token expires (None: it never bootstrapped)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT MAX(expires_at) FROM tokens WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def batch_summary(self, device_id: str) -> tuple[int, int, float | None]:
+        """How many batches were stored, how many were received again, when the last came."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(duplicates), 0), MAX(received_at) FROM batches "
+                "WHERE device_id = ?",
+                (device_id,),
+            ).fetchone()
+        return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
+
+    def series_summaries(self, device_id: str) -> list[SeriesSummary]:
+        """Per measurement received: sample count, first and last instant (no values read)."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT device, measurement, SUM(n), MIN(t0), MAX(t0 + (n - 1) * dt) FROM series "
+                "WHERE device_id = ? AND n > 0 GROUP BY device, measurement "
+                "ORDER BY device, measurement",
+                (device_id,),
+            ).fetchall()
+        return [SeriesSummary(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def series_between(
+        self, device_id: str, device: str, measurement: str, start: int, end: int
+    ) -> list[tuple[int, int, list[float | int | None]]]:
+        """``(t0, dt, values)`` of every stored row of one measurement that has an instant
+        in ``[start, end]`` (ms), in time order; rows may reach outside the range."""
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT t0, dt, vals FROM series WHERE device_id = ? AND device = ? "
+                "AND measurement = ? AND t0 <= ? AND t0 + (n - 1) * dt >= ? ORDER BY t0, seq",
+                (device_id, device, measurement, end, start),
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), list(json.loads(r[2]))) for r in rows]
