@@ -71,6 +71,9 @@ impl Service for Listener {
             return Box::pin(std::future::ready(answer));
         };
         let device = &self.shared.devices[index as usize];
+        if is_write(&req.request) {
+            device.count_write();
+        }
         let faults = device.faults();
         if faults.dead || faults.offline {
             return Box::pin(std::future::ready(Ok(None)));
@@ -90,6 +93,19 @@ impl Service for Listener {
             })
         }
     }
+}
+
+/// Whether a request writes (what a test counts to prove nothing was written).
+fn is_write(request: &Request<'_>) -> bool {
+    matches!(
+        request,
+        Request::WriteSingleCoil(..)
+            | Request::WriteMultipleCoils(..)
+            | Request::WriteSingleRegister(..)
+            | Request::WriteMultipleRegisters(..)
+            | Request::MaskWriteRegister(..)
+            | Request::ReadWriteMultipleRegisters(..)
+    )
 }
 
 fn answer(
@@ -130,6 +146,7 @@ fn answer(
             match device.command(at, value, now_ms()) {
                 Command::Done => any = true,
                 Command::BadValue => return Err(ExceptionCode::IllegalDataValue),
+                Command::Busy => return Err(ExceptionCode::ServerDeviceBusy),
                 Command::NotAnOutput => {}
             }
         }
