@@ -30,14 +30,22 @@ __all__ = ["LOCAL_SETTINGS", "change_setting", "edit_config_file"]
 LOCAL_SETTINGS: dict[str, str] = {
     "cloud.alarm_publication": "where alarms go: cloud or email (mutually exclusive)",
     "cloud.request_timeout_s": "timeout of one cloud request, in seconds",
-    "gateway.outputs_remote_control": "whether the cloud may switch outputs (§9)",
     "storage.quota_mb": "disk quota of the outbox, in MB",
     "time.mode": "time synchronisation: manual, ntp or cloud",
     "time.ntp_server": "the NTP server used in mode ntp",
 }
 
 
+#: Outputs remote control is not a file setting: enabling it needs the user's confirmation.
+_REMOTE_CONTROL = (
+    "outputs remote control is enabled with `panelfast outputs remote-control enable`, "
+    "which asks you to confirm the risk; it is not a setting of the file"
+)
+
+
 def _refuse_unknown(key: str) -> ConfigError:
+    if key == "gateway.outputs_remote_control":
+        return ConfigError("(local setting)", [ConfigIssue(key, _REMOTE_CONTROL)])
     known = ", ".join(sorted(LOCAL_SETTINGS))
     return ConfigError(
         "(local setting)", [ConfigIssue(key, f"not a setting changed locally (those are: {known})")]

@@ -9,6 +9,7 @@ from panelfast.cli import (
     _demo,  # noqa: F401  (registers its commands)
     _gateway,  # noqa: F401  (registers its commands)
     _modbus,  # noqa: F401  (registers its commands)
+    _outputs,  # noqa: F401  (registers `panelfast outputs`)
     _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
     _remote_config,  # noqa: F401  (registers its commands)
     _simulator,  # noqa: F401  (registers its commands)

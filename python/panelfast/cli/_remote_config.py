@@ -100,7 +100,8 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
     """Set a local setting KEY to VALUE in the configuration file.
 
     Local settings: cloud.alarm_publication, cloud.request_timeout_s,
-    gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
+    storage.quota_mb, time.mode, time.ntp_server. Outputs remote control is
+    enabled with `panelfast outputs remote-control enable` (it asks).
     Sampling, alarms and the publication period are the cloud's (remote
     configuration): changing them here is refused. Restart the gateway
     (``panelfast run``) for the change to take effect.
