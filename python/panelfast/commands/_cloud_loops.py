@@ -97,10 +97,19 @@ class CommandLoop:
             if not self._connected():
                 await _pause(self._wake, 1.0)
                 continue
+            results_posted = True
             try:
                 await self.post_results()
-                commands = await self._hub.get_commands(wait_s=self._wait_s)
-                backoff.succeeded()
+            except NotConnected:
+                continue
+            except CloudError as exc:
+                # New commands are still executed; these results go later, in order.
+                results_posted = False
+                log.info("command results not posted (%s); kept for later", exc)
+            try:
+                commands = await self._hub.get_commands(
+                    wait_s=self._wait_s if results_posted else 0
+                )
             except NotConnected:
                 continue
             except CloudError as exc:
@@ -110,6 +119,12 @@ class CommandLoop:
                 continue
             for command in commands:
                 await self.handle(command.id, command.type, command.body)
+            if results_posted:
+                backoff.succeeded()
+            else:
+                # The cloud delivers those commands again until it has their results:
+                # do not ask it in a tight loop.
+                await _pause(self._wake, backoff.failed())
 
     async def handle(self, command_id: str, kind: str, body: dict[str, object]) -> None:
         """Execute a command unless it was already; its result is then due to the cloud."""

@@ -88,6 +88,8 @@ class CommandService:
         self._status = status
         self._own_logs = logs is None
         self.logs = logs or RecentLogs()
+        if self._own_logs:  # from now on: the bundle shows how the gateway started
+            logging.getLogger("panelfast").addHandler(self.logs)
         self._log_files = tuple(log_files)
         self._reporter = StateReporter(session.hub, self.store, self._connected)
         self.outputs_control = OutputControl(
@@ -129,18 +131,11 @@ class CommandService:
     async def run(self) -> None:
         """Run until cancelled (see the module docstring)."""
         await asyncio.to_thread(self._loop.settle_interrupted)
-        target = logging.getLogger("panelfast")
-        if self._own_logs:
-            target.addHandler(self.logs)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._loop.run(), name="commands")
-                group.create_task(self._reporter.run(), name="output states")
-                group.create_task(self.scheduler.run(), name="schedules")
-                group.create_task(self.outputs_control.watch(), name="outputs watch")
-        finally:
-            if self._own_logs:
-                target.removeHandler(self.logs)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._loop.run(), name="commands")
+            group.create_task(self._reporter.run(), name="output states")
+            group.create_task(self.scheduler.run(), name="schedules")
+            group.create_task(self.outputs_control.watch(), name="outputs watch")
 
     def wake(self) -> None:
         """After Connect: poll and report at once rather than at the next check."""
@@ -148,6 +143,8 @@ class CommandService:
         self._reporter.wake()
 
     def close(self) -> None:
+        if self._own_logs:
+            logging.getLogger("panelfast").removeHandler(self.logs)
         self.store.close()
 
     # -- what the control API and the CLI use
