@@ -15,8 +15,9 @@ While outputs remote control is disabled, schedules do not act: entries pass
 without being executed (``checked_until`` moves on), so enabling it again
 does not replay them either.
 
-``checked_until`` moves on after the switch is done: a crash in between runs
-that entry again at the restart, which only sets the same state again.
+``checked_until`` moves on after the switch is done, in the same transaction
+as the entry's audit record: a crash in between runs that entry again at the
+restart (audited again), which only sets the same state again.
 
 Instants come from the gateway's :class:`~panelfast.clock.Clock` (injected in
 tests to cross DST changes); the loop sleeps until the next entry, at most
@@ -95,6 +96,7 @@ class Scheduler:
             if not due:
                 continue
             last = due[-1]
+            audit = None
             if enabled:
                 if len(due) > 1:
                     log.info(
@@ -106,18 +108,15 @@ class Scheduler:
                 result = await self._outputs.switch(
                     schedule.ref, "on" if last.action == "on" else "off", source="schedule"
                 )
-                await asyncio.to_thread(
-                    self._store.audit,
-                    self._clock.now_ms(),
-                    source="schedule",
-                    kind="schedule_entry",
-                    command_id=None,
-                    target=f"{schedule.ref} (schedule {schedule.id}, entry {last.entry})",
-                    action=last.action,
-                    status=result.status,
-                    reason=result.reason,
-                    readback=result.readback,
-                )
+                audit = {
+                    "source": "schedule",
+                    "kind": "schedule_entry",
+                    "target": f"{schedule.ref} (schedule {schedule.id}, entry {last.entry})",
+                    "action": last.action,
+                    "status": result.status,
+                    "reason": result.reason,
+                    "readback": result.readback,
+                }
                 if result.status != "done":
                     log.warning(
                         "schedule %s: %s %s %s: %s",
@@ -127,4 +126,6 @@ class Scheduler:
                         result.status,
                         result.reason,
                     )
-            await asyncio.to_thread(self._store.checked, schedule.id, now)
+            await asyncio.to_thread(
+                self._store.checked, schedule.id, now, audit, self._clock.now_ms()
+            )

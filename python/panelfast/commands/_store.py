@@ -273,12 +273,18 @@ class CommandStore(Database):
             rows = db.execute("SELECT body, checked_until FROM schedule ORDER BY id").fetchall()
         return [(json.loads(r[0]), float(r[1])) for r in rows]
 
-    def checked(self, schedule_id: str, until: float) -> None:
+    def checked(
+        self, schedule_id: str, until: float, audit: dict[str, Any] | None = None, now_ms: int = 0
+    ) -> None:
+        """The schedule was evaluated up to ``until``; with ``audit``, what it did then,
+        in the same transaction (a crash before it runs that entry again)."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE schedule SET checked_until = max(checked_until, ?) WHERE id = ?",
                 (until, schedule_id),
             )
+            if audit is not None:
+                self._audit(db, now_ms, **audit)
 
     # -- output states
 
