@@ -34,6 +34,9 @@ class Occurrence:
     schedule_id: str
     entry: int
     action: str
+    #: The entry's wall-clock time: entries a DST gap moved to the same instant
+    #: keep their wall-clock order (02:00 off, then 02:30 on: on).
+    wall: str = ""
 
 
 @lru_cache(maxsize=64)
@@ -80,9 +83,9 @@ def occurrences(schedules: Iterable[Schedule], after: float, until: float) -> li
                     continue
                 at = entry_instant(day, entry.hour, entry.minute, zone)
                 if after < at <= until:
-                    found.append(Occurrence(at, schedule.id, k, entry.action))
+                    found.append(Occurrence(at, schedule.id, k, entry.action, entry.at))
             day += timedelta(days=1)
-    found.sort(key=lambda o: (o.at, o.schedule_id, o.entry))
+    found.sort(key=lambda o: (o.at, o.schedule_id, o.wall, o.entry))
     return found
 
 
