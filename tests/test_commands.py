@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from commands_support import (
     WireTap,
     await_result,
     eventually,
+    result_of,
     running_service,
 )
 from gateway_support import settings_document
+from panelfast.clock import Clock
 from panelfast.cloud import RetryPolicy
 from panelfast.config import parse_settings
 from panelfast.embedded import DEFAULT_DEVICES, EmbeddedDevice, EmbeddedSystem, embedded_system
@@ -376,3 +379,87 @@ async def test_upload_logs_sends_a_bundle_without_any_secret(system: EmbeddedSys
     assert json.loads(files["versions.json"])["panelfast"]
     assert files["topology.json"] == topology
     assert json.loads(files["status.json"])["cloud"]["Connection status"] == "Connected"
+
+
+async def test_disabling_remote_control_stops_schedules_and_enabling_does_not_replay(
+    system: EmbeddedSystem,
+) -> None:
+    now = [datetime.fromisoformat("2026-12-07T06:25:00+00:00").timestamp()]  # Monday 07:25 CET
+    clock = Clock(source=lambda: now[0])
+    sim = system.simulator
+    async with running_service(system, clock=clock, schedule_max_sleep_s=0.05) as run:
+        run.service.enable_remote_control(confirmed=True)
+        schedule = {
+            "id": "lights",
+            "output": Q1,
+            "timezone": "Europe/Paris",
+            "entries": [
+                {"days": ["mon"], "at": "07:30", "action": "on"},
+                {"days": ["mon"], "at": "08:00", "action": "off"},
+                {"days": ["mon"], "at": "09:00", "action": "on"},
+            ],
+        }
+        command_id = queue(system, {"type": "schedule", "schedule": schedule})
+        assert (await await_result(system.cloud, system.serial, command_id))["status"] == "done"
+        assert run.service.scheduling_active()
+        assert [s.id for s in run.service.schedules()] == ["lights"]
+        # Received at 07:25: nothing happens at once.
+        await asyncio.sleep(0.5)
+        assert writes(system) == 0
+        now[0] += 5 * 60  # 07:30
+        await eventually(lambda: sim.outputs("io-1")["Q1"], 10, "Q1 on at 07:30")
+        run.service.disable_remote_control()
+        assert not run.service.scheduling_active()
+        now[0] += 30 * 60  # 08:00 passes while disabled: nothing is written
+        await asyncio.sleep(0.5)
+        assert writes(system) == 1
+        assert sim.outputs("io-1")["Q1"] is True
+        run.service.enable_remote_control(confirmed=True)
+        await asyncio.sleep(0.5)  # enabled again: the 08:00 entry is not replayed
+        assert writes(system) == 1
+        now[0] += 60 * 60  # 09:00
+        await eventually(lambda: writes(system) == 2, 10, "the 09:00 entry")
+
+        def entries() -> list[Any]:
+            return [e for e in run.service.history() if e.kind == "schedule_entry"]
+
+        await eventually(lambda: len(entries()) == 2, 10, "the 09:00 entry recorded")
+        assert [(e.action, e.status, e.readback) for e in entries()] == [
+            ("on", "done", "on"),
+            ("on", "done", "on"),
+        ]
+        assert all(e.source == "schedule" for e in entries())
+        # schedule_delete removes it: the next Monday's 07:30 does nothing.
+        command_id = queue(system, {"type": "schedule_delete", "schedule_id": "lights"})
+        assert (await await_result(system.cloud, system.serial, command_id))["status"] == "done"
+        assert run.service.schedules() == []
+        assert not run.service.scheduling_active()
+        now[0] += 7 * 86400
+        await asyncio.sleep(0.5)
+        assert writes(system) == 2
+        reported = [
+            (s["output"], s["state"], s["source"])
+            for s in system.cloud.output_states(system.serial)
+            if s["source"] == "schedule"
+        ]
+        assert reported == [(Q1, "on", "schedule")]
+
+
+async def test_disconnect_stops_the_commands_and_connect_resumes_them(
+    system: EmbeddedSystem,
+) -> None:
+    async with running_service(system) as run:
+        run.service.enable_remote_control(confirmed=True)
+        await asyncio.sleep(0.5)  # a long poll is in progress
+        await run.session.disconnect()
+        command_id = queue(system, {"type": "output", "output": Q1, "action": "on"})
+        await asyncio.sleep(2.0)
+        # (The cloud may count the long poll cut by the disconnect as a delivery: it never arrived.)
+        assert run.service.store.command(command_id) is None
+        assert result_of(system.cloud, system.serial, command_id) is None
+        assert writes(system) == 0
+        await run.session.connect()
+        run.service.wake()
+        result = await await_result(system.cloud, system.serial, command_id)
+        assert result["status"] == "done"
+    assert system.simulator.outputs("io-1")["Q1"] is True
