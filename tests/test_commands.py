@@ -463,3 +463,29 @@ async def test_disconnect_stops_the_commands_and_connect_resumes_them(
         result = await await_result(system.cloud, system.serial, command_id)
         assert result["status"] == "done"
     assert system.simulator.outputs("io-1")["Q1"] is True
+
+
+async def test_a_bundle_is_sent_even_when_the_topology_cannot_be_built(
+    system: EmbeddedSystem,
+) -> None:
+    import io
+    import tarfile
+
+    import zstandard
+
+    from panelfast.exceptions import TopologyError
+
+    def topology() -> bytes:
+        raise TopologyError(["device 'x': unknown model 'Nope'"])
+
+    async with running_service(system, topology=topology):
+        command_id = queue(system, {"type": "upload_logs"})
+        result = await await_result(system.cloud, system.serial, command_id, timeout_s=30)
+        assert result == {"status": "done", "reason": None}
+    data = system.cloud.upload_bytes(system.cloud.uploads(system.serial)[0]["upload_id"])
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        names = tar.getnames()
+        status = json.load(tar.extractfile("panelfast-diagnostics/status.json"))  # type: ignore[arg-type]
+    assert "panelfast-diagnostics/topology.json" not in names
+    assert "unknown model 'Nope'" in status["topology_error"]

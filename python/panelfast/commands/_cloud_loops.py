@@ -30,7 +30,7 @@ from collections.abc import Callable
 from panelfast._backoff import Backoff
 from panelfast.clock import Clock
 from panelfast.cloud import HubClient
-from panelfast.commands._executor import Executor
+from panelfast.commands._executor import Executor, Outcome
 from panelfast.commands._store import CommandStore
 from panelfast.exceptions import CloudError, Conflict, InvalidPayload, NotConnected, NotFound
 
@@ -136,7 +136,12 @@ class CommandLoop:
                 log.info("command %s delivered again: its result is posted again", command_id)
                 await asyncio.to_thread(self._store.repost, command_id)
             return
-        outcome = await self._executor.execute(dict(body))
+        try:
+            outcome = await self._executor.execute(dict(body))
+        except Exception as exc:
+            # A fault of the gateway itself: the command still gets its (single) result.
+            log.exception("command %s (%s) failed inside the gateway", command_id, kind)
+            outcome = Outcome("failed", f"internal_error: {type(exc).__name__}: {exc}")
         log.info(
             "command %s (%s %s %s): %s%s",
             command_id,

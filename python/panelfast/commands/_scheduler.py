@@ -90,7 +90,7 @@ class Scheduler:
 
     async def turn(self, stored: list[tuple[Schedule, float]], now: float) -> None:
         """Execute, per schedule, the last entry due in ``(checked_until, now]``."""
-        enabled = self._enabled()
+        enabled = await asyncio.to_thread(self._enabled)
         for schedule, checked_until in stored:
             due = occurrences([schedule], checked_until, now)
             if not due:

@@ -49,6 +49,7 @@ from panelfast.commands._remote_control import (
 from panelfast.commands._scheduler import Scheduler
 from panelfast.commands._store import AuditEntry, CommandStore
 from panelfast.config import DeviceSettings, Settings
+from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 
 __all__ = ["STORE_FILE", "CommandService"]
@@ -206,10 +207,16 @@ class CommandService:
                 status.update(self._status())
             except Exception:  # the bundle is a diagnosis aid: go on without it
                 log.exception("the gateway status could not be added to the bundle")
+        topology = None
+        if self._topology is not None:
+            try:
+                topology = self._topology()
+            except PanelfastError as exc:  # why it cannot be built is worth sending too
+                status["topology_error"] = str(exc)
         remote = self.remote_control()
         return BundleParts(
             settings=self.settings,
-            topology=self._topology() if self._topology is not None else None,
+            topology=topology,
             devices=[_diagnostics_json(d) for d in self._acquisition.diagnostics()],
             status=status,
             commands={
