@@ -27,6 +27,7 @@ from panelfast.remote_config import (
     ApplyProgress,
     ConfigStore,
     RemoteConfig,
+    SectionProgress,
     ensure_local_change_allowed,
     plan_apply,
     validate,
@@ -121,14 +122,17 @@ def test_apply_reports_progress_by_section_then_swaps(tmp_path: Path, open_store
     seen: list[ApplyProgress] = []
     during: list[RemoteConfig | None] = []
 
-    def prepare_measurements(plan: ApplyPlan, tick: Callable[[int], None]) -> None:
+    def prepare_measurements(plan: ApplyPlan, progress: SectionProgress) -> str:
+        tick = progress.start("measurements")
         for done in range(1, plan.changes("measurements") + 1):
             tick(done)
         during.append(holder.current)
+        return f"built for {plan.new.version}"
 
-    holder.add_preparer("measurements", prepare_measurements)
-    holder.apply(V1)
-    plan = holder.apply(V2, seen.append)
+    holder.apply(V1, prepare=prepare_measurements)
+    applied = holder.apply(V2, seen.append, prepare_measurements)
+    plan = applied.plan
+    assert applied.built == "built for 2", "what the preparer built is handed back"
     assert plan.previous_version == "1"
     assert holder.current == V2
     # Preparers run before the swap: they see the configuration being replaced.
@@ -137,7 +141,6 @@ def test_apply_reports_progress_by_section_then_swaps(tmp_path: Path, open_store
         ("measurements", 0, 3),
         ("measurements", 1, 3),
         ("measurements", 2, 3),
-        ("measurements", 3, 3),
         ("measurements", 3, 3),
         ("alarms", 0, 3),
         ("alarms", 3, 3),
@@ -197,12 +200,12 @@ def test_a_failing_preparer_changes_nothing(tmp_path: Path, open_store: Opener) 
     holder = AppliedConfig(store)
     holder.apply(V1)
 
-    def broken(plan: ApplyPlan, tick: Callable[[int], None]) -> None:
+    def broken(plan: ApplyPlan, progress: SectionProgress) -> None:
+        progress.start("alarms")
         raise RuntimeError("sampling engine refused")
 
-    holder.add_preparer("alarms", broken)
     with pytest.raises(RuntimeError, match="refused"):
-        holder.apply(V2)
+        holder.apply(V2, prepare=broken)
     assert holder.current == V1
     assert store.applied() == V1
     received = store.last_received()

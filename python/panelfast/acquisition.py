@@ -5,6 +5,14 @@ commissioned devices (:class:`~panelfast.config.DeviceSettings`) and their
 models (:class:`~panelfast.models.DeviceModel`). The engine polls on its own
 threads; Python only reads a whole :class:`Snapshot` of all points in one call
 (numpy arrays, no per-register objects) and the per-device diagnostics.
+Points go to the engine as typed :class:`~panelfast._native.ModbusPoint` objects
+(made once per model, shared by its devices) and diagnostics come back as
+frozen :class:`DeviceDiagnostics`, built once in the Rust binding.
+
+Identification measurements (``identification = true`` in the model: name,
+model, serial number) are read once per connection, and registers a device
+answers it does not have (exception 0x02) are not asked for again until it
+reconnects; :attr:`DeviceDiagnostics.lacking` lists them.
 
 Point order (the index into every snapshot array): devices in the order
 given, and within a device its model's measurements in model order, then its
@@ -23,9 +31,16 @@ from typing import Any, Literal, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from panelfast._native import ModbusEngine
+from panelfast._native import (
+    DeviceDiagnostics,
+    Field,
+    LastError,
+    ModbusEngine,
+    ModbusPoint,
+    RegisterRange,
+)
 from panelfast.config import DeviceSettings, RtuConnection, TcpConnection
-from panelfast.exceptions import ModbusError
+from panelfast.exceptions import LayoutError, ModbusError
 from panelfast.models import DeviceModel, MeasurementDef, OutputDef
 
 __all__ = [
@@ -36,9 +51,11 @@ __all__ = [
     "PointKind",
     "PointRef",
     "RawBlock",
+    "RegisterRange",
     "Snapshot",
 ]
 
+#: :attr:`DeviceDiagnostics.state`.
 DeviceState = Literal["unknown", "ok", "degraded", "offline"]
 #: A model's measurement, or the status register of one of its outputs.
 PointKind = Literal["measurement", "output"]
@@ -86,67 +103,28 @@ class RawBlock:
     registers: NDArray[np.uint16] | None
 
 
-@dataclass(frozen=True, slots=True)
-class LastError:
-    """A device's last failed request."""
-
-    #: ``exception`` (the device answered no), ``timeout``, ``transport`` or ``protocol``.
-    kind: str
-    #: The exception code (0x02...) for exception responses.
-    code: int | None
-    #: ``IllegalDataAddress``... for exceptions, else the kind.
-    name: str
-    message: str
-    at_ms: int
+def _point(m: MeasurementDef) -> ModbusPoint:
+    field = Field(m.address, m.type, m.order, m.scale, m.offset, m.invalid, m.bit, m.bits, m.length)
+    return ModbusPoint(m.function, field, identification=m.identification)
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceDiagnostics:
-    """How a device's polling goes."""
-
-    device_id: str
-    state: DeviceState
-    last_error: LastError | None
-    rtt_last_ms: float
-    rtt_mean_ms: float
-    rtt_max_ms: float
-    requests: int
-    errors: int
-    timeouts: int
-    exceptions: int
-    cycles: int
-    overruns: int
-    reads_per_cycle: int
-    last_cycle_ms: int | None
-    #: How long the last cycle's reads took, back to back.
-    last_cycle_duration_ms: float
-    last_answer_ms: int | None
-
-    @classmethod
-    def from_engine(cls, raw: dict[str, Any]) -> DeviceDiagnostics:
-        error = raw["last_error"]
-        return cls(
-            **{
-                **raw,
-                "last_error": None if error is None else LastError(**error),
-            }
-        )
+def _status_point(output: OutputDef) -> ModbusPoint:
+    return ModbusPoint(3, Field(output.status_address, "UINT16"))
 
 
-#: What the engine takes per point: function, address, type, order, scale,
-#: offset, invalid (sentinel), bit, bits, length.
-_Point = tuple[int, int, str, str, float, float, int | bool | None, int, int, int]
-
-
-def _point(m: MeasurementDef) -> _Point:
-    return (
-        m.function, m.address, m.type, m.order, m.scale, m.offset,
-        m.invalid, m.bit, m.bits, m.length,
-    )  # fmt: skip
-
-
-def _status_point(output: OutputDef) -> _Point:
-    return (3, output.status_address, "UINT16", "ABCD", 1.0, 0.0, None, 0, 1, 0)
+def _model_points(device_id: str, model: DeviceModel) -> list[ModbusPoint]:
+    """A model's points in snapshot order: its measurements, then its outputs' status."""
+    points: list[ModbusPoint] = []
+    for k, m in enumerate(model.measurements):
+        where = f"device {device_id!r} (model {model.name!r}) measurement {k} ({m.id})"
+        try:
+            points.append(_point(m))
+        except LayoutError as e:
+            raise LayoutError(f"{where}: {e}") from e
+        except (ValueError, OverflowError) as e:
+            # Out of range for Modbus (function 5, bit 300...).
+            raise ModbusError(f"{where}: {e}") from e
+    return points + [_status_point(o) for o in model.outputs]
 
 
 class Acquisition:
@@ -163,14 +141,16 @@ class Acquisition:
         # devices share one) where each point sits: no per-point objects for
         # 100,000 points unless :attr:`points` is asked for.
         self._devices: dict[str, tuple[DeviceModel, int]] = {}
-        self._layouts: dict[int, tuple[DeviceModel, dict[str, int]]] = {}
+        self._layouts: dict[int, tuple[DeviceModel, dict[str, int], list[ModbusPoint]]] = {}
         count = 0
         for settings, model in devices:
-            self._add(settings, model, retries)
-            self._devices[settings.id] = (model, count)
             if id(model) not in self._layouts:
                 ids = [m.id for m in model.measurements] + [o.id for o in model.outputs]
-                self._layouts[id(model)] = (model, {point_id: k for k, point_id in enumerate(ids)})
+                positions = {point_id: k for k, point_id in enumerate(ids)}
+                points = _model_points(settings.id, model)
+                self._layouts[id(model)] = (model, positions, points)
+            self._add(settings, model, self._layouts[id(model)][2], retries)
+            self._devices[settings.id] = (model, count)
             count += len(model.measurements) + len(model.outputs)
         self._points: tuple[PointRef, ...] | None = None
 
@@ -192,10 +172,14 @@ class Acquisition:
             self._points = tuple(points)
         return self._points
 
-    def _add(self, settings: DeviceSettings, model: DeviceModel, retries: int) -> None:
+    def _add(
+        self,
+        settings: DeviceSettings,
+        model: DeviceModel,
+        points: list[ModbusPoint],
+        retries: int,
+    ) -> None:
         connection = settings.connection
-        points = [_point(m) for m in model.measurements]
-        points += [_status_point(o) for o in model.outputs]
         common: dict[str, Any] = {
             "points": points,
             "unit_id": connection.unit_id,
@@ -227,7 +211,7 @@ class Acquisition:
                     **common,
                 )
         except (ValueError, OverflowError) as e:
-            # A point out of range for Modbus (address > 65535...): name the device.
+            # A setting out of range for Modbus (unit id 300...): name the device.
             raise ModbusError(f"device {settings.id!r} (model {model.name!r}): {e}") from e
 
     @property
@@ -275,8 +259,9 @@ class Acquisition:
         return [RawBlock(*block) for block in self._engine.raw_blocks(device_id)]
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
-        """Each device's state, last error, round-trip times and counters."""
-        return [DeviceDiagnostics.from_engine(d) for d in self._engine.diagnostics()]
+        """Each device's state, last error, round-trip times, counters, and the
+        registers it lacks."""
+        return self._engine.diagnostics()
 
     async def write(
         self, device_id: str, function: WriteFunction, address: int, values: Sequence[int]

@@ -17,16 +17,29 @@ it; :class:`Backlog` tells how much is left and when it should be done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from panelfast.cloud import HubClient
-from panelfast.exceptions import Conflict, InvalidPayload, PayloadTooLarge
+from panelfast._backoff import Backoff
+from panelfast.clock import Clock
+from panelfast.cloud import CloudSession, ConnectionStatus, HubClient
+from panelfast.exceptions import (
+    CloudError,
+    Conflict,
+    InvalidPayload,
+    NotConnected,
+    PayloadTooLarge,
+)
 from panelfast.outbox import Outbox, PreparedBatch
 
-__all__ = ["Backlog", "Publisher"]
+__all__ = ["DEFAULT_PUBLISHER_PERIOD_S", "Backlog", "Publication", "Publisher"]
+
+#: A publication period before any remote configuration (none is sampled then).
+DEFAULT_PUBLISHER_PERIOD_S = 600
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +146,97 @@ class Publisher:
             refused_batches=stats.refused_batches,
             last_acked=stats.last_acked,
         )
+
+
+class Publication:
+    """When to publish: every publication period, at once when the connection comes
+    (back) up or a held-back configuration becomes valid, and alarm events as they come.
+
+    ``period_s()`` is the period in force; ``allowed()`` is False while the last
+    remote configuration received was rejected (§6: data publication stops,
+    alarm events still go); ``flush()`` moves the rings' samples to the outbox
+    first, so a publication takes every sample taken so far.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        session: CloudSession,
+        clock: Clock,
+        *,
+        period_s: Callable[[], int | None],
+        allowed: Callable[[], bool],
+        flush: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.publisher = publisher
+        self.outbox = publisher.outbox
+        self._session = session
+        self._clock = clock
+        self._period_s = period_s
+        self._allowed = allowed
+        self._flush = flush
+        self._now = asyncio.Event()
+        self._events = asyncio.Event()
+
+    def publish_now(self) -> None:
+        """Publish at once rather than at the end of the period."""
+        self._now.set()
+
+    def events_waiting(self) -> None:
+        """Alarm events were added to the outbox."""
+        self._events.set()
+
+    async def run_data(self) -> None:
+        backoff = Backoff(initial_s=2.0, max_s=60.0)
+        retry_s: float | None = None  # after a failure, retry sooner than a whole period
+        while True:
+            period_ms = (self._period_s() or DEFAULT_PUBLISHER_PERIOD_S) * 1000
+            now = self._clock.now_ms()
+            wait_s = ((now // period_ms + 1) * period_ms - now) / 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._now.wait(), min(wait_s, retry_s or wait_s))
+            self._now.clear()
+            await self._flush()
+            if not self._session.connect_requested or not self._allowed():
+                continue
+            try:
+                # Bootstrapped first, so the cloud's last acknowledged seq is
+                # known: a gateway that lost its disk continues after it (§3).
+                await self._session.hub_access()
+                await asyncio.to_thread(self.outbox.resume_from, self._session.state.data_seq or 0)
+                await self.publisher.publish_data()
+                backoff.succeeded()
+                retry_s = None
+            except NotConnected:
+                continue
+            except CloudError as exc:
+                retry_s = backoff.failed()
+                log.warning("data publication failed (%s); everything is kept", exc)
+
+    async def run_events(self) -> None:
+        backoff = Backoff(max_s=60.0)
+        retry_s: float | None = None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._events.wait(), retry_s or 30.0)
+            self._events.clear()
+            if not self._session.connect_requested:
+                continue
+            try:
+                await self.publisher.publish_events()
+                backoff.succeeded()
+                retry_s = None
+            except NotConnected:
+                continue
+            except CloudError as exc:
+                retry_s = backoff.failed()
+                log.warning("alarm publication failed (%s); events are kept", exc)
+
+    async def run_compaction(self) -> None:
+        """While the cloud is unreachable, gather small chunks into full batches."""
+        while True:
+            await asyncio.sleep(60)
+            if self._session.status().connection is not ConnectionStatus.CONNECTED:
+                merged = await asyncio.to_thread(self.outbox.compact)
+                if merged:
+                    log.info("outbox: %d chunks compacted while offline", merged)

@@ -13,17 +13,32 @@ measurements.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from panelfast._native import AlarmSet, SampleRing, SeriesSet
-from panelfast.remote_config import RemoteConfig
+from panelfast.clock import Clock
+from panelfast.remote_config import ApplyPlan, RemoteConfig, SectionProgress
 
-__all__ = ["PointLookup", "Sampler", "SamplingPlan", "alarm_set"]
+__all__ = [
+    "Instants",
+    "LiveSet",
+    "PointLookup",
+    "Sampler",
+    "SamplingLoop",
+    "SamplingPlan",
+    "alarm_set",
+    "alarm_specs",
+    "prepare_live_set",
+]
+
+log = logging.getLogger(__name__)
 
 #: A snapshot point: its index, whether it is an exact integer, and how old a
 #: reading of it may be and still count as the value at an instant (ms).
@@ -92,6 +107,8 @@ class Sampler:
             kinds = [plan.kinds[i] for i in indices.tolist()]
             ring = SampleRing(kinds, [period] * len(kinds), size)
             self._rings.append((period, indices, ring))
+        #: Samples taken as nil (not fresh, or an instant missed), for the metrics.
+        self.nil = 0
         self._identity = len(self._rings) == 1 and bool(
             np.array_equal(self._rings[0][1], np.arange(self._rings[0][1].size))
         )
@@ -115,6 +132,20 @@ class Sampler:
             local = np.arange(due.size, dtype=np.int64)
             ring.append(t_ms, local, values[points], integers[points], fresh)
             taken += int(due.size)
+            self.nil += int(due.size) - int(np.count_nonzero(fresh))
+        return taken
+
+    def missed(self, t_ms: int) -> int:
+        """Take the samples due at an instant that passed unseen as nil; returns how many."""
+        taken = 0
+        for period, due, ring in self._rings:
+            if t_ms % period:
+                continue
+            nothing = np.zeros(due.size, np.bool_)
+            local = np.arange(due.size, dtype=np.int64)
+            ring.append(t_ms, local, np.zeros(due.size), np.zeros(due.size, np.int64), nothing)
+            taken += int(due.size)
+        self.nil += taken
         return taken
 
     def drain(self, until_ms: int | None = None) -> SeriesSet:
@@ -129,18 +160,207 @@ class Sampler:
         return SeriesSet.from_series(items)
 
 
-def alarm_set(config: RemoteConfig, lookup: PointLookup) -> AlarmSet:
+#: An alarm as the Rust alarm set takes it: id, snapshot index, condition,
+#: threshold, hysteresis, delay (ms).
+AlarmSpec = tuple[str, int, Literal["over", "under"], float, float, int]
+
+
+def alarm_specs(config: RemoteConfig, lookup: PointLookup) -> list[AlarmSpec]:
     """The configuration's alarms, reading their measurements straight from the snapshot."""
-    return AlarmSet(
-        [
-            (
-                a.id,
-                lookup(a.device, a.measurement)[0],
-                a.condition,
-                a.threshold,
-                a.hysteresis,
-                a.delay_s * 1000,
+    return [
+        (
+            a.id,
+            lookup(a.device, a.measurement)[0],
+            a.condition,
+            a.threshold,
+            a.hysteresis,
+            a.delay_s * 1000,
+        )
+        for a in config.alarms
+    ]
+
+
+def alarm_set(config: RemoteConfig, lookup: PointLookup) -> AlarmSet:
+    return AlarmSet(alarm_specs(config, lookup))
+
+
+def prepare_live_set(
+    plan: ApplyPlan,
+    progress: SectionProgress,
+    lookup: PointLookup,
+    *,
+    previous_alarms: AlarmSet | None,
+    capacity: int,
+) -> LiveSet:
+    """Build what a new remote configuration samples and watches, section by section.
+
+    Alarms that keep their id and definition keep their state (an active alarm
+    is not announced again because a measurement was added elsewhere).
+    """
+    tick = progress.start("measurements")
+    sampler = Sampler(SamplingPlan.build(plan.new, lookup), capacity=capacity)
+    tick(plan.changes("measurements"))
+    tick = progress.start("alarms")
+    specs = alarm_specs(plan.new, lookup)
+    alarms = previous_alarms.carry_over(specs) if previous_alarms is not None else AlarmSet(specs)
+    tick(plan.changes("alarms"))
+    return LiveSet(plan.new, sampler, alarms)
+
+
+class Instants:
+    """Which sampling instants are due, whatever the clock does.
+
+    Instants are the whole multiples of ``step_ms`` on the gateway's clock.
+    Each is taken once: a wake-up that comes early waits, one that comes
+    twice finds its instant taken, and after a step back the instants already
+    taken are not taken again (the loop waits for the clock to pass the last
+    one). Instants that passed unseen — the process was busy, or the clock
+    stepped forward — are *missed*: taken as nil, never skipped, up to
+    ``catch_up_ms`` back (beyond that the rings could not hold them anyway).
+    """
+
+    def __init__(self, step_ms: int = 1000, *, catch_up_ms: int = RING_SPAN_MS) -> None:
+        self.step_ms = step_ms
+        self.catch_up_ms = catch_up_ms
+        #: The last instant taken (or, before the first, the one the loop started in).
+        self.last: int | None = None
+        self.missed_total = 0
+        #: Instants beyond ``catch_up_ms`` that a forward step jumped over.
+        self.skipped_total = 0
+
+    def due(self, now_ms: int) -> tuple[range, int | None]:
+        """The missed instants to take as nil, and the instant to take now (None: wait)."""
+        current = now_ms - now_ms % self.step_ms
+        if self.last is None:
+            self.last = current  # the first instant is the next whole one
+            return range(0), None
+        if current <= self.last:
+            return range(0), None
+        first_missed = self.last + self.step_ms
+        oldest = max(first_missed, current - self.catch_up_ms)
+        self.skipped_total += (oldest - first_missed) // self.step_ms
+        missed = range(oldest, current, self.step_ms)
+        self.missed_total += len(missed)
+        self.last = current
+        return missed, current
+
+    def wait_s(self, now_ms: int) -> float:
+        """How long until the next instant; at most one second, so a clock step
+        is noticed within a second whichever way it goes."""
+        last = self.last if self.last is not None else now_ms - now_ms % self.step_ms
+        return min(1.0, max(0.0, (last + self.step_ms - now_ms) / 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSet:
+    """What a remote configuration puts in force at one sampling instant."""
+
+    config: RemoteConfig
+    sampler: Sampler
+    alarms: AlarmSet
+
+
+class SnapshotSource(Protocol):
+    """The acquisition's latest readings (:class:`panelfast.acquisition.Snapshot`)."""
+
+    @property
+    def values(self) -> NDArray[np.float64]: ...
+    @property
+    def integers(self) -> NDArray[np.int64]: ...
+    @property
+    def valid(self) -> NDArray[np.bool_]: ...
+    @property
+    def read_at_ms(self) -> NDArray[np.int64]: ...
+
+
+class SamplingLoop:
+    """Takes every sampling instant under the configuration in force, and moves
+    the rings' samples to durable storage every ``flush_s``.
+
+    A configuration handed over (:meth:`hand_over`) is put in force at the next
+    instant: everything sampled before it stays under the old version, from it
+    on under the new (§6 "from one sampling instant on"); ``on_live`` hears of
+    it then (the alarms switch at the same instant).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        snapshot: Callable[[], SnapshotSource],
+        store: Callable[[SeriesSet, str], object],
+        *,
+        live: LiveSet | None,
+        on_live: Callable[[LiveSet], None],
+        flush_s: float = 2.0,
+    ) -> None:
+        self._clock = clock
+        self._snapshot = snapshot
+        self._store = store
+        self._on_live = on_live
+        self._flush_ms = int(flush_s * 1000)
+        self.sampler: Sampler | None = live.sampler if live is not None else None
+        self._pending: LiveSet | None = None
+        self.instants = Instants()
+        self.samples_taken = 0
+        self._retired_nil = 0
+
+    @property
+    def nil_samples(self) -> int:
+        """Samples taken as nil since the start, under every configuration."""
+        return self._retired_nil + (self.sampler.nil if self.sampler is not None else 0)
+
+    def hand_over(self, live: LiveSet) -> None:
+        """Put ``live`` in force from the next sampling instant."""
+        self._pending = live
+
+    async def run(self) -> None:
+        last_flush: int | None = None
+        while True:
+            now = self._clock.now_ms()
+            missed, t = self.instants.due(now)
+            if t is None:
+                await asyncio.sleep(self.instants.wait_s(now))
+                continue
+            if missed:
+                log.warning(
+                    "%d sampling instant(s) from %d passed unseen (busy, or a clock step): "
+                    "taken as nil",
+                    len(missed),
+                    missed[0],
+                )
+            await self._take(missed, t)
+            if last_flush is None or not 0 <= t - last_flush < self._flush_ms:
+                await self.flush()
+                last_flush = t
+
+    async def _take(self, missed: range, t_ms: int) -> None:
+        sampler = self.sampler
+        if sampler is not None:
+            for instant in missed:
+                self.samples_taken += sampler.missed(instant)
+        if self._pending is not None:
+            await self._make_live(t_ms)
+            sampler = self.sampler
+        if sampler is not None:
+            snap = self._snapshot()
+            self.samples_taken += sampler.sample(
+                t_ms, snap.values, snap.integers, snap.valid, snap.read_at_ms
             )
-            for a in config.alarms
-        ]
-    )
+
+    async def _make_live(self, t_ms: int) -> None:
+        live, self._pending = self._pending, None
+        assert live is not None
+        await self.flush()  # what was sampled under the old version goes out under it
+        self._retired_nil += self.sampler.nil if self.sampler is not None else 0
+        self.sampler = live.sampler
+        self._on_live(live)
+        log.info("sampling under remote configuration %s from %d", live.config.version, t_ms)
+
+    async def flush(self) -> None:
+        """Move what the rings hold into durable storage."""
+        sampler = self.sampler
+        if sampler is None:
+            return
+        series = sampler.drain()
+        if series.samples:
+            await asyncio.to_thread(self._store, series, sampler.plan.version)

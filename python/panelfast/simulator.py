@@ -29,6 +29,8 @@ output sends one 500 ms pulse to its impulse relay when the command changes
 the relay's state (none when it would not; "busy", 0x06, during a pulse).
 The status registers read the load's state (contactor or relay);
 :meth:`Simulator.writes` counts the write requests each device received.
+:meth:`Simulator.reads` counts the reads each device was sent, to see how often a
+gateway asks for what.
 """
 
 from __future__ import annotations
@@ -266,6 +268,21 @@ class Simulator:
             busy_fraction,
             tuple(illegal),
             tuple(ids[p] for p in unavailable),
+        )
+
+    def reads(self, device_id: str) -> dict[tuple[int, int, int], int]:
+        """How many times each read reached the device, answered or not:
+        ``{(function, address, count): times}`` since the simulator was made."""
+        return self._native.reads(self._device(device_id))
+
+    def reads_touching(self, device_id: str, function: int, address: int, count: int = 1) -> int:
+        """How many reads of ``function`` reached the device that cover any of
+        ``count`` registers from ``address``."""
+        end = address + count
+        return sum(
+            times
+            for (fc, start, n), times in self.reads(device_id).items()
+            if fc == function and start < end and address < start + n
         )
 
     def outputs(self, device_id: str) -> dict[str, bool]:

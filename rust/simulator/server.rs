@@ -71,8 +71,13 @@ impl Service for Listener {
             return Box::pin(std::future::ready(answer));
         };
         let device = &self.shared.devices[index as usize];
-        if is_write(&req.request) {
-            device.count_write();
+        match req.request {
+            Request::ReadCoils(a, n) => device.count_read(1, a, n),
+            Request::ReadDiscreteInputs(a, n) => device.count_read(2, a, n),
+            Request::ReadHoldingRegisters(a, n) => device.count_read(3, a, n),
+            Request::ReadInputRegisters(a, n) => device.count_read(4, a, n),
+            ref request if is_write(request) => device.count_write(),
+            _ => {}
         }
         let faults = device.faults();
         if faults.dead || faults.offline {

@@ -1,20 +1,25 @@
 """``panelfast outputs``: outputs remote control and the history of what was switched.
 
-These commands work on the gateway's state files (the command store in the
-storage folder); a running gateway sees a change of remote control at once,
-since it reads the store each time it needs to know.
+These commands work on the gateway's command store (``commands.sqlite`` in the
+storage folder). Without a running gateway, a change is made holding the
+storage directory, as every command does then. A running gateway reads the
+store each time it needs to know whether remote control is enabled, so a
+change counts at once; the control API will carry these commands (routes to
+come with the gateway's wiring of the commands).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from panelfast.cli._cloud import _settings, config_option
+from panelfast.cli._daemon import config_option, daemon, holding_storage, load, not_running
 from panelfast.cli._main import main
 
 if TYPE_CHECKING:
@@ -24,9 +29,24 @@ if TYPE_CHECKING:
 
 def _store(config_path: Path) -> CommandStore:
     from panelfast.commands import STORE_FILE, CommandStore
+    from panelfast.exceptions import StateStoreError
 
-    settings = _settings(config_path)
-    return CommandStore(settings.storage.dir / STORE_FILE)
+    settings = load(config_path)
+    try:
+        return CommandStore(settings.storage.dir / STORE_FILE)
+    except StateStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _changing(config_path: Path) -> Iterator[None]:
+    """Hold the storage directory unless a gateway runs (it then sees the change at once)."""
+    if daemon(config_path) is not None:
+        yield
+        return
+    with holding_storage(load(config_path)):
+        yield
+    not_running("changed in its state files; it applies from the gateway's next start")
 
 
 def _clock(config_path: Path) -> Clock:
@@ -35,7 +55,7 @@ def _clock(config_path: Path) -> Clock:
     from panelfast.cloud import SyncStatus
     from panelfast.cloud._state import StateStore
 
-    settings = _settings(config_path)
+    settings = load(config_path)
     synced = SyncStatus.from_json(StateStore(settings.storage.dir).load().time)
     offset = synced.offset_s if synced is not None and settings.time.mode != "manual" else 0.0
     return Clock(offset)
@@ -77,22 +97,20 @@ def enable(config_path: Path, confirmed: bool) -> None:
     from panelfast.commands import RISK, enable_remote_control
     from panelfast.exceptions import RemoteControlNotConfirmed
 
-    store = _store(config_path)
-    try:
-        if not confirmed:
-            click.echo(f"{RISK}.")
-            confirmed = click.confirm(
-                "Enable outputs remote control for these loads?", default=False
-            )
+    if not confirmed:  # asked before the storage directory is held
+        click.echo(f"{RISK}.")
+        confirmed = click.confirm("Enable outputs remote control for these loads?", default=False)
+    with _changing(config_path):
+        store = _store(config_path)
         try:
             status = enable_remote_control(store, _clock(config_path), confirmed=confirmed)
         except RemoteControlNotConfirmed:
             raise click.ClickException(
                 "outputs remote control stays disabled (not confirmed)"
             ) from None
-        _show(status)
-    finally:
-        store.close()
+        finally:
+            store.close()
+    _show(status)
 
 
 @remote_control.command("disable")
@@ -101,11 +119,12 @@ def disable(config_path: Path) -> None:
     """Stop the cloud from switching outputs; schedules stop acting."""
     from panelfast.commands import disable_remote_control
 
-    store = _store(config_path)
-    try:
-        _show(disable_remote_control(store, _clock(config_path)))
-    finally:
-        store.close()
+    with _changing(config_path):
+        store = _store(config_path)
+        try:
+            _show(disable_remote_control(store, _clock(config_path)))
+        finally:
+            store.close()
 
 
 @remote_control.command("status")

@@ -163,7 +163,7 @@ class CommandStore(Database):
     """See the module docstring. Every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA, synchronous="FULL")
+        super().__init__(path, _SCHEMA, synchronous="FULL", schema_version=1)
 
     # -- commands
 
@@ -206,7 +206,7 @@ class CommandStore(Database):
 
     def interrupted(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Commands a crash left ``executing``: (id, type, body)."""
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT id, type, body FROM command WHERE state = 'executing' ORDER BY seq"
             ).fetchall()
@@ -220,7 +220,7 @@ class CommandStore(Database):
             )
 
     def pending_results(self, limit: int = 100) -> list[PendingResult]:
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT id, status, reason FROM command WHERE state = 'finished' AND posted = 0 "
                 "ORDER BY result_seq LIMIT ?",
@@ -239,7 +239,7 @@ class CommandStore(Database):
             )
 
     def command(self, command_id: str) -> CommandRecord | None:
-        with self._transaction() as db:
+        with self._read() as db:
             row = db.execute(
                 "SELECT id, type, state, status, reason, posted FROM command WHERE id = ?",
                 (command_id,),
@@ -269,7 +269,7 @@ class CommandStore(Database):
 
     def schedules(self) -> list[tuple[dict[str, Any], float]]:
         """Each schedule's body and the instant up to which it was evaluated."""
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute("SELECT body, checked_until FROM schedule ORDER BY id").fetchall()
         return [(json.loads(r[0]), float(r[1])) for r in rows]
 
@@ -289,7 +289,7 @@ class CommandStore(Database):
     # -- output states
 
     def known_states(self) -> dict[str, bool]:
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute("SELECT output, state FROM output_known").fetchall()
         return {r[0]: bool(r[1]) for r in rows}
 
@@ -324,7 +324,7 @@ class CommandStore(Database):
         return True
 
     def pending_states(self, limit: int) -> list[ReportedState]:
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT seq, output, state, ts_ms, source FROM output_report ORDER BY seq LIMIT ?",
                 (limit,),
@@ -338,7 +338,7 @@ class CommandStore(Database):
     # -- settings and audit
 
     def setting(self, key: str) -> dict[str, Any] | None:
-        with self._transaction() as db:
+        with self._read() as db:
             row = db.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
@@ -358,7 +358,7 @@ class CommandStore(Database):
 
     def history(self, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
         """The newest audit entries first (``before``: older than that ``seq``)."""
-        with self._transaction() as db:
+        with self._read() as db:
             rows = db.execute(
                 "SELECT seq, ts_ms, source, kind, command_id, target, action, status, reason, "
                 "readback FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",

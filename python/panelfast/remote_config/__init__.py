@@ -12,12 +12,14 @@ every problem by path. :func:`report_body` gives the report sent back.
 from panelfast.remote_config._apply import (
     MANAGED_SETTINGS,
     SECTIONS,
+    Applied,
     AppliedConfig,
     ApplyPlan,
     ApplyProgress,
+    Preparer,
     ProgressCallback,
     Section,
-    SectionPreparer,
+    SectionProgress,
     ensure_local_change_allowed,
     plan_apply,
 )
@@ -30,6 +32,7 @@ from panelfast.remote_config._model import (
     Severity,
 )
 from panelfast.remote_config._store import ConfigStore, ReceivedVersion
+from panelfast.remote_config._switchover import ConfigHub, RemoteConfigStatus, Switchover
 from panelfast.remote_config._validate import (
     DOCUMENT_PATH,
     MAX_ALARMS,
@@ -57,18 +60,23 @@ __all__ = [
     "SECTIONS",
     "AlarmCondition",
     "AlarmRule",
+    "Applied",
     "AppliedConfig",
     "ApplyPlan",
     "ApplyProgress",
+    "ConfigHub",
     "ConfigStore",
     "PeriodGroup",
+    "Preparer",
     "ProgressCallback",
     "ReceivedVersion",
     "RemoteConfig",
+    "RemoteConfigStatus",
     "SampledMeasurement",
     "Section",
-    "SectionPreparer",
+    "SectionProgress",
     "Severity",
+    "Switchover",
     "ensure_local_change_allowed",
     "parse_document",
     "plan_apply",

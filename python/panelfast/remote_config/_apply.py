@@ -1,10 +1,11 @@
 """Applying a valid remote configuration: what changes, progress by section, one swap.
 
-The sampling and alarm engines register a *preparer* per section; applying
-runs them in order (measurements, alarms, publisher), reporting progress, then
-persists the configuration in one transaction and swaps the in-memory
-reference. If a preparer or the store fails, nothing is swapped and nothing is
-persisted: the old configuration stays applied, whole.
+The gateway passes a *preparer* that builds, section by section (measurements,
+alarms, publisher) and reporting progress, what the new configuration needs
+to be put in force, and returns it; applying then persists the configuration
+in one transaction and swaps the in-memory reference. If the preparer or the
+store fails, nothing is swapped and nothing is persisted: the old
+configuration stays applied, whole.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from panelfast.exceptions import RemoteConfigReadOnly, RemoteConfigRejected
 from panelfast.remote_config._model import RemoteConfig
@@ -21,12 +22,14 @@ from panelfast.remote_config._store import ConfigStore
 __all__ = [
     "MANAGED_SETTINGS",
     "SECTIONS",
+    "Applied",
     "AppliedConfig",
     "ApplyPlan",
     "ApplyProgress",
+    "Preparer",
     "ProgressCallback",
     "Section",
-    "SectionPreparer",
+    "SectionProgress",
     "ensure_local_change_allowed",
     "plan_apply",
 ]
@@ -109,9 +112,56 @@ class ApplyProgress:
 
 
 ProgressCallback = Callable[[ApplyProgress], None]
-#: Prepares one section of a plan (e.g. build the new sampling set) without
-#: making it live; calls the given function with the count of items done so far.
-SectionPreparer = Callable[[ApplyPlan, Callable[[int], None]], None]
+
+T = TypeVar("T")
+
+
+class SectionProgress:
+    """Progress of one apply, section by section, for a preparer to report through.
+
+    ``start(section)`` opens a section (every section before it is then
+    complete) and returns the function to call with the count of its items
+    done so far.
+    """
+
+    def __init__(self, plan: ApplyPlan, report: ProgressCallback) -> None:
+        self._plan = plan
+        self._report = report
+        self._next = 0
+
+    def start(self, section: Section) -> Callable[[int], None]:
+        self._complete_until(SECTIONS.index(section))
+        total = self._plan.changes(section)
+        self._report(ApplyProgress(section, 0, total))
+        self._next = SECTIONS.index(section) + 1
+
+        def tick(done: int) -> None:
+            self._report(ApplyProgress(section, done, total))
+
+        return tick
+
+    def finish(self) -> None:
+        self._complete_until(len(SECTIONS))
+
+    def _complete_until(self, stop: int) -> None:
+        for section in SECTIONS[self._next : stop]:
+            total = self._plan.changes(section)
+            self._report(ApplyProgress(section, 0, total))
+            self._report(ApplyProgress(section, total, total))
+        self._next = max(self._next, stop)
+
+
+#: Builds what a configuration needs to be put in force (e.g. the new sampling
+#: set) without making it live, reporting through the progress; returns it.
+Preparer = Callable[[ApplyPlan, SectionProgress], T]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied(Generic[T]):
+    """An applied configuration's plan, and what its preparer built."""
+
+    plan: ApplyPlan
+    built: T
 
 
 class AppliedConfig:
@@ -125,33 +175,28 @@ class AppliedConfig:
     def __init__(self, store: ConfigStore | None = None) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._preparers: dict[Section, list[SectionPreparer]] = {s: [] for s in SECTIONS}
         self._current = store.applied() if store is not None else None
 
     @property
     def current(self) -> RemoteConfig | None:
         return self._current
 
-    def add_preparer(self, section: Section, preparer: SectionPreparer) -> None:
-        """Have ``preparer`` run for ``section`` on every apply, before the swap."""
-        self._preparers[section].append(preparer)
-
-    def apply(self, new: RemoteConfig, on_progress: ProgressCallback | None = None) -> ApplyPlan:
-        """Prepare every section, persist, then swap; on any failure nothing changes."""
-        report = on_progress or (lambda _progress: None)
+    def apply(
+        self,
+        new: RemoteConfig,
+        on_progress: ProgressCallback | None = None,
+        prepare: Preparer[T] | None = None,
+    ) -> Applied[T | None]:
+        """Prepare, persist, then swap; on any failure nothing changes."""
         with self._lock:
             plan = plan_apply(self._current, new)
-            for section in SECTIONS:
-                total = plan.changes(section)
-                report(ApplyProgress(section, 0, total))
-                tick = _ticker(report, section, total)
-                for preparer in self._preparers[section]:
-                    preparer(plan, tick)
-                report(ApplyProgress(section, total, total))
+            progress = SectionProgress(plan, on_progress or (lambda _progress: None))
+            built = prepare(plan, progress) if prepare is not None else None
+            progress.finish()
             if self._store is not None:
                 self._store.save_applied(new)
             self._current = new
-        return plan
+        return Applied(plan, built)
 
     def reject(self, rejection: RemoteConfigRejected, version: str | None = None) -> None:
         """Record a rejected document's version (the applied configuration stays)."""
@@ -161,13 +206,6 @@ class AppliedConfig:
     def ensure_local_change_allowed(self, what: str) -> None:
         """:func:`ensure_local_change_allowed`, naming the applied version."""
         ensure_local_change_allowed(what, self._current.version if self._current else None)
-
-
-def _ticker(report: ProgressCallback, section: Section, total: int) -> Callable[[int], None]:
-    def tick(done: int) -> None:
-        report(ApplyProgress(section, done, total))
-
-    return tick
 
 
 #: What the remote configuration imposes; no local page, command or API changes it (§6).

@@ -12,21 +12,22 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, cast
 
+from panelfast._sqlite import Database
 from panelfast.exceptions import ConfigPathError, RemoteConfigRejected, StateStoreError
 from panelfast.remote_config._model import RemoteConfig
 from panelfast.remote_config._validate import restore
 
 __all__ = ["ConfigStore", "ReceivedVersion"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS applied (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -39,9 +40,23 @@ CREATE TABLE IF NOT EXISTS received (
     version TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('applied', 'rejected')),
     errors TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    -- 0 until the cloud took the report (§6): recorded with the outcome, in the
+    -- same transaction, so a crash never leaves an outcome without its report due.
+    reported INTEGER NOT NULL DEFAULT 0
+);
+-- Every version received, newest last, for the local page and the API (bounded).
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    errors TEXT NOT NULL,
     received_at TEXT NOT NULL
 );
 """
+#: Versions kept in the history.
+HISTORY_KEEP = 200
+_MIGRATIONS = {2: "ALTER TABLE received ADD COLUMN reported INTEGER NOT NULL DEFAULT 1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,8 @@ class ReceivedVersion:
     status: Literal["applied", "rejected"]
     errors: tuple[ConfigPathError, ...]
     received_at: str
+    #: The cloud took the report of this outcome.
+    reported: bool = True
 
     @property
     def valid(self) -> bool:
@@ -69,36 +86,18 @@ def _compact(document: object) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
-class ConfigStore:
+class ConfigStore(Database):
     """The applied remote configuration and the last received version, in SQLite."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            # isolation_level=None: transactions are explicit, so one BEGIN..COMMIT
-            # is exactly one atomic change.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
-                raise StateStoreError(
-                    f"{self.path} was written by a newer panelfast (schema {version})"
-                )
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except (sqlite3.Error, StateStoreError) as exc:
-            if hasattr(self, "_db"):
-                self._db.close()
-            if isinstance(exc, StateStoreError):
-                raise
-            raise StateStoreError(f"cannot open {self.path}: {exc}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        # synchronous=FULL: an applied configuration survives a power cut.
+        super().__init__(
+            Path(path),
+            _SCHEMA,
+            synchronous="FULL",
+            schema_version=_SCHEMA_VERSION,
+            migrations=_MIGRATIONS,
+        )
 
     def __enter__(self) -> ConfigStore:
         return self
@@ -111,10 +110,18 @@ class ConfigStore:
     ) -> None:
         self.close()
 
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._transaction() as db:
+                yield db
+        except sqlite3.Error as exc:
+            raise StateStoreError(f"cannot write {self.path}: {exc}") from None
+
     def applied(self) -> RemoteConfig | None:
         """The applied configuration, or None if none was ever applied."""
-        with self._lock:
-            row = self._db.execute("SELECT document FROM applied WHERE id = 1").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT document FROM applied WHERE id = 1").fetchone()
         if row is None:
             return None
         try:
@@ -126,63 +133,87 @@ class ConfigStore:
 
     def last_received(self) -> ReceivedVersion | None:
         """The last version received (for ``If-None-Match``), applied or rejected."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT version, status, errors, received_at FROM received WHERE id = 1"
+        with self._read() as db:
+            row = db.execute(
+                "SELECT version, status, errors, received_at, reported FROM received WHERE id = 1"
             ).fetchone()
         if row is None:
             return None
-        version, status, errors, received_at = row
+        version, status, errors, received_at, reported = row
         try:
             parsed = [ConfigPathError(e["path"], e["message"]) for e in json.loads(errors)]
         except (ValueError, TypeError, KeyError):
             raise StateStoreError(f"{self.path}: the stored errors are corrupt") from None
         return ReceivedVersion(
-            version, cast(Literal["applied", "rejected"], status), tuple(parsed), received_at
+            version,
+            cast(Literal["applied", "rejected"], status),
+            tuple(parsed),
+            received_at,
+            bool(reported),
         )
 
     def save_applied(self, config: RemoteConfig) -> None:
-        """Make ``config`` the applied configuration and the last received, atomically."""
+        """Make ``config`` the applied configuration and the last received, atomically;
+        its report is due from then on."""
         document = _compact(config.to_document())
         now = _now()
-        self._transaction(
-            [
-                (
-                    "INSERT OR REPLACE INTO applied (id, version, document, applied_at) "
-                    "VALUES (1, ?, ?, ?)",
-                    (config.version, document, now),
-                ),
-                (
-                    "INSERT OR REPLACE INTO received (id, version, status, errors, received_at) "
-                    "VALUES (1, ?, 'applied', '[]', ?)",
-                    (config.version, now),
-                ),
-            ]
-        )
+        with self._writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO applied (id, version, document, applied_at) "
+                "VALUES (1, ?, ?, ?)",
+                (config.version, document, now),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO received "
+                "(id, version, status, errors, received_at, reported) "
+                "VALUES (1, ?, 'applied', '[]', ?, 0)",
+                (config.version, now),
+            )
+            self._remember(db, config.version, "applied", "[]", now)
 
     def save_rejected(self, version: str, errors: Sequence[ConfigPathError]) -> None:
-        """Record a rejected version; the applied configuration is left as it is."""
+        """Record a rejected version (its report due); the applied configuration stays."""
         listed = _compact([{"path": e.path, "message": e.message} for e in errors])
-        self._transaction(
-            [
-                (
-                    "INSERT OR REPLACE INTO received (id, version, status, errors, received_at) "
-                    "VALUES (1, ?, 'rejected', ?, ?)",
-                    (version, listed, _now()),
-                )
-            ]
+        now = _now()
+        with self._writing() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO received "
+                "(id, version, status, errors, received_at, reported) "
+                "VALUES (1, ?, 'rejected', ?, ?, 0)",
+                (version, listed, now),
+            )
+            self._remember(db, version, "rejected", listed, now)
+
+    @staticmethod
+    def _remember(
+        db: sqlite3.Connection, version: str, status: str, errors: str, received_at: str
+    ) -> None:
+        cursor = db.execute(
+            "INSERT INTO history (version, status, errors, received_at) VALUES (?, ?, ?, ?)",
+            (version, status, errors, received_at),
+        )
+        db.execute(
+            "DELETE FROM history WHERE id <= ?", (int(cursor.lastrowid or 0) - HISTORY_KEEP,)
         )
 
-    def _transaction(self, statements: list[tuple[str, tuple[str, ...]]]) -> None:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, parameters in statements:
-                        self._db.execute(sql, parameters)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise StateStoreError(f"cannot write {self.path}: {exc}") from None
+    def history(self, limit: int = HISTORY_KEEP) -> list[ReceivedVersion]:
+        """The versions received, newest last, each with its outcome."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT version, status, errors, received_at FROM history ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            ReceivedVersion(
+                version,
+                cast(Literal["applied", "rejected"], status),
+                tuple(ConfigPathError(e["path"], e["message"]) for e in json.loads(errors)),
+                received_at,
+            )
+            for version, status, errors, received_at in reversed(rows)
+        ]
+
+    def reported(self, version: str) -> None:
+        """The cloud took the report of ``version`` (a newer outcome is left due)."""
+        with self._writing() as db:
+            db.execute("UPDATE received SET reported = 1 WHERE id = 1 AND version = ?", (version,))
