@@ -241,5 +241,16 @@ class CommandService:
         return result.upload_id
 
 
-def _diagnostics_json(d: Any) -> dict[str, Any]:
-    return dataclasses.asdict(d)
+def _diagnostics_json(value: Any) -> Any:
+    """A device's diagnostics (native objects with properties) as plain JSON values."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_diagnostics_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _diagnostics_json(v) for k, v in dataclasses.asdict(value).items()}
+    return {
+        name: _diagnostics_json(getattr(value, name))
+        for name in dir(value)
+        if not name.startswith("_") and not callable(getattr(value, name))
+    }
