@@ -91,6 +91,7 @@ def test_enable_asks_for_the_confirmation_naming_the_risk(config: Path) -> None:
     )
     assert accepted.returncode == 0, accepted.stderr
     assert "Outputs remote control: enabled" in accepted.stdout
+    assert "gateway not running" in accepted.stderr  # said plainly, as every command does
     assert status_of(config) is True
 
     disabled = panelfast("outputs", "remote-control", "disable", "--config", str(config))

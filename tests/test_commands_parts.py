@@ -183,6 +183,7 @@ def test_output_states_are_queued_on_change_only_and_the_audit_is_bounded(
 def test_the_bundle_carries_no_secret_of_the_configuration(tmp_path: Path) -> None:
     key = "0123456789abcdef" * 4
     write_secret(tmp_path / "claim.key", key)
+    write_secret(tmp_path / "smtp.password", "sm7p-Pa55word")
     settings = parse_settings(
         {
             "identity": {
@@ -194,18 +195,27 @@ def test_the_bundle_carries_no_secret_of_the_configuration(tmp_path: Path) -> No
                 "bootstrap_url": "https://cloud.example.net/",
                 "proxy": "http://gw-user:pr0xy-Pa55word@proxy.example.net:3128",
             },
+            "email": {
+                "host": "smtp.example.net",
+                "username": "gateway",
+                "password_file": str(tmp_path / "smtp.password"),
+                "from_address": "gateway@example.net",
+                "recipients": ["ops@example.net"],
+            },
         }
     )
     secrets = settings_secrets(settings)
-    assert "pr0xy-Pa55word" in secrets
-    assert key in secrets
-    lines = [f"connecting through http://gw-user:pr0xy-Pa55word@proxy with key {key.upper()}"]
+    assert {"pr0xy-Pa55word", "sm7p-Pa55word", key} <= set(secrets)
+    lines = [
+        f"connecting through http://gw-user:pr0xy-Pa55word@proxy with key {key.upper()}",
+        "SMTP AUTH gateway sm7p-Pa55word",
+    ]
     data = build_bundle(
         BundleParts(settings=settings, log_lines=lines, secrets=[*secrets, "tok-en-value"]),
         created_at=1_795_000_000.0,
     )
     raw = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    for secret in ("pr0xy-Pa55word", key, key.upper()):
+    for secret in ("pr0xy-Pa55word", "sm7p-Pa55word", key, key.upper()):
         assert secret.encode() not in raw
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         config = json.load(tar.extractfile("panelfast-diagnostics/config.json"))  # type: ignore[arg-type]
@@ -213,6 +223,7 @@ def test_the_bundle_carries_no_secret_of_the_configuration(tmp_path: Path) -> No
         manifest = json.load(tar.extractfile("panelfast-diagnostics/manifest.json"))  # type: ignore[arg-type]
     assert config["cloud"]["proxy"] == "http://gw-user:<removed>@proxy.example.net:3128/"
     assert config["identity"]["claim_key_file"].endswith("claim.key")
+    assert config["email"]["password_file"].endswith("smtp.password")
     assert "<removed>" in log_text
     assert manifest["serial"] == "PS-0042-7A19"
     assert "config.json" in manifest["files"]

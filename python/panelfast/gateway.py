@@ -374,7 +374,7 @@ class Gateway:
         )
 
     async def _deliver_events(self, events: Sequence[AlarmEvent]) -> None:
-        if self.settings.cloud.alarm_publication == "cloud":
+        if self.settings.publication.method == "cloud":
             await asyncio.to_thread(self.outbox.add_events, events)
             self.publication.events_waiting()
 

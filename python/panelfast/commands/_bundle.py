@@ -11,18 +11,18 @@ What it holds (``manifest.json`` lists it):
     :data:`LOG_FILE_TAIL` bytes).
 ``config.json``
     The configuration file as loaded, with every secret removed: the proxy
-    URL's password, any ``SecretStr`` (an SMTP password...), any key whose
-    name says password, secret or token. The claim key lives in its own file
-    and is not read.
+    URL's password, any ``SecretStr``, any key whose name says password,
+    secret or token. The claim key and the SMTP password live in files of
+    their own, which are not read into it.
 ``topology.json``, ``devices.json``, ``status.json``, ``commands.json``, ``versions.json``
     The topology, each device's polling diagnostics, the gateway's status,
     remote control, schedules and the latest audit entries, and the versions
     of panelfast, Python and the libraries it runs on.
 
 Then, as a last guard, every secret the gateway knows (claim key, proxy
-password, cloud token, any other password of the configuration) is searched
-for in every file and replaced by ``<removed>``: a secret that slipped into a
-log line does not leave the gateway either.
+password, cloud token, SMTP password) is searched for in every file and
+replaced by ``<removed>``: a secret that slipped into a log line does not
+leave the gateway either.
 """
 
 from __future__ import annotations
@@ -98,6 +98,13 @@ def settings_secrets(settings: Settings) -> list[str]:
         found += [key, key.upper()]
     except ConfigError:
         pass  # an unreadable key file: no key to leak
+    if settings.email is not None:
+        try:
+            smtp = settings.email.password()
+        except ConfigError:
+            smtp = None  # unreadable: nothing to leak
+        if smtp is not None:
+            found.append(smtp.get_secret_value())
 
     def walk(value: Any) -> None:
         if isinstance(value, SecretStr):
@@ -121,7 +128,7 @@ def _scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_scrub(v, key) for v in value]
     if isinstance(value, str):
-        if _SECRET_KEY.search(key):
+        if _SECRET_KEY.search(key) and not key.endswith("_file"):  # a file's path is no secret
             return REMOVED
         # A URL's password (http://user:password@host): keep the user, drop the password.
         return re.sub(r"(://[^/:@\s]+):[^@/\s]*@", rf"\1:{REMOVED}@", value)
