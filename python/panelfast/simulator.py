@@ -24,8 +24,13 @@ Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
 ``offline`` (powered off: its own port refuses connections),
 ``latency_ms``, ``busy_fraction`` (exception 0x06), ``illegal`` address ranges
 (exception 0x02). Outputs of IO modules follow command writes (1 off, 2 on,
-3 toggle) and read back in their status registers. :meth:`Simulator.reads`
-counts the reads each device was sent, to see how often a gateway asks for what.
+3 toggle) as on a PowerTag C IO: a contactor output is latched; an impulse
+output sends one 500 ms pulse to its impulse relay when the command changes
+the relay's state (none when it would not; "busy", 0x06, during a pulse).
+The status registers read the load's state (contactor or relay);
+:meth:`Simulator.writes` counts the write requests each device received.
+:meth:`Simulator.reads` counts the reads each device was sent, to see how often a
+gateway asks for what.
 """
 
 from __future__ import annotations
@@ -281,10 +286,16 @@ class Simulator:
         )
 
     def outputs(self, device_id: str) -> dict[str, bool]:
-        """Each output's state (True = on)."""
+        """Each output's state as its status register reads it (True = on): the
+        contactor, or the impulse relay (which stays as its last pulse left it)."""
         k = self._device(device_id)
         states = self._native.outputs(k)
         return {o.id: on for o, on in zip(self.devices[k].model.outputs, states, strict=True)}
+
+    def writes(self, device_id: str) -> int:
+        """How many write requests (functions 5, 6, 15, 16...) reached ``device_id``,
+        whatever the answer: what proves that a gateway wrote nothing."""
+        return self._native.writes(self._device(device_id))
 
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
