@@ -60,12 +60,18 @@ _SHOWN_CHARS = 40
 
 
 class _Errors:
-    """Collects errors, keeping the first ones and counting the rest."""
+    """Collects errors, keeping the first ones and counting the rest.
 
-    __slots__ = ("items", "total")
+    A limit error (over 5,000 measurements, 500 samples per minute, 100
+    alarms) is listed first, always: it is the one the cloud must fix, and
+    thousands of entry errors must not push it out of the list.
+    """
+
+    __slots__ = ("items", "limits", "total")
 
     def __init__(self) -> None:
         self.items: list[ConfigPathError] = []
+        self.limits: list[ConfigPathError] = []
         self.total = 0
 
     def add(self, path: str, message: str) -> None:
@@ -73,10 +79,15 @@ class _Errors:
         if len(self.items) < MAX_ERRORS:
             self.items.append(ConfigPathError(path, message))
 
+    def limit(self, path: str, message: str) -> None:
+        """A product limit is exceeded (listed before every other error)."""
+        self.total += 1
+        self.limits.append(ConfigPathError(path, message))
+
     def listed(self) -> list[ConfigPathError]:
         if self.total <= MAX_ERRORS:
-            return self.items
-        kept = self.items[: MAX_ERRORS - 1]
+            return [*self.limits, *self.items]
+        kept = [*self.limits, *self.items][: MAX_ERRORS - 1]
         hidden = self.total - len(kept)
         return [*kept, ConfigPathError(DOCUMENT_PATH, f"… {hidden} more errors not listed")]
 
@@ -249,10 +260,10 @@ def _measurements(
             sampled.append(checked)
     rate = sum((Fraction(60 * n, p) for p, n in periods.items()), Fraction(0))
     if len(value) > MAX_MEASUREMENTS:
-        errors.add("measurements", f"{len(value)} measurements; at most {MAX_MEASUREMENTS:,}")
+        errors.limit("measurements", f"{len(value)} measurements; at most {MAX_MEASUREMENTS:,}")
     if rate > MAX_SAMPLES_PER_MINUTE:
         shown = str(rate.numerator) if rate.denominator == 1 else f"{rate} (≈ {float(rate):.3f})"
-        errors.add(
+        errors.limit(
             "measurements",
             f"{shown} samples per minute (sum of 60 / period_s); at most {MAX_SAMPLES_PER_MINUTE}",
         )
@@ -341,7 +352,7 @@ def _alarms(value: list[Any], topology: _Topology, errors: _Errors) -> list[Alar
         if rule is not None:
             rules.append(rule)
     if len(value) > MAX_ALARMS:
-        errors.add("alarms", f"{len(value)} alarms; at most {MAX_ALARMS}")
+        errors.limit("alarms", f"{len(value)} alarms; at most {MAX_ALARMS}")
     return rules
 
 
