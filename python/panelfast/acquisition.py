@@ -10,6 +10,12 @@ Point order (the index into every snapshot array): devices in the order
 given, and within a device its model's measurements in model order, then its
 outputs' status registers. :attr:`Acquisition.points` lists them and
 :meth:`Acquisition.index` finds one.
+
+Times: the engine stamps reads on the system clock; given the gateway's
+:class:`~panelfast.clock.Clock`, every time that leaves this module (read
+times in snapshots and raw blocks, the diagnostics' times) is converted here,
+once, with the clock's offset *at the moment it is read*: the age of a reading
+stays right when a resynchronisation changes the offset.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from panelfast._native import ModbusEngine
+from panelfast.clock import Clock
 from panelfast.config import DeviceSettings, RtuConnection, TcpConnection
 from panelfast.exceptions import ModbusError
 from panelfast.models import DeviceModel, MeasurementDef, OutputDef
@@ -157,8 +164,11 @@ class Acquisition:
         devices: Iterable[tuple[DeviceSettings, DeviceModel]],
         *,
         retries: int = 2,
+        clock: Clock | None = None,
     ) -> None:
         self._engine = ModbusEngine()
+        # None: times stay on the system clock (a tool with no synchronised clock).
+        self._clock = clock
         # Per device its model and first snapshot index; per model (many
         # devices share one) where each point sits: no per-point objects for
         # 100,000 points unless :attr:`points` is asked for.
@@ -172,7 +182,22 @@ class Acquisition:
                 ids = [m.id for m in model.measurements] + [o.id for o in model.outputs]
                 self._layouts[id(model)] = (model, {point_id: k for k, point_id in enumerate(ids)})
             count += len(model.measurements) + len(model.outputs)
+        self._size = count
         self._points: tuple[PointRef, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        """How many points a snapshot holds."""
+        return self._size
+
+    def _offset_ms(self) -> int:
+        return self._clock.offset_ms if self._clock is not None else 0
+
+    def _on_clock(self, system_ms: int | None) -> int | None:
+        """A system-clock time from the engine on the gateway's clock (0 and None: never)."""
+        if not system_ms:
+            return system_ms
+        return system_ms + self._offset_ms()
 
     @property
     def points(self) -> tuple[PointRef, ...]:
@@ -268,15 +293,29 @@ class Acquisition:
     def snapshot(self) -> Snapshot:
         """The latest values of all points, in one call."""
         values, integers, valid, read_at_ms = self._engine.snapshot()
+        offset = self._offset_ms()
+        if offset:
+            # In place: the engine hands over fresh arrays. 0 (never read) stays 0.
+            np.add(read_at_ms, offset, out=read_at_ms, where=read_at_ms > 0)
         return Snapshot(values, integers, valid, read_at_ms, self._engine.texts())
 
     def raw_blocks(self, device_id: str) -> list[RawBlock]:
         """A device's last cycle as it answered: one block per read (commissioning aid)."""
-        return [RawBlock(*block) for block in self._engine.raw_blocks(device_id)]
+        return [
+            RawBlock(function, start, self._on_clock(read_at) or 0, registers)
+            for function, start, read_at, registers in self._engine.raw_blocks(device_id)
+        ]
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         """Each device's state, last error, round-trip times and counters."""
-        return [DeviceDiagnostics.from_engine(d) for d in self._engine.diagnostics()]
+        out = []
+        for raw in self._engine.diagnostics():
+            for key in ("last_cycle_ms", "last_answer_ms"):
+                raw[key] = self._on_clock(raw[key])
+            if raw["last_error"] is not None:
+                raw["last_error"]["at_ms"] = self._on_clock(raw["last_error"]["at_ms"])
+            out.append(DeviceDiagnostics.from_engine(raw))
+        return out
 
     async def write(
         self, device_id: str, function: WriteFunction, address: int, values: Sequence[int]

@@ -14,9 +14,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from panelfast.cli._cloud import _settings, config_option
 from panelfast.cli._main import main
+from panelfast.clock import ClockFormatter
+from panelfast.cloud import CloudSession
 from panelfast.config import Settings
 from panelfast.gateway import Gateway
 from panelfast.outbox import Outbox
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
 async def serve(settings: Settings) -> None:
@@ -25,7 +29,11 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Gateway(settings):
+    session = CloudSession(settings)
+    # The log's times are the gateway's clock, as its events' are.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(ClockFormatter(LOG_FORMAT, session.clock))
+    async with Gateway(settings, session=session):
         await stop.wait()
         logging.getLogger("panelfast").info("stopping (signal received)")
 
@@ -41,10 +49,7 @@ async def serve(settings: Settings) -> None:
 def run(config_path: Path, log_level: str) -> None:
     """Run the gateway: acquisition, sampling, alarms, buffering and publication."""
     settings = _settings(config_path)
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
     # The cloud client's HTTP library logs every request at INFO: too chatty for a daemon.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     uvloop.run(serve(settings))

@@ -164,7 +164,13 @@ class CloudSession:
         if not self.state.connect:
             raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
         if self._transport is None or self._transport.closed:
-            self._transport = Transport(self.settings.cloud, retry=self.retry)
+            self._transport = Transport(
+                self.settings.cloud,
+                retry=self.retry,
+                # Shown at the attempt that met it, while the transport retries (§4).
+                on_network_failure=self.outcome,
+                clock=self.clock,
+            )
         return self._transport
 
     async def hub_access(self) -> HubAccess:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Literal, cast
 
 from panelfast._sqlite import Database
+from panelfast.clock import Clock
 from panelfast.exceptions import ConfigPathError, RemoteConfigRejected, StateStoreError
 from panelfast.remote_config._model import RemoteConfig
 from panelfast.remote_config._validate import restore
@@ -66,8 +67,9 @@ class ReceivedVersion:
         return self.status == "applied"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _stamp(clock: Clock) -> str:
+    moment = datetime.fromtimestamp(clock.now(), UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _compact(document: object) -> str:
@@ -79,7 +81,8 @@ def _compact(document: object) -> str:
 class ConfigStore(Database):
     """The applied remote configuration and the last received version, in SQLite."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         # synchronous=FULL: an applied configuration survives a power cut.
         super().__init__(
             Path(path),
@@ -146,7 +149,7 @@ class ConfigStore(Database):
         """Make ``config`` the applied configuration and the last received, atomically;
         its report is due from then on."""
         document = _compact(config.to_document())
-        now = _now()
+        now = _stamp(self._clock)
         with self._writing() as db:
             db.execute(
                 "INSERT OR REPLACE INTO applied (id, version, document, applied_at) "
@@ -168,7 +171,7 @@ class ConfigStore(Database):
                 "INSERT OR REPLACE INTO received "
                 "(id, version, status, errors, received_at, reported) "
                 "VALUES (1, ?, 'rejected', ?, ?, 0)",
-                (version, listed, _now()),
+                (version, listed, _stamp(self._clock)),
             )
 
     def reported(self, version: str) -> None:

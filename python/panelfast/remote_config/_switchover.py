@@ -14,9 +14,11 @@
 
 The outcome and "its report is due" are recorded in one transaction; the
 report is sent before the next poll, and again after a failure or a
-restart until the cloud takes it. What the preparer builds (the new sampler
-and alarm set) is returned to the gateway through ``hand_over``: nothing
-here knows what sampling is.
+restart until the cloud takes it. Before polling, ``before_poll`` lets the
+gateway publish a topology it has no record of (a new or factory-reset
+gateway): a configuration is judged only against a published topology.
+What the preparer builds (the new sampler and alarm set) is returned to the
+gateway through ``hand_over``: nothing here knows what sampling is.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -99,8 +101,10 @@ class Switchover(Generic[T]):
     """Receives, validates, applies or rejects, and reports remote configurations.
 
     ``allowed()`` lists the (device, measurement) pairs a configuration may
-    name; ``prepare`` builds what a valid one needs (off the event loop);
-    ``hand_over(config, built)`` gives it to whoever puts it in force.
+    name, ``withdrawn()`` the published devices no longer configured;
+    ``prepare`` builds what a valid one needs (off the event loop);
+    ``hand_over(config, built)`` gives it to whoever puts it in force;
+    ``before_poll()`` runs before each poll (a failure there waits and retries).
     """
 
     def __init__(
@@ -112,11 +116,15 @@ class Switchover(Generic[T]):
         prepare: Preparer[T],
         hand_over: Callable[[RemoteConfig, T], None],
         on_progress: ProgressCallback | None = None,
+        withdrawn: Callable[[], Set[str]] = frozenset,
+        before_poll: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.applied = AppliedConfig(store)
         self._hub = hub
         self._allowed = allowed
+        self._withdrawn = withdrawn
+        self._before_poll = before_poll
         self._prepare = prepare
         self._hand_over = hand_over
         self._on_progress = on_progress
@@ -152,7 +160,7 @@ class Switchover(Generic[T]):
     async def receive(self, version: str, document: object) -> bool:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
         try:
-            config = validate(document, self._allowed())
+            config = validate(document, self._allowed(), withdrawn=self._withdrawn())
             built = await self._apply(config)
         except RemoteConfigRejected as rejection:
             return await self._rejected(version, rejection)
@@ -231,6 +239,8 @@ class Switchover(Generic[T]):
                 continue
             received = self.store.last_received()
             try:
+                if self._before_poll is not None:
+                    await self._before_poll()
                 answer = await self._hub.get_config(
                     have_version=received.version if received else None, wait_s=CONFIG_WAIT_S
                 )

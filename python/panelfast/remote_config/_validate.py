@@ -163,12 +163,19 @@ def _required_name(entry: dict[str, Any], name: str, path: str, errors: _Errors)
 
 
 class _Topology:
-    """The names a document may use: the last published topology (None: trust, for restore)."""
+    """The names a document may use: the last published topology (None: trust, for restore).
 
-    __slots__ = ("_devices", "pairs")
+    ``withdrawn``: devices of that topology the gateway no longer has (removed
+    from its configuration file since), named as such in their errors.
+    """
 
-    def __init__(self, pairs: Set[tuple[str, str]] | None) -> None:
+    __slots__ = ("_devices", "pairs", "withdrawn")
+
+    def __init__(
+        self, pairs: Set[tuple[str, str]] | None, withdrawn: Set[str] = frozenset()
+    ) -> None:
         self.pairs = pairs
+        self.withdrawn = withdrawn
         # Only needed to word an error: built on the first unknown name.
         self._devices: set[str] | None = None
 
@@ -182,7 +189,13 @@ class _Topology:
             return True
         if self._devices is None:
             self._devices = {known for known, _ in self.pairs}
-        if device not in self._devices:
+        if device in self.withdrawn:
+            errors.add(
+                f"{path}.device",
+                f"device {_shown(device)} is no longer configured on the gateway: "
+                "its topology must be published again",
+            )
+        elif device not in self._devices:
             errors.add(
                 f"{path}.device",
                 f"unknown device {_shown(device)}: not in the last published topology",
@@ -356,12 +369,14 @@ def _alarms(value: list[Any], topology: _Topology, errors: _Errors) -> list[Alar
     return rules
 
 
-def _check(document: object, published: Set[tuple[str, str]] | None) -> RemoteConfig:
+def _check(
+    document: object, published: Set[tuple[str, str]] | None, withdrawn: Set[str] = frozenset()
+) -> RemoteConfig:
     errors = _Errors()
     if not isinstance(document, dict):
         errors.add(DOCUMENT_PATH, f"must be a JSON object, got {_shown(document)}")
         raise RemoteConfigRejected(errors.listed())
-    topology = _Topology(published)
+    topology = _Topology(published, withdrawn)
 
     version = document.get("version")
     if "version" not in document:
@@ -411,13 +426,17 @@ def _check(document: object, published: Set[tuple[str, str]] | None) -> RemoteCo
     )
 
 
-def validate(document: object, published: Set[tuple[str, str]]) -> RemoteConfig:
+def validate(
+    document: object, published: Set[tuple[str, str]], *, withdrawn: Set[str] = frozenset()
+) -> RemoteConfig:
     """Check a parsed document whole against the last published topology's measurements.
 
     Returns the typed configuration, or raises :class:`RemoteConfigRejected`
     listing every problem; never applies or keeps any part of a bad document.
+    ``withdrawn`` names devices of the published topology that are no longer
+    configured (``published`` does not list their measurements any more).
     """
-    return _check(document, published)
+    return _check(document, published, withdrawn)
 
 
 def restore(document: object) -> RemoteConfig:
