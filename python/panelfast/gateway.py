@@ -200,7 +200,7 @@ class Gateway:
             prepare=self._prepare,
             hand_over=lambda _config, live: self.sampling.hand_over(live),
             on_progress=on_apply_progress,
-            before_poll=self._publish_unknown_topology,
+            before_judging=self._publish_unknown_topology,
         )
         live = self._restore_live_set()
         self.sampling = SamplingLoop(
@@ -424,8 +424,9 @@ class Gateway:
         return tuple(gone)
 
     async def _publish_unknown_topology(self) -> None:
-        """A gateway with no record of a published topology (new, or factory reset)
-        publishes it before judging a configuration against it (§5, §6)."""
+        """A gateway with no record of a published topology (factory reset: the
+        cloud still holds a configuration for it) publishes it before judging a
+        configuration against it (§5, §6)."""
         if self.topology_store.load() is not None:
             return
         log.info("no record of a published topology: publishing it")

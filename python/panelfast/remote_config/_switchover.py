@@ -14,9 +14,10 @@
 
 The outcome and "its report is due" are recorded in one transaction; the
 report is sent before the next poll, and again after a failure or a
-restart until the cloud takes it. Before polling, ``before_poll`` lets the
-gateway publish a topology it has no record of (a new or factory-reset
-gateway): a configuration is judged only against a published topology.
+restart until the cloud takes it. Before judging a configuration,
+``before_judging`` lets the gateway publish a topology it has no record of
+(a factory-reset gateway): a configuration is judged only against a
+published topology.
 What the preparer builds (the new sampler and alarm set) is returned to the
 gateway through ``hand_over``: nothing here knows what sampling is.
 """
@@ -104,7 +105,8 @@ class Switchover(Generic[T]):
     name, ``withdrawn()`` the published devices no longer configured;
     ``prepare`` builds what a valid one needs (off the event loop);
     ``hand_over(config, built)`` gives it to whoever puts it in force;
-    ``before_poll()`` runs before each poll (a failure there waits and retries).
+    ``before_judging()`` runs before a configuration is validated; the cloud
+    errors it raises leave the configuration unjudged (the poll gets it again).
     """
 
     def __init__(
@@ -117,14 +119,14 @@ class Switchover(Generic[T]):
         hand_over: Callable[[RemoteConfig, T], None],
         on_progress: ProgressCallback | None = None,
         withdrawn: Callable[[], Set[str]] = frozenset,
-        before_poll: Callable[[], Awaitable[None]] | None = None,
+        before_judging: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.applied = AppliedConfig(store)
         self._hub = hub
         self._allowed = allowed
         self._withdrawn = withdrawn
-        self._before_poll = before_poll
+        self._before_judging = before_judging
         self._prepare = prepare
         self._hand_over = hand_over
         self._on_progress = on_progress
@@ -158,7 +160,13 @@ class Switchover(Generic[T]):
     # -- the route
 
     async def receive(self, version: str, document: object) -> bool:
-        """Validate a remote configuration whole, apply it, and report; True if applied."""
+        """Validate a remote configuration whole, apply it, and report; True if applied.
+
+        Raises :class:`~panelfast.exceptions.CloudError` when what must come
+        before judging it (``before_judging``) failed: nothing is recorded then.
+        """
+        if self._before_judging is not None:
+            await self._before_judging()
         try:
             config = validate(document, self._allowed(), withdrawn=self._withdrawn())
             built = await self._apply(config)
@@ -239,8 +247,6 @@ class Switchover(Generic[T]):
                 continue
             received = self.store.last_received()
             try:
-                if self._before_poll is not None:
-                    await self._before_poll()
                 answer = await self._hub.get_config(
                     have_version=received.version if received else None, wait_s=CONFIG_WAIT_S
                 )
@@ -253,7 +259,13 @@ class Switchover(Generic[T]):
                 await asyncio.sleep(backoff.failed())
                 continue
             if answer.status == "new" and answer.version is not None:
-                await self.receive(answer.version, answer.document)
+                try:
+                    await self.receive(answer.version, answer.document)
+                except NotConnected:
+                    await asyncio.sleep(1)
+                except CloudError as exc:
+                    log.warning("remote configuration %s not judged yet: %s", answer.version, exc)
+                    await asyncio.sleep(backoff.failed())
             elif answer.status == "none":
                 # No configuration yet: wait for a topology publication or the long poll.
                 with contextlib.suppress(TimeoutError):
