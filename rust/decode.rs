@@ -15,91 +15,7 @@ use std::sync::Mutex;
 
 use crate::{Error, Result};
 
-/// How a field's registers encode its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DataType {
-    Int16,
-    Uint16,
-    Int32,
-    Uint32,
-    Int64,
-    Uint64,
-    Float32,
-    Float64,
-    /// `bits` bits from bit `bit` of one register, as an unsigned integer.
-    Bitmap,
-    /// `length` registers of two characters each (device identification).
-    Ascii,
-    /// IEC 60870-5 date and time in 4 registers, as Schneider meters publish it.
-    Datetime,
-}
-
-impl DataType {
-    /// Every type with its name in device model files.
-    pub const ALL: [(DataType, &'static str); 11] = [
-        (DataType::Int16, "INT16"),
-        (DataType::Uint16, "UINT16"),
-        (DataType::Int32, "INT32"),
-        (DataType::Uint32, "UINT32"),
-        (DataType::Int64, "INT64"),
-        (DataType::Uint64, "UINT64"),
-        (DataType::Float32, "FLOAT32"),
-        (DataType::Float64, "FLOAT64"),
-        (DataType::Bitmap, "BITMAP"),
-        (DataType::Ascii, "ASCII"),
-        (DataType::Datetime, "DATETIME"),
-    ];
-
-    /// Parse a model file's type name (`"FLOAT32"`).
-    pub fn from_name(name: &str) -> Option<DataType> {
-        Self::ALL.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
-    }
-
-    pub fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(t, _)| *t == self)
-            .map_or("?", |(_, n)| n)
-    }
-
-    /// Registers a value of this type occupies (ASCII: its `length`).
-    fn width(self) -> u16 {
-        match self {
-            DataType::Int16 | DataType::Uint16 | DataType::Bitmap => 1,
-            DataType::Int32 | DataType::Uint32 | DataType::Float32 => 2,
-            DataType::Int64 | DataType::Uint64 | DataType::Float64 | DataType::Datetime => 4,
-            DataType::Ascii => 0,
-        }
-    }
-
-    fn is_integer(self) -> bool {
-        matches!(
-            self,
-            DataType::Int16
-                | DataType::Uint16
-                | DataType::Int32
-                | DataType::Uint32
-                | DataType::Int64
-                | DataType::Uint64
-                | DataType::Bitmap
-        )
-    }
-
-    /// The "not available" pattern device register lists use for this type.
-    fn default_sentinel(self) -> Option<u64> {
-        match self {
-            DataType::Int16 => Some(0x8000),
-            DataType::Uint16 => Some(0xFFFF),
-            DataType::Int32 => Some(0x8000_0000),
-            DataType::Uint32 => Some(0xFFFF_FFFF),
-            DataType::Int64 => Some(0x8000_0000_0000_0000),
-            DataType::Uint64 => Some(0xFFFF_FFFF_FFFF_FFFF),
-            DataType::Float32 => Some(0xFFC0_0000),
-            DataType::Float64 => Some(0xFFF8_0000_0000_0000),
-            DataType::Bitmap | DataType::Ascii | DataType::Datetime => None,
-        }
-    }
-}
+pub use crate::datatype::DataType;
 
 /// Byte order of a value across its registers, named as the bytes of a 32-bit
 /// value `A B C D` appear on the wire. 64-bit values follow the same rule over
@@ -189,8 +105,9 @@ impl FieldSpec {
 
     /// Whether the value is an exact integer (carried as `i64`, never rounded through f64).
     pub fn is_exact(&self) -> bool {
-        (self.data_type.is_integer() && self.scale == 1.0 && self.offset == 0.0)
-            || self.data_type == DataType::Datetime
+        // DATETIME takes no scale or offset: it is always exact.
+        self.data_type.is_exact()
+            && ((self.scale == 1.0 && self.offset == 0.0) || self.data_type == DataType::Datetime)
     }
 
     fn describe(&self, index: usize) -> String {
@@ -252,7 +169,7 @@ impl FieldSpec {
         Ok(())
     }
 
-    fn sentinel_bits(&self) -> Option<u64> {
+    pub(crate) fn sentinel_bits(&self) -> Option<u64> {
         match self.sentinel {
             Sentinel::Default => self.data_type.default_sentinel(),
             Sentinel::Disabled => None,

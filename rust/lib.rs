@@ -8,6 +8,7 @@
 
 pub mod alarm;
 pub mod batch;
+pub mod datatype;
 pub mod decode;
 pub mod error;
 pub mod modbus;

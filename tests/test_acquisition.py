@@ -235,10 +235,15 @@ def test_bad_models_are_refused_with_the_device_named() -> None:
         vendor="test",
         measurements=(measurement("b", 3, 0, "BITMAP", bit=12, bits=8),),
     )
-    with pytest.raises(LayoutError, match='device "m" point 0'):
+    with pytest.raises(LayoutError, match=r"device 'm' \(model 'bad'\) measurement 0 \(b\): "):
         Acquisition([(tcp_device("m", 1502), bad_bits)])
     far = DeviceModel(
         name="far", vendor="test", measurements=(measurement("x", 3, 70000, "UINT16"),)
     )
-    with pytest.raises(ModbusError, match="device 'm'"):
+    with pytest.raises(LayoutError, match=r"device 'm' \(model 'far'\) measurement 0 \(x\): "):
         Acquisition([(tcp_device("m", 1502), far)])
+    wrong_function = DeviceModel(
+        name="f5", vendor="test", measurements=(measurement("y", 5, 0, "UINT16"),)
+    )
+    with pytest.raises(ModbusError, match=r"device 'm'.*function 5 is not a read"):
+        Acquisition([(tcp_device("m", 1502), wrong_function)])

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from modbus_peers import free_port, sim_device, tcp_server
-from panelfast._native import ModbusEngine
+from panelfast._native import Field, ModbusEngine, ModbusPoint
 from panelfast.acquisition import Acquisition
 from panelfast.config import DeviceSettings
-from panelfast.exceptions import ModbusError
+from panelfast.exceptions import LayoutError, ModbusError
 from panelfast.models import DeviceModel, MeasurementDef
 
 PERIOD_MS = 100
@@ -182,16 +182,22 @@ async def test_faulty_devices_are_diagnosed_and_never_delay_healthy_ones() -> No
 
 
 def test_bad_arguments_get_clear_errors_not_crashes() -> None:
-    bad: Any = (3, 0, "FLOAT32", "XYZW", 1.0, 0.0, None, 0, 1, 0)
+    bad_order: Any = "XYZW"
+    with pytest.raises(LayoutError, match='order "XYZW" is not one of'):
+        Field(0, "FLOAT32", bad_order)
+    with pytest.raises(LayoutError, match="address 70000"):
+        Field(70000, "UINT16")
+    with pytest.raises(ValueError, match="function 6 is not a read"):
+        ModbusPoint(6, Field(0, "UINT16"))
     engine = ModbusEngine()
-    with pytest.raises(ValueError, match="point 0: unknown word order"):
-        engine.add_device("d", transport="tcp", host="127.0.0.1", points=[bad])
+    # Points are typed: a tuple of field values is refused, not guessed at.
+    untyped: Any = [(3, 0, "FLOAT32", "ABCD", 1.0, 0.0, None, 0, 1, 0)]
+    with pytest.raises(TypeError, match="ModbusPoint"):
+        engine.add_device("d", transport="tcp", host="127.0.0.1", points=untyped)
     with pytest.raises(ValueError, match="transport is"):
         engine.add_device("d", transport="udp", points=[])
     with pytest.raises(ModbusError, match="unit id 0"):
         engine.add_device("d", transport="rtu", serial_port="/dev/null", unit_id=0, points=[])
-    with pytest.raises(ValueError, match="point 0"):
-        engine.add_device("d", transport="tcp", points=[(3, 70000)])
     with pytest.raises(ModbusError, match="no device"):
         engine.write("d", 6, 0, [1])
     engine.add_device("ok", transport="tcp", host="127.0.0.1", points=[])

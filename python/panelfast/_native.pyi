@@ -6,25 +6,35 @@ from typing import Any, Final, Literal, final
 import numpy as np
 import numpy.typing as npt
 
+# The type names are written once, in panelfast.register_types (checked there
+# against REGISTER_TYPES when it loads).
+from panelfast.register_types import DataType as _DataTypeName
+
 __all__ = [
     "DEFAULT_LEVEL",
     "MAX_BODY_BYTES",
+    "REGISTER_TYPES",
     "AlarmError",
     "AlarmEvent",
     "AlarmSet",
     "BatchError",
     "DecodeError",
     "Decoded",
+    "DeviceDiagnostics",
     "EncodedBatch",
     "Field",
+    "LastError",
     "LayoutError",
     "ModbusEngine",
     "ModbusError",
     "ModbusExceptionError",
+    "ModbusPoint",
     "ModbusTimeoutError",
     "ModbusTransportError",
     "PanelfastError",
     "RegisterLayout",
+    "RegisterRange",
+    "RegisterType",
     "RingError",
     "RingStats",
     "SampleRing",
@@ -52,12 +62,31 @@ class BatchError(PanelfastError): ...
 class AlarmError(PanelfastError): ...
 class SimulatorError(PanelfastError): ...
 
-_DataTypeName = Literal[
-    "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
-    "FLOAT32", "FLOAT64", "BITMAP", "ASCII", "DATETIME",
-]  # fmt: skip
 _WordOrderName = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 _Registers = npt.NDArray[np.uint16] | Sequence[int]
+
+@final
+class RegisterType:
+    """What a register type is (one definition, in the Rust core)."""
+
+    @property
+    def name(self) -> _DataTypeName: ...
+    @property
+    def registers(self) -> int:
+        """Registers a value occupies; 0 for ASCII, whose field gives its length."""
+    @property
+    def integer(self) -> bool: ...
+    @property
+    def exact(self) -> bool:
+        """Unscaled, its values are exact integers (integer types, DATETIME)."""
+    @property
+    def signed(self) -> bool: ...
+    @property
+    def sentinel(self) -> int | None:
+        """The usual "not available" raw pattern, if the type has one."""
+
+#: Every register type's facts, in the order model files list them.
+REGISTER_TYPES: Final[tuple[RegisterType, ...]]
 
 @final
 class Field:
@@ -237,8 +266,99 @@ class ModbusExceptionError(ModbusError):
 class ModbusTimeoutError(ModbusError): ...
 class ModbusTransportError(ModbusError): ...
 
-#: (function, address, type, order, scale, offset, invalid, bit, bits, length)
-_ModbusPoint = tuple[int, int, str, str, float, float, int | bool | None, int, int, int]
+@final
+class ModbusPoint:
+    """A point to poll: the function code that reads it (1..4) and its field.
+
+    ``identification`` points are read once per connection, not every poll.
+    """
+
+    def __new__(
+        cls, function: int, field: Field, *, identification: bool = False
+    ) -> ModbusPoint: ...
+    @property
+    def function(self) -> int: ...
+    @property
+    def field(self) -> Field: ...
+    @property
+    def identification(self) -> bool: ...
+
+@final
+class RegisterRange:
+    """Registers (or bits) of one function code: ``count`` from ``address``."""
+
+    def __new__(cls, function: int, address: int, count: int) -> RegisterRange: ...
+    @property
+    def function(self) -> int: ...
+    @property
+    def address(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class LastError:
+    """A device's last failed request."""
+
+    @property
+    def kind(self) -> Literal["exception", "timeout", "transport", "protocol"]:
+        """``exception`` (the device answered no), or why no answer came back."""
+    @property
+    def code(self) -> int | None:
+        """The exception code (0x02...) for exception responses."""
+    @property
+    def name(self) -> str:
+        """``IllegalDataAddress``... for exceptions, else the kind."""
+    @property
+    def message(self) -> str: ...
+    @property
+    def at_ms(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+@final
+class DeviceDiagnostics:
+    """How a device's polling goes (built once per call, in the Rust binding)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def state(self) -> Literal["unknown", "ok", "degraded", "offline"]: ...
+    @property
+    def last_error(self) -> LastError | None: ...
+    @property
+    def rtt_last_ms(self) -> float: ...
+    @property
+    def rtt_mean_ms(self) -> float: ...
+    @property
+    def rtt_max_ms(self) -> float: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def timeouts(self) -> int: ...
+    @property
+    def exceptions(self) -> int: ...
+    @property
+    def cycles(self) -> int: ...
+    @property
+    def overruns(self) -> int: ...
+    @property
+    def reads_per_cycle(self) -> int:
+        """Reads in the device's plan (it grows when a read is split after 0x02)."""
+    @property
+    def last_cycle_ms(self) -> int | None: ...
+    @property
+    def last_cycle_duration_ms(self) -> float:
+        """How long the last cycle's reads took, back to back."""
+    @property
+    def last_answer_ms(self) -> int | None: ...
+    @property
+    def lacking(self) -> list[RegisterRange]:
+        """What the device said it does not have (0x02, or 0x01 for a function),
+        as narrow as reads split; not asked for again until it reconnects."""
+    def __eq__(self, value: object, /) -> bool: ...
 
 @final
 class ModbusEngine:
@@ -248,7 +368,7 @@ class ModbusEngine:
         device_id: str,
         *,
         transport: str,
-        points: Sequence[_ModbusPoint],
+        points: Sequence[ModbusPoint],
         host: str = "",
         port: int = 502,
         serial_port: str = "",
@@ -278,7 +398,7 @@ class ModbusEngine:
     def raw_blocks(
         self, device_id: str
     ) -> list[tuple[int, int, int, npt.NDArray[np.uint16] | None]]: ...
-    def diagnostics(self) -> list[dict[str, Any]]: ...
+    def diagnostics(self) -> list[DeviceDiagnostics]: ...
     def write(self, device_id: str, function: int, address: int, values: Sequence[int]) -> None: ...
 
 _SimPoint = tuple[str, int, Field, str, float]
@@ -322,5 +442,6 @@ class Simulator:
         self, device: int
     ) -> tuple[bool, bool, int, float, list[tuple[int, int, int]], list[int]]: ...
     def outputs(self, device: int) -> list[bool]: ...
+    def reads(self, device: int) -> dict[tuple[int, int, int], int]: ...
     @staticmethod
     def now_ms() -> int: ...

@@ -5,6 +5,14 @@ commissioned devices (:class:`~panelfast.config.DeviceSettings`) and their
 models (:class:`~panelfast.models.DeviceModel`). The engine polls on its own
 threads; Python only reads a whole :class:`Snapshot` of all points in one call
 (numpy arrays, no per-register objects) and the per-device diagnostics.
+Points go to the engine as typed :class:`~panelfast._native.ModbusPoint` objects
+(made once per model, shared by its devices) and diagnostics come back as
+frozen :class:`DeviceDiagnostics`, built once in the Rust binding.
+
+Identification measurements (``identification = true`` in the model: name,
+model, serial number) are read once per connection, and registers a device
+answers it does not have (exception 0x02) are not asked for again until it
+reconnects; :attr:`DeviceDiagnostics.lacking` lists them.
 
 Point order (the index into every snapshot array): devices in the order
 given, and within a device its model's measurements in model order, then its
@@ -12,10 +20,11 @@ outputs' status registers. :attr:`Acquisition.points` lists them and
 :meth:`Acquisition.index` finds one.
 
 Times: the engine stamps reads on the system clock; given the gateway's
-:class:`~panelfast.clock.Clock`, every time that leaves this module (read
-times in snapshots and raw blocks, the diagnostics' times) is converted here,
-once, with the clock's offset *at the moment it is read*: the age of a reading
-stays right when a resynchronisation changes the offset.
+:class:`~panelfast.clock.Clock`, the read times that leave this module (in
+snapshots and raw blocks) are converted here, once, with the clock's offset
+*at the moment they are read*: the age of a reading stays right when a
+resynchronisation changes the offset. (The diagnostics' times, built in the
+Rust binding, are still the system clock's.)
 """
 
 from __future__ import annotations
@@ -29,10 +38,17 @@ from typing import Any, Literal, Self
 import numpy as np
 from numpy.typing import NDArray
 
-from panelfast._native import ModbusEngine
+from panelfast._native import (
+    DeviceDiagnostics,
+    Field,
+    LastError,
+    ModbusEngine,
+    ModbusPoint,
+    RegisterRange,
+)
 from panelfast.clock import Clock
 from panelfast.config import DeviceSettings, RtuConnection, TcpConnection
-from panelfast.exceptions import ModbusError
+from panelfast.exceptions import LayoutError, ModbusError
 from panelfast.models import DeviceModel, MeasurementDef, OutputDef
 
 __all__ = [
@@ -43,9 +59,11 @@ __all__ = [
     "PointKind",
     "PointRef",
     "RawBlock",
+    "RegisterRange",
     "Snapshot",
 ]
 
+#: :attr:`DeviceDiagnostics.state`.
 DeviceState = Literal["unknown", "ok", "degraded", "offline"]
 #: A model's measurement, or the status register of one of its outputs.
 PointKind = Literal["measurement", "output"]
@@ -71,7 +89,8 @@ class Snapshot:
     ``values`` is NaN where ``valid`` is false; ``integers`` holds the exact
     value of unscaled integer points (energy counters, DATETIME in unix ms)
     and ``i64::MIN`` otherwise; ``read_at_ms`` is when the read holding the
-    point was sent (unix ms, 0 before the first); ``texts`` holds ASCII points.
+    point was sent (unix ms on the gateway's clock, 0 before the first);
+    ``texts`` holds ASCII points.
     """
 
     values: NDArray[np.float64]
@@ -87,73 +106,34 @@ class RawBlock:
 
     function: int
     start: int
-    #: When the read was sent (unix ms).
+    #: When the read was sent (unix ms on the gateway's clock).
     read_at_ms: int
     #: The registers (bits as 0/1 for functions 1 and 2); None: no data.
     registers: NDArray[np.uint16] | None
 
 
-@dataclass(frozen=True, slots=True)
-class LastError:
-    """A device's last failed request."""
-
-    #: ``exception`` (the device answered no), ``timeout``, ``transport`` or ``protocol``.
-    kind: str
-    #: The exception code (0x02...) for exception responses.
-    code: int | None
-    #: ``IllegalDataAddress``... for exceptions, else the kind.
-    name: str
-    message: str
-    at_ms: int
+def _point(m: MeasurementDef) -> ModbusPoint:
+    field = Field(m.address, m.type, m.order, m.scale, m.offset, m.invalid, m.bit, m.bits, m.length)
+    return ModbusPoint(m.function, field, identification=m.identification)
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceDiagnostics:
-    """How a device's polling goes."""
-
-    device_id: str
-    state: DeviceState
-    last_error: LastError | None
-    rtt_last_ms: float
-    rtt_mean_ms: float
-    rtt_max_ms: float
-    requests: int
-    errors: int
-    timeouts: int
-    exceptions: int
-    cycles: int
-    overruns: int
-    reads_per_cycle: int
-    last_cycle_ms: int | None
-    #: How long the last cycle's reads took, back to back.
-    last_cycle_duration_ms: float
-    last_answer_ms: int | None
-
-    @classmethod
-    def from_engine(cls, raw: dict[str, Any]) -> DeviceDiagnostics:
-        error = raw["last_error"]
-        return cls(
-            **{
-                **raw,
-                "last_error": None if error is None else LastError(**error),
-            }
-        )
+def _status_point(output: OutputDef) -> ModbusPoint:
+    return ModbusPoint(3, Field(output.status_address, "UINT16"))
 
 
-#: What the engine takes per point: function, address, type, order, scale,
-#: offset, invalid (sentinel), bit, bits, length.
-_Point = tuple[int, int, str, str, float, float, int | bool | None, int, int, int]
-
-
-def _point(m: MeasurementDef) -> _Point:
-    return (
-        m.function, m.address, m.type, m.order, m.scale, m.offset,
-        m.invalid, m.bit, m.bits, m.length,
-    )  # fmt: skip
-
-
-def _status_point(output: OutputDef) -> _Point:
-    return (3, output.status_address, "UINT16", "ABCD", 1.0, 0.0, None, 0, 1, 0)
+def _model_points(device_id: str, model: DeviceModel) -> list[ModbusPoint]:
+    """A model's points in snapshot order: its measurements, then its outputs' status."""
+    points: list[ModbusPoint] = []
+    for k, m in enumerate(model.measurements):
+        where = f"device {device_id!r} (model {model.name!r}) measurement {k} ({m.id})"
+        try:
+            points.append(_point(m))
+        except LayoutError as e:
+            raise LayoutError(f"{where}: {e}") from e
+        except (ValueError, OverflowError) as e:
+            # Out of range for Modbus (function 5, bit 300...).
+            raise ModbusError(f"{where}: {e}") from e
+    return points + [_status_point(o) for o in model.outputs]
 
 
 class Acquisition:
@@ -173,14 +153,16 @@ class Acquisition:
         # devices share one) where each point sits: no per-point objects for
         # 100,000 points unless :attr:`points` is asked for.
         self._devices: dict[str, tuple[DeviceModel, int]] = {}
-        self._layouts: dict[int, tuple[DeviceModel, dict[str, int]]] = {}
+        self._layouts: dict[int, tuple[DeviceModel, dict[str, int], list[ModbusPoint]]] = {}
         count = 0
         for settings, model in devices:
-            self._add(settings, model, retries)
-            self._devices[settings.id] = (model, count)
             if id(model) not in self._layouts:
                 ids = [m.id for m in model.measurements] + [o.id for o in model.outputs]
-                self._layouts[id(model)] = (model, {point_id: k for k, point_id in enumerate(ids)})
+                positions = {point_id: k for k, point_id in enumerate(ids)}
+                points = _model_points(settings.id, model)
+                self._layouts[id(model)] = (model, positions, points)
+            self._add(settings, model, self._layouts[id(model)][2], retries)
+            self._devices[settings.id] = (model, count)
             count += len(model.measurements) + len(model.outputs)
         self._size = count
         self._points: tuple[PointRef, ...] | None = None
@@ -193,11 +175,9 @@ class Acquisition:
     def _offset_ms(self) -> int:
         return self._clock.offset_ms if self._clock is not None else 0
 
-    def _on_clock(self, system_ms: int | None) -> int | None:
-        """A system-clock time from the engine on the gateway's clock (0 and None: never)."""
-        if not system_ms:
-            return system_ms
-        return system_ms + self._offset_ms()
+    def _on_clock(self, system_ms: int) -> int:
+        """A system-clock time from the engine on the gateway's clock (0: never)."""
+        return system_ms + self._offset_ms() if system_ms else 0
 
     @property
     def points(self) -> tuple[PointRef, ...]:
@@ -217,10 +197,14 @@ class Acquisition:
             self._points = tuple(points)
         return self._points
 
-    def _add(self, settings: DeviceSettings, model: DeviceModel, retries: int) -> None:
+    def _add(
+        self,
+        settings: DeviceSettings,
+        model: DeviceModel,
+        points: list[ModbusPoint],
+        retries: int,
+    ) -> None:
         connection = settings.connection
-        points = [_point(m) for m in model.measurements]
-        points += [_status_point(o) for o in model.outputs]
         common: dict[str, Any] = {
             "points": points,
             "unit_id": connection.unit_id,
@@ -252,7 +236,7 @@ class Acquisition:
                     **common,
                 )
         except (ValueError, OverflowError) as e:
-            # A point out of range for Modbus (address > 65535...): name the device.
+            # A setting out of range for Modbus (unit id 300...): name the device.
             raise ModbusError(f"device {settings.id!r} (model {model.name!r}): {e}") from e
 
     @property
@@ -302,20 +286,14 @@ class Acquisition:
     def raw_blocks(self, device_id: str) -> list[RawBlock]:
         """A device's last cycle as it answered: one block per read (commissioning aid)."""
         return [
-            RawBlock(function, start, self._on_clock(read_at) or 0, registers)
+            RawBlock(function, start, self._on_clock(read_at), registers)
             for function, start, read_at, registers in self._engine.raw_blocks(device_id)
         ]
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
-        """Each device's state, last error, round-trip times and counters."""
-        out = []
-        for raw in self._engine.diagnostics():
-            for key in ("last_cycle_ms", "last_answer_ms"):
-                raw[key] = self._on_clock(raw[key])
-            if raw["last_error"] is not None:
-                raw["last_error"]["at_ms"] = self._on_clock(raw["last_error"]["at_ms"])
-            out.append(DeviceDiagnostics.from_engine(raw))
-        return out
+        """Each device's state, last error, round-trip times, counters, and the
+        registers it lacks."""
+        return self._engine.diagnostics()
 
     async def write(
         self, device_id: str, function: WriteFunction, address: int, values: Sequence[int]

@@ -38,6 +38,7 @@ from panelfast.exceptions import ConfigError, ConfigIssue
 
 __all__ = [
     "CloudSettings",
+    "ControlSettings",
     "DeviceSettings",
     "GatewaySettings",
     "IdentitySettings",
@@ -163,6 +164,15 @@ class GatewaySettings(_Section):
     model_dirs: tuple[Path, ...] = ()
 
 
+class ControlSettings(_Section):
+    """The control API the daemon serves (the CLI, services and web pages use it)."""
+
+    #: The Unix socket; default ``control.sock`` in the storage folder.
+    socket: Path | None = None
+    #: The group that may use the socket besides the daemon's user (mode 0660).
+    group: str | None = None
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -171,6 +181,7 @@ class Settings(_Section):
     time: TimeSettings = TimeSettings()
     storage: StorageSettings = StorageSettings()
     gateway: GatewaySettings = GatewaySettings()
+    control: ControlSettings = ControlSettings()
     devices: tuple[DeviceSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -229,11 +240,20 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if cloud.ca_bundle is not None:
         cloud = cloud.model_copy(update={"ca_bundle": resolve(cloud.ca_bundle)})
     storage = settings.storage.model_copy(update={"dir": resolve(settings.storage.dir)})
+    control = settings.control
+    if control.socket is not None:
+        control = control.model_copy(update={"socket": resolve(control.socket)})
     gateway = settings.gateway.model_copy(
         update={"model_dirs": tuple(resolve(p) for p in settings.gateway.model_dirs)}
     )
     return settings.model_copy(
-        update={"identity": identity, "cloud": cloud, "storage": storage, "gateway": gateway}
+        update={
+            "identity": identity,
+            "cloud": cloud,
+            "storage": storage,
+            "gateway": gateway,
+            "control": control,
+        }
     )
 
 

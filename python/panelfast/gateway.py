@@ -43,7 +43,15 @@ from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states
-from panelfast.cloud import CloudSession, CloudStatus, ConnectionStatus, HubClient, Identity
+from panelfast.cloud import (
+    CloudSession,
+    CloudStatus,
+    ConnectionStatus,
+    FirewallRule,
+    HubClient,
+    Identity,
+    firewall_rules,
+)
 from panelfast.config import DeviceSettings, Settings
 from panelfast.exceptions import CloudProtocolError, PanelfastError, TopologyError
 from panelfast.local_settings import change_setting
@@ -51,6 +59,7 @@ from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publisher import Backlog, Publication, Publisher
+from panelfast.register_types import is_exact
 from panelfast.remote_config import (
     ApplyPlan,
     ApplyProgress,
@@ -75,8 +84,6 @@ from panelfast.topology import PublishedTopologyStore, Topology, build_topology
 __all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
 
 log = logging.getLogger(__name__)
-
-_INTEGER_TYPES = {"INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64", "BITMAP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +145,7 @@ def point_lookup(
         )
         if definition is None:
             return acquisition.size, False, 0
-        exact = definition.type == "DATETIME" or (
-            definition.type in _INTEGER_TYPES and definition.scale == 1 and definition.offset == 0
-        )
+        exact = is_exact(definition.type, definition.scale, definition.offset)
         connection = devices[device_id].connection
         # A reading older than two poll periods plus a timeout is stale: the
         # device missed at least one whole cycle.
@@ -198,7 +203,7 @@ class Gateway:
             allowed=self._measurement_pairs,
             withdrawn=self._withdrawn_devices,
             prepare=self._prepare,
-            hand_over=lambda _config, live: self.sampling.hand_over(live),
+            hand_over=self._put_in_force,
             on_progress=on_apply_progress,
             before_judging=self._publish_unknown_topology,
         )
@@ -342,10 +347,7 @@ class Gateway:
 
     async def receive_config(self, version: str, document: object) -> bool:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
-        applied = await self.remote.receive(version, document)
-        if applied:
-            self.publication.publish_now()  # data held back by a rejected one may go now
-        return applied
+        return await self.remote.receive(version, document)
 
     def change_setting(self, key: str, value: object) -> Settings:
         """Change a local setting (:data:`~panelfast.local_settings.LOCAL_SETTINGS`).
@@ -364,6 +366,10 @@ class Gateway:
 
     def identification(self) -> Identity:
         return self.session.identity
+
+    def firewall(self) -> list[FirewallRule]:
+        """Every host and port the site's firewall must let the gateway reach."""
+        return firewall_rules(self.settings, self.session.state)
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         return self.acquisition.diagnostics()
@@ -434,6 +440,12 @@ class Gateway:
             await self.publish_topology()
         except TopologyError as exc:  # the user's to fix; configurations wait meanwhile
             log.error("the topology cannot be published: %s", exc)
+
+    def _put_in_force(self, config: RemoteConfig, live: LiveSet) -> None:
+        """A configuration was applied: sampled from the next instant; its publication
+        period counts from now, and data held back by a rejected one may go at once."""
+        self.sampling.hand_over(live)
+        self.publication.publish_now()
 
     def _prepare(self, plan: ApplyPlan, progress: SectionProgress) -> LiveSet:
         return prepare_live_set(

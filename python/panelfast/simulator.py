@@ -24,7 +24,8 @@ Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
 ``offline`` (powered off: its own port refuses connections),
 ``latency_ms``, ``busy_fraction`` (exception 0x06), ``illegal`` address ranges
 (exception 0x02). Outputs of IO modules follow command writes (1 off, 2 on,
-3 toggle) and read back in their status registers.
+3 toggle) and read back in their status registers. :meth:`Simulator.reads`
+counts the reads each device was sent, to see how often a gateway asks for what.
 """
 
 from __future__ import annotations
@@ -268,6 +269,21 @@ class Simulator:
             busy_fraction,
             tuple(illegal),
             tuple(ids[p] for p in unavailable),
+        )
+
+    def reads(self, device_id: str) -> dict[tuple[int, int, int], int]:
+        """How many times each read reached the device, answered or not:
+        ``{(function, address, count): times}`` since the simulator was made."""
+        return self._native.reads(self._device(device_id))
+
+    def reads_touching(self, device_id: str, function: int, address: int, count: int = 1) -> int:
+        """How many reads of ``function`` reached the device that cover any of
+        ``count`` registers from ``address``."""
+        end = address + count
+        return sum(
+            times
+            for (fc, start, n), times in self.reads(device_id).items()
+            if fc == function and start < end and address < start + n
         )
 
     def outputs(self, device_id: str) -> dict[str, bool]:

@@ -12,7 +12,7 @@ use tokio_modbus::prelude::{Client, SlaveContext};
 use tokio_modbus::{Request, Response, Slave};
 use tokio_serial::SerialPortBuilderExt;
 
-use super::engine::{Parity, SerialConfig};
+use super::config::{Parity, SerialConfig};
 use super::schedule::Backoff;
 use super::{LinkError, Outcome, UnitId};
 
@@ -34,6 +34,8 @@ pub(crate) struct Connection {
     /// RTU: the 3.5-character silence that separates frames on the bus.
     frame_gap: Duration,
     quiet_since: Instant,
+    /// Connections opened so far: what tells a device that the link reconnected.
+    opened: u64,
 }
 
 impl Connection {
@@ -49,6 +51,7 @@ impl Connection {
             retry_at: None,
             frame_gap,
             quiet_since: Instant::now(),
+            opened: 0,
         }
     }
 
@@ -91,6 +94,7 @@ impl Connection {
         let failure = match tokio::time::timeout(timeout, Connection::open(&self.endpoint)).await {
             Ok(Ok(context)) => {
                 self.context = Some(context);
+                self.opened += 1;
                 self.retry_at = None;
                 self.backoff.reset();
                 return Ok(());
@@ -154,6 +158,13 @@ impl Connection {
         }
     }
 
+    /// The number of the connection the next request goes on: the one open,
+    /// or the next one to open. It changes when the link reconnects, which is
+    /// when a device's identification and its missing registers are asked anew.
+    pub fn next_session(&self) -> u64 {
+        self.opened + u64::from(self.context.is_none())
+    }
+
     /// Let the next request try to connect at once, even while reconnection
     /// is backing off (a command must not wait for the next attempt).
     pub fn retry_now(&mut self) {
@@ -171,49 +182,4 @@ async fn tcp_connect(host: &str, port: u16) -> io::Result<TcpStream> {
     };
     stream.set_nodelay(true)?;
     Ok(stream)
-}
-
-impl SerialConfig {
-    /// The silence between two frames: 3.5 character times, and a fixed
-    /// 1.75 ms above 19,200 baud (Modbus over serial line §2.5.1.1).
-    pub fn frame_gap(&self) -> Duration {
-        if self.baud_rate > 19_200 {
-            return Duration::from_micros(1750);
-        }
-        let parity = u32::from(self.parity != Parity::None);
-        let bits = 1 + u32::from(self.data_bits) + parity + u32::from(self.stop_bits);
-        Duration::from_micros(u64::from(bits) * 3_500_000 / u64::from(self.baud_rate.max(1)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn serial(baud_rate: u32, parity: Parity) -> SerialConfig {
-        SerialConfig {
-            path: "/dev/null".into(),
-            baud_rate,
-            parity,
-            stop_bits: 1,
-            data_bits: 8,
-        }
-    }
-
-    #[test]
-    fn frame_gap_is_three_and_a_half_characters() {
-        // 9600 8E1: 11 bits a character, 3.5 × 11 / 9600 s.
-        assert_eq!(
-            serial(9600, Parity::Even).frame_gap(),
-            Duration::from_micros(4010)
-        );
-        assert_eq!(
-            serial(9600, Parity::None).frame_gap(),
-            Duration::from_micros(3645)
-        );
-        assert_eq!(
-            serial(115_200, Parity::Even).frame_gap(),
-            Duration::from_micros(1750)
-        );
-    }
 }

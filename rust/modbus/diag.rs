@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{exception_name, LinkError, RequestError, UnixMs};
+use super::plan::ReadFunction;
+use super::{exception_name, Address, LinkError, Quantity, RequestError, UnixMs};
 
 /// How a device is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,14 @@ impl RttStats {
     }
 }
 
+/// Registers (or bits) of one function code: `count` from `address`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RegisterRange {
+    pub function: ReadFunction,
+    pub address: Address,
+    pub count: Quantity,
+}
+
 /// Everything known about one device's polling.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceDiagnostics {
@@ -107,6 +116,10 @@ pub struct DeviceDiagnostics {
     pub last_cycle_ms: Option<UnixMs>,
     pub last_cycle_duration: Duration,
     pub last_answer_ms: Option<UnixMs>,
+    /// What the device said it does not have (exception 0x02, or 0x01 for a
+    /// function it lacks), as narrow as the reads could be split, in address
+    /// order. They are not asked for again until the device reconnects.
+    pub lacking: Vec<RegisterRange>,
 }
 
 impl DeviceDiagnostics {
@@ -126,6 +139,7 @@ impl DeviceDiagnostics {
             last_cycle_ms: None,
             last_cycle_duration: Duration::ZERO,
             last_answer_ms: None,
+            lacking: Vec::new(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
+use super::config::{DeviceConfig, PointConfig, Transport};
 use super::connection::{Connection, Endpoint};
 use super::diag::DeviceDiagnostics;
 use super::link::{run_link, DeviceRunner, LayoutGroup, RawBlock, Shared, Template, WriteJob};
@@ -16,64 +17,6 @@ use super::plan::{Plan, PlanLimits, PointSpan, ReadFunction};
 use super::schedule::stagger;
 use super::{RequestError, UnitId, UnixMs, WriteRequest};
 use crate::decode::{DataType, FieldSpec, Layout};
-
-/// Parity of a serial line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-}
-
-/// A serial port's line settings. Devices on one port share them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SerialConfig {
-    pub path: String,
-    pub baud_rate: u32,
-    pub parity: Parity,
-    /// 1 or 2.
-    pub stop_bits: u8,
-    /// 7 or 8.
-    pub data_bits: u8,
-}
-
-/// How a device is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// Modbus TCP (MBAP framing).
-    Tcp { host: String, port: u16 },
-    /// RTU framing over a TCP socket (serial-to-Ethernet converters).
-    RtuOverTcp { host: String, port: u16 },
-    /// Modbus RTU on a serial port.
-    Rtu(SerialConfig),
-}
-
-/// One point to read: a decoder field and the function code that reads it.
-/// For coils and discrete inputs the field's address is the bit's, and its
-/// value is 0 or 1 (the field's type must be an integer type).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PointConfig {
-    pub function: ReadFunction,
-    pub field: FieldSpec,
-}
-
-/// A device to poll.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceConfig {
-    pub id: String,
-    pub transport: Transport,
-    pub unit_id: UnitId,
-    /// Poll period; cycles start when `unix time % period == 0`.
-    pub period: Duration,
-    /// How long one request may wait for its answer.
-    pub timeout: Duration,
-    /// Further attempts of a read that got no answer, while the device is
-    /// healthy. Not on a serial bus shared with other devices: there a silent
-    /// device must cost the others at most one timeout per cycle.
-    pub retries: u8,
-    pub limits: PlanLimits,
-    pub points: Vec<PointConfig>,
-}
 
 /// Why the engine refused a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -472,16 +415,7 @@ fn build_template(
             )))
         })?;
         let quantity = if point.function.reads_bits() {
-            if !matches!(
-                point.field.data_type,
-                DataType::Int16
-                    | DataType::Uint16
-                    | DataType::Int32
-                    | DataType::Uint32
-                    | DataType::Int64
-                    | DataType::Uint64
-                    | DataType::Bitmap
-            ) {
+            if !point.field.data_type.is_integer() {
                 return Err(bad(format!(
                     "point {index}: a coil or discrete input is a bit; give it an integer type, not {}",
                     point.field.data_type.name()
@@ -498,6 +432,7 @@ fn build_template(
             function: point.function,
             address: point.field.address,
             quantity,
+            identification: point.identification,
         });
     }
     let plan = Plan::new(&spans, config.limits).map_err(|e| bad(e.0))?;
@@ -537,7 +472,7 @@ mod tests {
 
     use super::*;
     use crate::decode::WordOrder;
-    use crate::modbus::DeviceState;
+    use crate::modbus::{DeviceState, RegisterRange};
 
     /// Unit 1: holding register k holds k, except those written; coil k is k odd.
     /// Unit 2: like unit 1, but has no register 7 (0x02 for any read over it).
@@ -640,10 +575,10 @@ mod tests {
     }
 
     fn holding(address: u16, data_type: DataType) -> PointConfig {
-        PointConfig {
-            function: ReadFunction::HoldingRegisters,
-            field: FieldSpec::new(address, data_type),
-        }
+        PointConfig::new(
+            ReadFunction::HoldingRegisters,
+            FieldSpec::new(address, data_type),
+        )
     }
 
     fn wait_for(engine: &Engine, what: impl Fn(&Engine) -> bool) {
@@ -665,30 +600,15 @@ mod tests {
         let points = vec![
             holding(5, DataType::Uint16),
             holding(10, DataType::Uint32),
-            PointConfig {
-                function: ReadFunction::HoldingRegisters,
-                field: swapped,
-            },
-            PointConfig {
-                function: ReadFunction::HoldingRegisters,
-                field: scaled,
-            },
-            PointConfig {
-                function: ReadFunction::Coils,
-                field: FieldSpec::new(7, DataType::Uint16),
-            },
-            PointConfig {
-                function: ReadFunction::Coils,
-                field: FieldSpec::new(8, DataType::Uint16),
-            },
+            PointConfig::new(ReadFunction::HoldingRegisters, swapped),
+            PointConfig::new(ReadFunction::HoldingRegisters, scaled),
+            PointConfig::new(ReadFunction::Coils, FieldSpec::new(7, DataType::Uint16)),
+            PointConfig::new(ReadFunction::Coils, FieldSpec::new(8, DataType::Uint16)),
         ];
         let mut text = FieldSpec::new(65, DataType::Ascii);
         text.length = 2;
         let mut points = points;
-        points.push(PointConfig {
-            function: ReadFunction::HoldingRegisters,
-            field: text,
-        });
+        points.push(PointConfig::new(ReadFunction::HoldingRegisters, text));
         engine.add_device(device("m1", address, 1, points)).unwrap();
         assert_eq!(engine.point_count(), 7);
         engine.start().unwrap();
@@ -755,12 +675,57 @@ mod tests {
             (last.code, last.name.as_str()),
             (Some(2), "IllegalDataAddress")
         );
-        // The split is remembered: later cycles send 1 failing read, not a bisection each time.
-        let errors = diag.exceptions;
-        let cycles = diag.cycles;
+        // The split and the missing register are remembered: later cycles
+        // send no failing read, and the diagnostics say what is missing.
+        assert_eq!(
+            diag.lacking,
+            vec![RegisterRange {
+                function: ReadFunction::HoldingRegisters,
+                address: 7,
+                count: 1
+            }]
+        );
+        let (exceptions, requests, cycles) = (diag.exceptions, diag.requests, diag.cycles);
         wait_for(&engine, |e| e.diagnostics()[0].cycles >= cycles + 3);
         let diag = &engine.diagnostics()[0];
-        assert_eq!(diag.exceptions - errors, diag.cycles - cycles);
+        assert_eq!(diag.exceptions, exceptions);
+        let reads = diag.reads_per_cycle as u64 - 1;
+        assert_eq!(diag.requests - requests, reads * (diag.cycles - cycles));
+        assert!(!engine.snapshot().valid[7]);
+    }
+
+    #[test]
+    fn identification_is_read_once_per_connection() {
+        let (_server, address, memory) = serve();
+        let engine = Engine::new();
+        let mut name = FieldSpec::new(65, DataType::Ascii);
+        name.length = 2;
+        let mut points = vec![
+            holding(5, DataType::Uint16),
+            PointConfig::new(ReadFunction::HoldingRegisters, name),
+            holding(150, DataType::Uint16),
+        ];
+        points[1].identification = true;
+        points[2].identification = true;
+        engine.add_device(device("m", address, 1, points)).unwrap();
+        engine.start().unwrap();
+        wait_for(&engine, |e| e.diagnostics()[0].cycles >= 4);
+        let diag = &engine.diagnostics()[0];
+        // Three reads in the plan (5; 65..67; 150), the last two once.
+        assert_eq!(diag.reads_per_cycle, 3);
+        assert_eq!(diag.requests, diag.cycles + 2, "{diag:?}");
+        // Kept and shown every cycle, though read once.
+        memory.0.lock().unwrap()[150] = 999;
+        let cycles = diag.cycles;
+        wait_for(&engine, |e| e.diagnostics()[0].cycles >= cycles + 2);
+        let snapshot = engine.snapshot();
+        // A text is not a number: its value is not valid, its text is.
+        assert_eq!(snapshot.valid, vec![true, false, true]);
+        assert_eq!(snapshot.integers[2], 150, "not read again");
+        assert_eq!(engine.texts(), vec![(1, "\0A\0B".to_string())]);
+        assert!(snapshot.read_at_ms[1] >= snapshot.read_at_ms[0] - 100);
+        let raw = engine.raw_blocks("m").unwrap();
+        assert!(raw.iter().all(|b| b.registers.is_some()));
     }
 
     #[test]
@@ -974,10 +939,7 @@ mod tests {
                 "b",
                 address,
                 1,
-                vec![PointConfig {
-                    function: ReadFunction::HoldingRegisters,
-                    field: bad_field,
-                }],
+                vec![PointConfig::new(ReadFunction::HoldingRegisters, bad_field)],
             ))
             .unwrap_err();
         assert!(matches!(layout, EngineError::Layout(_)), "{layout}");
@@ -987,10 +949,10 @@ mod tests {
                 "c",
                 address,
                 1,
-                vec![PointConfig {
-                    function: ReadFunction::Coils,
-                    field: FieldSpec::new(0, DataType::Float32),
-                }],
+                vec![PointConfig::new(
+                    ReadFunction::Coils,
+                    FieldSpec::new(0, DataType::Float32),
+                )],
             ))
             .unwrap_err();
         assert!(

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_modbus::{ExceptionCode, Request, Response};
 
 use super::connection::Connection;
-use super::diag::{DeviceDiagnostics, DeviceState};
+use super::diag::{DeviceDiagnostics, DeviceState, RegisterRange};
 use super::plan::{Plan, ReadFunction};
 use super::schedule::{missed_ticks, next_tick, Backoff};
 use super::{
@@ -215,11 +215,21 @@ pub(crate) struct DeviceRunner {
     silent_cycles: u32,
     failing_cycles: u32,
     poll_backoff: Backoff,
-    /// Per read of the plan: its answer this cycle and when it was sent.
+    /// Per read of the plan: its answer this cycle, and for identification
+    /// reads the answer of this session (handed to readers as a copy).
     answers: Vec<Option<Vec<Word>>>,
+    /// Per read: when it was sent; for a kept identification answer, the
+    /// last cycle the device answered on the same session.
+    sent_ms: Vec<UnixMs>,
+    /// Per read: the device said it does not have it (0x02 once the read is
+    /// as narrow as it goes, or 0x01), and is not asked again this session.
+    lacking: Vec<bool>,
+    lacking_changed: bool,
+    /// The connection whose identification and missing registers are known;
+    /// `None` before the first cycle and after the device went offline.
+    session: Option<u64>,
     /// The previous cycle's raw blocks, taken back from [`Shared`] to be reused.
     spare_raw: Vec<RawBlock>,
-    sent_ms: Vec<UnixMs>,
     scratch: Decoded,
 }
 
@@ -233,6 +243,7 @@ impl DeviceRunner {
         template: Arc<Template>,
     ) -> DeviceRunner {
         let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
+        let reads = template.plan.reads().len();
         DeviceRunner {
             shared,
             unit,
@@ -248,37 +259,64 @@ impl DeviceRunner {
             silent_cycles: 0,
             failing_cycles: 0,
             poll_backoff: Backoff::new(period, MAX_POLL_BACKOFF.max(period)),
-            answers: Vec::new(),
+            answers: vec![None; reads],
+            sent_ms: vec![0; reads],
+            lacking: vec![false; reads],
+            lacking_changed: false,
+            session: None,
             spare_raw: Vec::new(),
-            sent_ms: Vec::new(),
             scratch: Decoded::default(),
         }
     }
 
-    /// One poll cycle: every read of the plan, then decode and publish.
+    /// A new connection, or the device back from offline: its identification
+    /// and what it said it lacks are asked for again.
+    fn begin_session(&mut self, session: u64) {
+        self.session = Some(session);
+        for (answer, read) in self.answers.iter_mut().zip(self.plan.reads()) {
+            if read.identification {
+                *answer = None;
+            }
+        }
+        if self.lacking.contains(&true) {
+            self.lacking.fill(false);
+            self.lacking_changed = true;
+        }
+    }
+
+    /// One poll cycle: every read of the plan that is due, then decode and
+    /// publish. Identification is read once per session, and what the device
+    /// lacks is not asked for again within it.
     async fn cycle(&mut self, connection: &mut Connection, writes: &mut mpsc::Receiver<WriteJob>) {
         let due = self.next_due;
         let started = Instant::now();
+        let started_ms = unix_ms();
+        let session = connection.next_session();
+        if self.session != Some(session) {
+            self.begin_session(session);
+        }
         // A device that is failing gets one try per read, and its cycle stops
         // at the first read it does not answer: on a shared bus it costs at
         // most one timeout.
         let failing = matches!(self.state, DeviceState::Degraded | DeviceState::Offline);
         let retries = if failing { 0 } else { self.retries };
         let (mut answered, mut failed, mut silent) = (false, false, false);
-        self.answers.clear();
-        self.answers.resize(self.plan.reads().len(), None);
-        self.sent_ms.clear();
-        self.sent_ms.resize(self.plan.reads().len(), unix_ms());
+        for (sent_ms, read) in self.sent_ms.iter_mut().zip(self.plan.reads()) {
+            if !read.identification {
+                *sent_ms = started_ms;
+            }
+        }
         let mut index = 0;
         while index < self.plan.reads().len() {
             while let Ok(job) = writes.try_recv() {
                 run_write(connection, job).await;
             }
-            if silent {
+            let read = &self.plan.reads()[index];
+            let known = read.identification && self.answers[index].is_some();
+            if silent || known || self.lacking[index] {
                 index += 1;
                 continue;
             }
-            let read = &self.plan.reads()[index];
             let (function, start, quantity) = (read.function, read.start, read.quantity);
             let context = || format!("read {}@{start}+{quantity}", function.code());
             let mut attempt = 0;
@@ -324,15 +362,20 @@ impl DeviceRunner {
                     answered = true;
                     self.answers.insert(index + 1, None);
                     self.sent_ms.insert(index + 1, sent_ms);
+                    self.lacking.insert(index + 1, false);
                 }
                 Ok(Err(code)) => {
                     answered = true;
-                    // Points the device does not have are not available; any
-                    // other exception is the device failing.
-                    if !matches!(
+                    // Points the device does not have are not available, and
+                    // not asked for again on this connection; any other
+                    // exception is the device failing.
+                    if matches!(
                         code,
                         ExceptionCode::IllegalDataAddress | ExceptionCode::IllegalFunction
                     ) {
+                        self.lacking[index] = true;
+                        self.lacking_changed = true;
+                    } else {
                         failed = true;
                     }
                     index += 1;
@@ -341,6 +384,20 @@ impl DeviceRunner {
                     failed = true;
                     silent = true;
                     index += 1;
+                }
+            }
+        }
+        if answered {
+            // The identification kept from earlier on this session holds as
+            // long as the device answers on it.
+            for ((sent_ms, read), answer) in self
+                .sent_ms
+                .iter_mut()
+                .zip(self.plan.reads())
+                .zip(&self.answers)
+            {
+                if read.identification && answer.is_some() && *sent_ms < started_ms {
+                    *sent_ms = started_ms;
                 }
             }
         }
@@ -422,20 +479,25 @@ impl DeviceRunner {
         texts_found.sort_unstable();
         out.texts = texts_found;
         drop(out);
-        // Hand the answers over as they are (moved, not copied).
+        // Hand the answers over as they are (moved, not copied), but for
+        // the identification kept for the next cycles.
         let mut raw = std::mem::take(&mut self.spare_raw);
         raw.clear();
         raw.extend(
             reads
                 .iter()
-                .zip(self.answers.drain(..))
+                .zip(self.answers.iter_mut())
                 .zip(&self.sent_ms)
-                .map(|((read, registers), &read_at_ms)| RawBlock {
+                .map(|((read, answer), &read_at_ms)| RawBlock {
                     function: read.function,
                     start: read.start,
                     quantity: read.quantity,
                     read_at_ms,
-                    registers,
+                    registers: if read.identification {
+                        answer.clone()
+                    } else {
+                        answer.take()
+                    },
                 }),
         );
         std::mem::swap(&mut *self.shared.raw(), &mut raw);
@@ -457,6 +519,8 @@ impl DeviceRunner {
             self.failing_cycles += 1;
             self.silent_cycles = if answered { 0 } else { self.silent_cycles + 1 };
             self.state = if self.silent_cycles >= OFFLINE_AFTER {
+                // When it is back it may be another device, or reconfigured.
+                self.session = None;
                 DeviceState::Offline
             } else {
                 DeviceState::Degraded
@@ -483,6 +547,23 @@ impl DeviceRunner {
         diag.reads_per_cycle = self.plan.reads().len();
         diag.last_cycle_ms = Some(due);
         diag.last_cycle_duration = took;
+        // Kept while the device is silent: what it lacks is known again once it answers.
+        if self.lacking_changed && answered {
+            self.lacking_changed = false;
+            diag.lacking = self
+                .plan
+                .reads()
+                .iter()
+                .zip(&self.lacking)
+                .filter(|(_, &lacking)| lacking)
+                .map(|(read, _)| RegisterRange {
+                    function: read.function,
+                    address: read.start,
+                    count: read.quantity,
+                })
+                .collect();
+            diag.lacking.sort_unstable();
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! exception response (`Ok(Err(`[`ExceptionCode`]`))`: it is alive and said
 //! no). [`RequestError`] keeps the same split when a failure is reported.
 
+mod config;
 mod connection;
 mod diag;
 mod engine;
@@ -22,10 +23,9 @@ pub mod schedule;
 
 use std::fmt;
 
-pub use diag::{DeviceDiagnostics, DeviceState, ErrorRecord, RttStats};
-pub use engine::{
-    DeviceConfig, Engine, EngineError, Parity, PointConfig, SerialConfig, Snapshot, Transport,
-};
+pub use config::{DeviceConfig, Parity, PointConfig, SerialConfig, Transport};
+pub use diag::{DeviceDiagnostics, DeviceState, ErrorRecord, RegisterRange, RttStats};
+pub use engine::{Engine, EngineError, Snapshot};
 pub use link::RawBlock;
 pub use plan::{Plan, PlanLimits, PointSpan, Read, ReadFunction};
 pub use tokio_modbus::ExceptionCode;

@@ -13,6 +13,10 @@
 //! the device's lifetime, so one unsupported register never blanks the block
 //! around it; a read that holds a single point and still fails is what really
 //! is not available.
+//!
+//! Identification points (name, model, serial number) are read once per
+//! connection, not every poll: they are planned into reads of their own, never
+//! joined with the points read every poll.
 
 use std::fmt;
 
@@ -75,6 +79,8 @@ pub struct PointSpan {
     pub function: ReadFunction,
     pub address: Address,
     pub quantity: Quantity,
+    /// Read once per connection (see [`Read::identification`]).
+    pub identification: bool,
 }
 
 impl PointSpan {
@@ -121,6 +127,8 @@ pub struct Read {
     pub function: ReadFunction,
     pub start: Address,
     pub quantity: Quantity,
+    /// It holds identification points only: read once per connection.
+    pub identification: bool,
     /// Indices of the points (in the slice given to [`Plan::new`]) it holds.
     pub points: Vec<usize>,
 }
@@ -160,7 +168,10 @@ impl Plan {
             }
         }
         let mut order: Vec<usize> = (0..points.len()).collect();
-        order.sort_by_key(|&i| (points[i].function, points[i].address, points[i].end()));
+        order.sort_by_key(|&i| {
+            let p = &points[i];
+            (p.function, p.identification, p.address, p.end())
+        });
 
         let mut reads: Vec<Read> = Vec::new();
         for index in order {
@@ -174,6 +185,7 @@ impl Plan {
             let joins = reads.last().is_some_and(|read| {
                 let end = u32::from(read.start) + u32::from(read.quantity);
                 read.function == point.function
+                    && read.identification == point.identification
                     && u32::from(point.address) <= end + gap
                     && point.end().max(end) - u32::from(read.start) <= limit
             });
@@ -187,6 +199,7 @@ impl Plan {
                     function: point.function,
                     start: point.address,
                     quantity: point.quantity,
+                    identification: point.identification,
                     points: vec![index],
                 }),
             }
@@ -227,6 +240,7 @@ impl Plan {
                 function: read.function,
                 start,
                 quantity: (end - u32::from(start)) as Quantity,
+                identification: read.identification,
                 points: members.to_vec(),
             }
         };
@@ -254,6 +268,7 @@ mod tests {
             function: ReadFunction::HoldingRegisters,
             address,
             quantity,
+            identification: false,
         }
     }
 
@@ -315,6 +330,7 @@ mod tests {
                 function: ReadFunction::InputRegisters,
                 address: 10,
                 quantity: 2,
+                identification: false,
             },
             holding(12, 2),
             holding(10, 2),
@@ -322,6 +338,7 @@ mod tests {
                 function: ReadFunction::InputRegisters,
                 address: 12,
                 quantity: 1,
+                identification: false,
             },
         ];
         let plan = Plan::new(&points, LIMITS).unwrap();
@@ -344,6 +361,7 @@ mod tests {
                 function: ReadFunction::Coils,
                 address: k,
                 quantity: 1,
+                identification: false,
             })
             .collect();
         let plan = Plan::new(&points, LIMITS).unwrap();
@@ -353,6 +371,7 @@ mod tests {
             function: ReadFunction::DiscreteInputs,
             address,
             quantity: 1,
+            identification: false,
         });
         let plan = Plan::new(&sparse, LIMITS).unwrap();
         assert_eq!(ranges(&plan), vec![(2, 0, 65), (2, 200, 1)]);
@@ -415,11 +434,13 @@ mod tests {
                 1u8..=4,
                 0u16..2000,
                 prop_oneof![Just(1u16), Just(2), Just(4), 1u16..10],
+                proptest::bool::weighted(0.1),
             )
-                .prop_map(|(code, address, quantity)| PointSpan {
+                .prop_map(|(code, address, quantity, identification)| PointSpan {
                     function: ReadFunction::from_code(code).unwrap_or(ReadFunction::Coils),
                     address,
                     quantity: if code <= 2 { 1 } else { quantity },
+                    identification,
                 })
         }
 
@@ -432,6 +453,7 @@ mod tests {
                     seen[p] += 1;
                     let span = points[p];
                     assert_eq!(span.function, read.function);
+                    assert_eq!(span.identification, read.identification);
                     assert!(span.address >= read.start);
                     assert!(span.end() <= u32::from(read.start) + u32::from(read.quantity));
                 }
@@ -452,10 +474,10 @@ mod tests {
                 let limits = PlanLimits { max_registers_per_read, max_gap };
                 let mut plan = Plan::new(&points, limits).unwrap();
                 check(&plan, &points, limits);
-                // Coalescing: two consecutive reads of one function could not be joined.
+                // Coalescing: two consecutive reads of one kind could not be joined.
                 for pair in plan.reads().windows(2) {
                     let (a, b) = (&pair[0], &pair[1]);
-                    if a.function == b.function {
+                    if a.function == b.function && a.identification == b.identification {
                         let a_end = u32::from(a.start) + u32::from(a.quantity);
                         let gap = if a.function.reads_bits() { u32::from(max_gap) * 16 } else { u32::from(max_gap) };
                         let joined = u32::from(b.start) + u32::from(b.quantity) - u32::from(a.start);
@@ -476,6 +498,30 @@ mod tests {
                 check(&plan, &points, limits);
             }
         }
+    }
+
+    #[test]
+    fn identification_is_read_apart_from_what_is_polled() {
+        let mut name = holding(29, 20);
+        name.identification = true;
+        let mut serial = holding(51, 2);
+        serial.identification = true;
+        let points = [holding(20, 2), name, holding(50, 1), serial];
+        let limits = PlanLimits::default();
+        let plan = Plan::new(&points, limits).unwrap();
+        assert_eq!(ranges(&plan), vec![(3, 20, 2), (3, 50, 1), (3, 29, 24)]);
+        // Without the flag all four are one read.
+        let unflagged = points.map(|p| PointSpan {
+            identification: false,
+            ..p
+        });
+        let together = Plan::new(&unflagged, limits).unwrap();
+        assert_eq!(ranges(&together), vec![(3, 20, 33)]);
+        let flags: Vec<bool> = plan.reads().iter().map(|r| r.identification).collect();
+        assert_eq!(flags, vec![false, false, true]);
+        let mut plan = plan;
+        assert!(plan.split(2));
+        assert!(plan.reads()[2..].iter().all(|r| r.identification));
     }
 
     #[test]

@@ -1,11 +1,47 @@
-//! `Field`, `RegisterLayout`, `Decoded`: register decoding from Python.
+//! `Field`, `RegisterLayout`, `Decoded`: register decoding from Python, and
+//! `REGISTER_TYPES`, the facts of every register type.
 
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyTuple};
 
 use crate::decode::{Block, DataType, Decoded, FieldSpec, Layout, Sentinel, WordOrder};
 use crate::Error;
+
+/// What a register type is (see [`crate::datatype`]): the one definition
+/// the Python side reads its type lists from.
+#[pyclass(module = "panelfast._native", name = "RegisterType", frozen, get_all)]
+pub struct PyRegisterType {
+    name: &'static str,
+    registers: u16,
+    integer: bool,
+    exact: bool,
+    signed: bool,
+    sentinel: Option<u64>,
+}
+
+#[pymethods]
+impl PyRegisterType {
+    fn __repr__(&self) -> String {
+        format!("RegisterType({:?})", self.name)
+    }
+}
+
+/// `REGISTER_TYPES`: every register type's facts, in the model files' order.
+pub(crate) fn register_types(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    let types = DataType::ALL.map(|t| {
+        let facts = t.facts();
+        PyRegisterType {
+            name: facts.name,
+            registers: facts.registers,
+            integer: facts.integer,
+            exact: facts.exact,
+            signed: facts.signed,
+            sentinel: facts.sentinel,
+        }
+    });
+    PyTuple::new(py, types)
+}
 
 /// One field of a register layout.
 #[pyclass(module = "panelfast._native", name = "Field", frozen)]
@@ -36,7 +72,7 @@ impl PyField {
             ))
         })?;
         let data_type = DataType::from_name(r#type).ok_or_else(|| {
-            let names: Vec<_> = DataType::ALL.iter().map(|(_, n)| *n).collect();
+            let names: Vec<_> = DataType::ALL.iter().map(|t| t.name()).collect();
             layout(format!("type {type:?} is not one of {}", names.join(", "), type = r#type))
         })?;
         let order = WordOrder::from_name(order).ok_or_else(|| {

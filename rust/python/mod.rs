@@ -21,6 +21,8 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     modbus::register(m)?;
     m.add_class::<alarm::PyAlarmSet>()?;
     m.add_class::<alarm::PyAlarmEvent>()?;
+    m.add_class::<decode::PyRegisterType>()?;
+    m.add("REGISTER_TYPES", decode::register_types(m.py())?)?;
     m.add_class::<decode::PyField>()?;
     m.add_class::<decode::PyRegisterLayout>()?;
     m.add_class::<decode::PyDecoded>()?;

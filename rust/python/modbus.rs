@@ -1,8 +1,9 @@
 //! `panelfast._native.ModbusEngine`: the acquisition engine for Python.
 //!
-//! Thin: arguments become a [`DeviceConfig`], results become numpy arrays and
-//! dicts. Every call that waits (stop, write) or copies many values
-//! (snapshot) releases the GIL.
+//! Thin: arguments become a [`DeviceConfig`] (points arrive as typed
+//! [`PyModbusPoint`]s), results become numpy arrays and frozen
+//! [`PyDeviceDiagnostics`], built once here. Every call that waits (stop,
+//! write) or copies many values (snapshot) releases the GIL.
 
 use std::time::Duration;
 
@@ -10,13 +11,13 @@ use numpy::PyArray1;
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyTuple};
 
+use super::decode::PyField;
 use super::errors::{LayoutError, PanelfastError};
-use crate::decode::{DataType, FieldSpec, Sentinel, WordOrder};
 use crate::modbus::{
-    DeviceConfig, DeviceDiagnostics, Engine, EngineError, LinkError, Parity, PlanLimits,
-    PointConfig, ReadFunction, RequestError, SerialConfig, Transport, WriteRequest,
+    DeviceConfig, DeviceDiagnostics, Engine, EngineError, ErrorRecord, LinkError, Parity,
+    PlanLimits, PointConfig, ReadFunction, RegisterRange, RequestError, SerialConfig, Transport,
+    WriteRequest,
 };
 
 create_exception!(
@@ -47,6 +48,10 @@ create_exception!(
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<ModbusEngine>()?;
+    m.add_class::<PyModbusPoint>()?;
+    m.add_class::<PyDeviceDiagnostics>()?;
+    m.add_class::<PyLastError>()?;
+    m.add_class::<PyRegisterRange>()?;
     m.add("ModbusError", py.get_type::<ModbusError>())?;
     m.add(
         "ModbusExceptionError",
@@ -84,103 +89,205 @@ fn engine_error(py: Python<'_>, error: EngineError) -> PyErr {
     }
 }
 
-/// One point tuple: (function, address, type, order, scale, offset, invalid, bit, bits, length).
-fn point(index: usize, item: &Bound<'_, PyAny>) -> PyResult<PointConfig> {
-    let bad = |what: String| PyValueError::new_err(format!("point {index}: {what}"));
-    let tuple = item.cast::<PyTuple>().map_err(|_| {
-        bad("expected a tuple (function, address, type, order, scale, offset, invalid, bit, bits, length)".into())
-    })?;
-    if tuple.len() != 10 {
-        return Err(bad(format!("expected 10 items, got {}", tuple.len())));
-    }
-    let function: u8 = tuple.get_item(0)?.extract()?;
-    let function = ReadFunction::from_code(function).ok_or_else(|| {
-        bad(format!(
-            "function {function} is not a read: use 1, 2, 3 or 4"
-        ))
-    })?;
-    let address: u16 = tuple
-        .get_item(1)?
-        .extract()
-        .map_err(|_| bad("address must be 0..=65535".into()))?;
-    let type_name: String = tuple.get_item(2)?.extract()?;
-    let data_type = DataType::from_name(&type_name)
-        .ok_or_else(|| bad(format!("unknown data type {type_name:?}")))?;
-    let order_name: String = tuple.get_item(3)?.extract()?;
-    let order = WordOrder::from_name(&order_name)
-        .ok_or_else(|| bad(format!("unknown word order {order_name:?}")))?;
-    let invalid = tuple.get_item(6)?;
-    let sentinel = if invalid.is_none() {
-        Sentinel::Default
-    } else if invalid.is_instance_of::<PyBool>() {
-        if invalid.extract::<bool>()? {
-            return Err(bad("invalid is an integer pattern, None or False".into()));
-        }
-        Sentinel::Disabled
-    } else {
-        Sentinel::Raw(
-            invalid
-                .extract::<u64>()
-                .map_err(|_| bad("invalid must be a non-negative integer pattern".into()))?,
-        )
-    };
-    let small = |k: usize, what: &str| -> PyResult<u8> {
-        tuple
-            .get_item(k)?
-            .extract()
-            .map_err(|_| bad(format!("{what} must be 0..=255")))
-    };
-    Ok(PointConfig {
-        function,
-        field: FieldSpec {
-            address,
-            data_type,
-            order,
-            scale: tuple.get_item(4)?.extract()?,
-            offset: tuple.get_item(5)?.extract()?,
-            sentinel,
-            bit: small(7, "bit")?,
-            bits: small(8, "bits")?,
-            length: tuple
-                .get_item(9)?
-                .extract()
-                .map_err(|_| bad("length must be 0..=65535".into()))?,
-        },
-    })
+/// One point to poll: the function code that reads it and its decoder field.
+#[pyclass(module = "panelfast._native", name = "ModbusPoint", frozen)]
+pub struct PyModbusPoint {
+    point: PointConfig,
 }
 
-fn diagnostics_dict<'py>(py: Python<'py>, d: &DeviceDiagnostics) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
-    dict.set_item("device_id", &d.device_id)?;
-    dict.set_item("state", d.state.name())?;
-    let last_error = match &d.last_error {
-        None => None,
-        Some(e) => {
-            let error = PyDict::new(py);
-            error.set_item("kind", e.kind)?;
-            error.set_item("code", e.code)?;
-            error.set_item("name", &e.name)?;
-            error.set_item("message", &e.message)?;
-            error.set_item("at_ms", e.at_ms)?;
-            Some(error)
+#[pymethods]
+impl PyModbusPoint {
+    #[new]
+    #[pyo3(signature = (function, field, *, identification = false))]
+    fn new(function: u8, field: PyRef<'_, PyField>, identification: bool) -> PyResult<Self> {
+        let function = ReadFunction::from_code(function).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "function {function} is not a read: use 1, 2, 3 or 4"
+            ))
+        })?;
+        Ok(PyModbusPoint {
+            point: PointConfig {
+                function,
+                field: field.spec.clone(),
+                identification,
+            },
+        })
+    }
+
+    #[getter]
+    fn function(&self) -> u8 {
+        self.point.function.code()
+    }
+
+    #[getter]
+    fn field(&self) -> PyField {
+        PyField {
+            spec: self.point.field.clone(),
         }
-    };
-    dict.set_item("last_error", last_error)?;
-    let ms = |t: Duration| t.as_secs_f64() * 1000.0;
-    dict.set_item("rtt_last_ms", ms(d.rtt.last))?;
-    dict.set_item("rtt_mean_ms", ms(d.rtt.mean()))?;
-    dict.set_item("rtt_max_ms", ms(d.rtt.max))?;
-    dict.set_item("requests", d.requests)?;
-    dict.set_item("errors", d.errors)?;
-    dict.set_item("timeouts", d.timeouts)?;
-    dict.set_item("exceptions", d.exceptions)?;
-    dict.set_item("cycles", d.cycles)?;
-    dict.set_item("overruns", d.overruns)?;
-    dict.set_item("reads_per_cycle", d.reads_per_cycle)?;
-    dict.set_item("last_cycle_ms", d.last_cycle_ms)?;
-    dict.set_item("last_cycle_duration_ms", ms(d.last_cycle_duration))?;
-    dict.set_item("last_answer_ms", d.last_answer_ms)?;
-    Ok(dict)
+    }
+
+    #[getter]
+    fn identification(&self) -> bool {
+        self.point.identification
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ModbusPoint(function={}, address={}, type={:?}, identification={})",
+            self.point.function.code(),
+            self.point.field.address,
+            self.point.field.data_type.name(),
+            if self.point.identification {
+                "True"
+            } else {
+                "False"
+            }
+        )
+    }
+}
+
+/// Registers (or bits) of one function code: `count` from `address`.
+#[pyclass(
+    module = "panelfast._native",
+    name = "RegisterRange",
+    frozen,
+    eq,
+    hash,
+    get_all
+)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PyRegisterRange {
+    function: u8,
+    address: u16,
+    count: u16,
+}
+
+#[pymethods]
+impl PyRegisterRange {
+    #[new]
+    fn new(function: u8, address: u16, count: u16) -> Self {
+        PyRegisterRange {
+            function,
+            address,
+            count,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RegisterRange(function={}, address={}, count={})",
+            self.function, self.address, self.count
+        )
+    }
+}
+
+impl From<&RegisterRange> for PyRegisterRange {
+    fn from(range: &RegisterRange) -> Self {
+        PyRegisterRange {
+            function: range.function.code(),
+            address: range.address,
+            count: range.count,
+        }
+    }
+}
+
+/// A device's last failed request.
+#[pyclass(module = "panelfast._native", name = "LastError", frozen, eq, get_all)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyLastError {
+    kind: &'static str,
+    code: Option<u8>,
+    name: String,
+    message: String,
+    at_ms: i64,
+}
+
+#[pymethods]
+impl PyLastError {
+    fn __repr__(&self) -> String {
+        format!(
+            "LastError(kind={:?}, code={}, name={:?}, message={:?}, at_ms={})",
+            self.kind,
+            self.code.map_or("None".into(), |c| c.to_string()),
+            self.name,
+            self.message,
+            self.at_ms
+        )
+    }
+}
+
+impl From<&ErrorRecord> for PyLastError {
+    fn from(e: &ErrorRecord) -> Self {
+        PyLastError {
+            kind: e.kind,
+            code: e.code,
+            name: e.name.clone(),
+            message: e.message.clone(),
+            at_ms: e.at_ms,
+        }
+    }
+}
+
+/// How a device's polling goes: state, last error, round trips, counters,
+/// and the registers it lacks.
+#[pyclass(
+    module = "panelfast._native",
+    name = "DeviceDiagnostics",
+    frozen,
+    eq,
+    get_all
+)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PyDeviceDiagnostics {
+    device_id: String,
+    state: &'static str,
+    last_error: Option<PyLastError>,
+    rtt_last_ms: f64,
+    rtt_mean_ms: f64,
+    rtt_max_ms: f64,
+    requests: u64,
+    errors: u64,
+    timeouts: u64,
+    exceptions: u64,
+    cycles: u64,
+    overruns: u64,
+    reads_per_cycle: usize,
+    last_cycle_ms: Option<i64>,
+    last_cycle_duration_ms: f64,
+    last_answer_ms: Option<i64>,
+    lacking: Vec<PyRegisterRange>,
+}
+
+#[pymethods]
+impl PyDeviceDiagnostics {
+    fn __repr__(&self) -> String {
+        format!("{self:?}").replacen("PyDeviceDiagnostics", "DeviceDiagnostics", 1)
+    }
+}
+
+impl From<&DeviceDiagnostics> for PyDeviceDiagnostics {
+    fn from(d: &DeviceDiagnostics) -> Self {
+        let ms = |t: Duration| t.as_secs_f64() * 1000.0;
+        PyDeviceDiagnostics {
+            device_id: d.device_id.clone(),
+            state: d.state.name(),
+            last_error: d.last_error.as_ref().map(PyLastError::from),
+            rtt_last_ms: ms(d.rtt.last),
+            rtt_mean_ms: ms(d.rtt.mean()),
+            rtt_max_ms: ms(d.rtt.max),
+            requests: d.requests,
+            errors: d.errors,
+            timeouts: d.timeouts,
+            exceptions: d.exceptions,
+            cycles: d.cycles,
+            overruns: d.overruns,
+            reads_per_cycle: d.reads_per_cycle,
+            last_cycle_ms: d.last_cycle_ms,
+            last_cycle_duration_ms: ms(d.last_cycle_duration),
+            last_answer_ms: d.last_answer_ms,
+            lacking: d.lacking.iter().map(PyRegisterRange::from).collect(),
+        }
+    }
 }
 
 type SnapshotArrays<'py> = (
@@ -218,7 +325,7 @@ impl ModbusEngine {
         &self,
         device_id: String,
         transport: &str,
-        points: Vec<Bound<'_, PyAny>>,
+        points: Vec<PyRef<'_, PyModbusPoint>>,
         host: &str,
         port: u16,
         serial_port: &str,
@@ -265,11 +372,7 @@ impl ModbusEngine {
                 )))
             }
         };
-        let points = points
-            .iter()
-            .enumerate()
-            .map(|(index, item)| point(index, item))
-            .collect::<PyResult<Vec<_>>>()?;
+        let points = points.iter().map(|p| p.point.clone()).collect();
         let config = DeviceConfig {
             id: device_id,
             transport,
@@ -354,12 +457,12 @@ impl ModbusEngine {
             .collect())
     }
 
-    /// One dict per device, in the order added.
-    fn diagnostics<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+    /// Each device's diagnostics, in the order added.
+    fn diagnostics(&self) -> Vec<PyDeviceDiagnostics> {
         self.engine
             .diagnostics()
             .iter()
-            .map(|d| diagnostics_dict(py, d))
+            .map(PyDeviceDiagnostics::from)
             .collect()
     }
 

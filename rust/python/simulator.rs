@@ -224,6 +224,11 @@ impl PySimulator {
         ))
     }
 
+    /// `{(function, address, count): times}` of the reads a device was sent.
+    fn reads(&self, device: usize) -> PyResult<std::collections::HashMap<(u8, u16, u16), u64>> {
+        Ok(self.inner.reads(device)?.into_iter().collect())
+    }
+
     /// Each output's state (True = on), in the model's output order.
     fn outputs(&self, device: usize) -> PyResult<Vec<bool>> {
         Ok(self.inner.outputs(device)?)

@@ -6,6 +6,7 @@
 //! buffer. What a device serves at wall-clock time `t` is therefore exactly the
 //! state at `⌊t / tick⌋ · tick`, which [`Device::truth`] recomputes for tests.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -77,7 +78,17 @@ pub(crate) struct Device {
     faults: RwLock<Faults>,
     image: Mutex<Image>,
     requests: AtomicU64,
+    /// Reads this device was sent, by (function, address, count): what a test
+    /// counts to see how often a gateway asks for what.
+    reads: Mutex<HashMap<ReadShape, u64>>,
 }
+
+/// A read as a device is sent it: (function, address, count).
+pub type ReadShape = (u8, u16, u16);
+
+/// Distinct reads a device keeps count of; a gateway makes a few dozen,
+/// a client sweeping the address space more, counted no further.
+const MAX_READ_SHAPES: usize = 4096;
 
 impl Device {
     pub(crate) fn new(model: Arc<CompiledModel>, spec: DeviceSpec) -> Device {
@@ -91,6 +102,7 @@ impl Device {
             faults: RwLock::new(spec.faults.clone()),
             image: Mutex::new(image),
             requests: AtomicU64::new(0),
+            reads: Mutex::new(HashMap::new()),
             model,
             spec,
         }
@@ -114,6 +126,25 @@ impl Device {
         // A panic elsewhere must not take the device down with it: the image is
         // re-rendered from scratch on the next tick anyway.
         self.image.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count a read sent to this device, answered or not.
+    pub(crate) fn count_read(&self, fc: u8, address: u16, count: u16) {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        let shapes = reads.len();
+        if let Some(n) = reads.get_mut(&(fc, address, count)) {
+            *n += 1;
+        } else if shapes < MAX_READ_SHAPES {
+            reads.insert((fc, address, count), 1);
+        }
+    }
+
+    /// The reads counted so far, in (function, address, count) order.
+    pub(crate) fn reads(&self) -> Vec<(ReadShape, u64)> {
+        let reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = reads.iter().map(|(&k, &n)| (k, n)).collect();
+        out.sort_unstable();
+        out
     }
 
     /// Whether this request should be answered "busy": a deterministic draw per request.

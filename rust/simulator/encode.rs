@@ -5,7 +5,7 @@
 //! every type and byte order. The value handed in is in the measurement's own
 //! unit; `raw = (value − offset) / scale` is what the registers carry.
 
-use crate::decode::{DataType, FieldSpec, Sentinel, WordOrder};
+use crate::decode::{DataType, FieldSpec, WordOrder};
 
 /// A decoded value as the gateway should see it after reading the registers.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,18 +54,18 @@ pub fn encode_number(field: &FieldSpec, value: f64, out: &mut [u16]) -> Value {
             return Value::Float(f64::NAN); // not numbers: see encode_text, encode_datetime
         }
         t => {
-            // Keep off the types' "not available" sentinels (their extreme values).
-            let (lo, hi, width): (i128, i128, usize) = match t {
-                DataType::Int16 => (i16::MIN.into(), i16::MAX.into(), 1),
-                DataType::Uint16 => (0, u16::MAX.into(), 1),
-                DataType::Int32 => (i32::MIN.into(), i32::MAX.into(), 2),
-                DataType::Uint32 => (0, u32::MAX.into(), 2),
-                DataType::Int64 => (i64::MIN.into(), i64::MAX.into(), 4),
-                // Exact values are carried as i64 by the decoder: stay within it.
-                _ => (0, i64::MAX.into(), 4),
+            // The type's range from its facts; exact values are carried as
+            // i64 by the decoder, so UINT64 stays within it.
+            let width = usize::from(t.width());
+            let bits = 16 * u32::from(t.width());
+            let (lo, hi): (i128, i128) = if t.is_signed() {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, ((1i128 << bits) - 1).min(i64::MAX.into()))
             };
             let r = if raw.is_nan() { 0 } else { raw.round() as i128 };
-            // Signed types mark "not available" with their minimum, unsigned with their maximum.
+            // Keep off the "not available" sentinels: signed types mark it
+            // with their minimum, unsigned with their maximum.
             let (lo, hi) = if lo < 0 { (lo + 1, hi) } else { (lo, hi - 1) };
             let r = r.clamp(lo, hi) as i64;
             let bits = (r as u64) & width_mask(width);
@@ -105,31 +105,15 @@ pub fn write_bits(bits: u64, width: usize, order: WordOrder, out: &mut [u16]) {
 /// Write the field's "not available" pattern; false if it has none (BITMAP,
 /// ASCII, a disabled sentinel).
 pub fn encode_unavailable(field: &FieldSpec, out: &mut [u16]) -> bool {
-    let width = usize::from(field.registers());
-    let default = match field.data_type {
-        DataType::Int16 => Some(0x8000),
-        DataType::Uint16 => Some(0xFFFF),
-        DataType::Int32 => Some(0x8000_0000),
-        DataType::Uint32 => Some(0xFFFF_FFFF),
-        DataType::Int64 => Some(0x8000_0000_0000_0000),
-        DataType::Uint64 => Some(0xFFFF_FFFF_FFFF_FFFF),
-        DataType::Float32 => Some(0xFFC0_0000),
-        DataType::Float64 => Some(0xFFF8_0000_0000_0000),
-        DataType::Datetime => {
-            // The invalid flag of the hour-and-minute register.
-            out[..4].copy_from_slice(&[0, 0x0101, 0x0080, 0]);
-            return true;
-        }
-        DataType::Bitmap | DataType::Ascii => None,
-    };
-    let bits = match field.sentinel {
-        Sentinel::Default => default,
-        Sentinel::Disabled => None,
-        Sentinel::Raw(raw) => Some(raw),
-    };
-    match bits {
+    if field.data_type == DataType::Datetime {
+        // The invalid flag of the hour-and-minute register.
+        out[..4].copy_from_slice(&[0, 0x0101, 0x0080, 0]);
+        return true;
+    }
+    // A bitmap field owns only some bits of its register: it has no pattern of its own.
+    match field.sentinel_bits() {
         Some(bits) if field.data_type != DataType::Bitmap => {
-            write_bits(bits, width, field.order, out);
+            write_bits(bits, usize::from(field.registers()), field.order, out);
             true
         }
         _ => false,
@@ -195,7 +179,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Block, Decoded, Layout};
+    use crate::decode::{Block, Decoded, Layout, Sentinel};
 
     fn decode(field: FieldSpec, regs: &[u16]) -> (f64, i64, bool) {
         let layout = Layout::compile(vec![field.clone()]).expect("valid field");
@@ -295,7 +279,7 @@ mod tests {
 
     #[test]
     fn unavailable_patterns_decode_as_not_available() {
-        for (t, _) in DataType::ALL {
+        for t in DataType::ALL {
             for (order, _) in WordOrder::ALL {
                 let mut f = field(t, order);
                 f.length = 2;

@@ -35,7 +35,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Runtime;
 
-pub use device::{DeviceSpec, Faults};
+pub use device::{DeviceSpec, Faults, ReadShape};
 pub use encode::Value;
 pub use model::{CompiledModel, ModelSpec, OutputSpec, PointSpec, Quantity};
 
@@ -258,6 +258,12 @@ impl Simulator {
         d.set_faults(faults);
         self.shared.faults_changed.notify_waiters();
         Ok(())
+    }
+
+    /// The reads device `device` was sent so far (answered or not), as
+    /// `((function, address, count), times)` in function then address order.
+    pub fn reads(&self, device: usize) -> Result<Vec<(ReadShape, u64)>> {
+        Ok(self.device(device)?.reads())
     }
 
     /// Each output's state (on = true), in the model's output order.

@@ -71,6 +71,13 @@ impl Service for Listener {
             return Box::pin(std::future::ready(answer));
         };
         let device = &self.shared.devices[index as usize];
+        match req.request {
+            Request::ReadCoils(a, n) => device.count_read(1, a, n),
+            Request::ReadDiscreteInputs(a, n) => device.count_read(2, a, n),
+            Request::ReadHoldingRegisters(a, n) => device.count_read(3, a, n),
+            Request::ReadInputRegisters(a, n) => device.count_read(4, a, n),
+            _ => {}
+        }
         let faults = device.faults();
         if faults.dead || faults.offline {
             return Box::pin(std::future::ready(Ok(None)));

@@ -1,19 +1,9 @@
-"""The ``panelfast`` command: one module per command group, all on :func:`main`.
+"""The ``panelfast`` command: one module per command group, loaded when used.
 
-Each ``_<topic>.py`` module adds its commands to the group defined in
-``_main.py``; importing them here is what registers them.
+``_main.COMMANDS`` names the module of each command; the module registers
+its commands on :func:`main` when imported.
 """
 
-from panelfast.cli import (
-    _cloud,  # noqa: F401  (registers its commands)
-    _demo,  # noqa: F401  (registers its commands)
-    _gateway,  # noqa: F401  (registers its commands)
-    _modbus,  # noqa: F401  (registers its commands)
-    _refcloud,  # noqa: F401  (registers `panelfast refcloud`)
-    _remote_config,  # noqa: F401  (registers its commands)
-    _simulator,  # noqa: F401  (registers its commands)
-    _topology,  # noqa: F401  (registers its commands)
-)
 from panelfast.cli._main import main
 
 __all__ = ["main"]

@@ -11,16 +11,11 @@ from typing import Any
 
 import click
 
-from panelfast._native import ModbusEngine
+from panelfast._native import Field, ModbusEngine, ModbusPoint
 from panelfast.cli._main import main
 from panelfast.exceptions import PanelfastError
-
-TYPES = [
-    "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
-    "FLOAT32", "FLOAT64", "BITMAP", "ASCII", "DATETIME",
-]  # fmt: skip
-WIDTH = {"INT32": 2, "UINT32": 2, "FLOAT32": 2, "INT64": 4, "UINT64": 4, "FLOAT64": 4}
-WIDTH["DATETIME"] = 4
+from panelfast.models import WordOrder
+from panelfast.register_types import TYPES, DataType, register_count
 
 
 @main.group()
@@ -78,8 +73,8 @@ def read(
     unit_id: int,
     function: str,
     address: int,
-    data_type: str,
-    order: str,
+    data_type: DataType,
+    order: WordOrder,
     count: int,
     length: int,
     scale: float,
@@ -98,13 +93,15 @@ def read(
         "data_bits": int(data_bits),
     }
     code = int(function)
-    width = 1 if code in (1, 2) else length if data_type == "ASCII" else WIDTH.get(data_type, 1)
+    width = 1 if code in (1, 2) else register_count(data_type, length)
     addresses = [address + k * width for k in range(count)]
-    points = [
-        (code, a, data_type, order, scale, 0.0, False, 0, 16, length) for a in addresses
-    ]  # BITMAP reads the whole register; no sentinel: show the raw value.
     engine = ModbusEngine()
     try:
+        # BITMAP reads the whole register; no sentinel: show the raw value.
+        points = [
+            ModbusPoint(code, Field(a, data_type, order, scale, 0.0, False, 0, 16, length))
+            for a in addresses
+        ]
         engine.add_device(
             "device",
             points=points,
@@ -116,7 +113,7 @@ def read(
         )
         engine.start()
         deadline = time.monotonic() + 2 + 8 * timeout_ms / 1000
-        while engine.diagnostics()[0]["cycles"] < 1 and time.monotonic() < deadline:
+        while engine.diagnostics()[0].cycles < 1 and time.monotonic() < deadline:
             time.sleep(0.02)
         values, integers, valid, _ = engine.snapshot()
         texts = engine.texts()
@@ -140,7 +137,7 @@ def read(
         for function_code, start, _, registers in blocks:
             words = "no data" if registers is None else " ".join(f"{r:#06x}" for r in registers)
             click.echo(f"raw {function_code}@{start}: {words}")
-    error = diagnostics["last_error"]
+    error = diagnostics.last_error
     if error is not None:
-        raise click.ClickException(error["message"])
-    click.echo(f"round trip {diagnostics['rtt_last_ms']:.1f} ms")
+        raise click.ClickException(error.message)
+    click.echo(f"round trip {diagnostics.rtt_last_ms:.1f} ms")

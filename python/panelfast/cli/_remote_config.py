@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from panelfast.cli._cloud import _settings, config_option
+from panelfast.cli._daemon import call, config_option, fail, load, not_running
 from panelfast.cli._main import main
 from panelfast.exceptions import (
     ConfigError,
@@ -62,34 +62,38 @@ def check(document: Path, topology_state: Path) -> None:
 
 
 @remote_config.command("status")
-@click.option(
-    "--state",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The gateway's remote configuration database.",
-)
-def status(state: Path) -> None:
-    """Show the applied configuration and the last version received."""
+@config_option
+def status(config_path: Path) -> None:
+    """Show the applied configuration, the last version received and the history."""
+    answer = call(config_path, "GET", "/v1/remote-config", text=True)
+    if answer is not None:
+        click.echo(answer.text(), nl=False)
+        return
+    from panelfast.control._text import remote_config_text
+    from panelfast.remote_config import RemoteConfigStatus
+
+    settings = load(config_path)
+    state = settings.storage.dir / "remote-config.sqlite"
+    if not state.exists():
+        not_running("and no remote configuration was ever received")
+        return
     try:
         with ConfigStore(state) as store:
-            applied = store.applied()
-            received = store.last_received()
+            applied, received = store.applied(), store.last_received()
+            history = store.history(10)
     except StateStoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    if applied is None:
-        click.echo("applied: none (sampling waits for a valid remote configuration)")
-    else:
-        click.echo(
-            f"applied: version {applied.version!r}, {len(applied.measurements)} measurements, "
-            f"{len(applied.alarms)} alarms, published every {applied.publisher_period_s} s"
-        )
-    if received is None:
-        click.echo("received: none")
-        return
-    state_word = "valid" if received.valid else "INVALID"
-    click.echo(f"received: version {received.version!r} {received.status} ({state_word})")
-    for error in received.errors:
-        click.echo(f"  {error.path}: {error.message}")
+        fail(str(exc))
+    shown = RemoteConfigStatus(
+        applied_version=applied.version if applied else None,
+        received_version=received.version if received else None,
+        valid=received.valid if received else None,
+        errors=tuple((e.path, e.message) for e in received.errors) if received else (),
+        measurements=len(applied.measurements) if applied else 0,
+        alarms=len(applied.alarms) if applied else 0,
+        publisher_period_s=applied.publisher_period_s if applied else None,
+    )
+    not_running("what it stored last:")
+    click.echo(remote_config_text(shown, applied, history), nl=False)
 
 
 @main.command("set")
@@ -97,15 +101,18 @@ def status(state: Path) -> None:
 @click.argument("key")
 @click.argument("value")
 def set_setting(config_path: Path, key: str, value: str) -> None:
-    """Set a local setting KEY to VALUE in the configuration file.
+    """Set a local setting KEY to VALUE, in the running gateway and its configuration file.
 
     Local settings: cloud.alarm_publication, cloud.request_timeout_s,
     gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
     Sampling, alarms and the publication period are the cloud's (remote
-    configuration): changing them here is refused. Restart the gateway
-    (``panelfast run``) for the change to take effect.
+    configuration): changing them here is refused.
     """
-    settings = _settings(config_path)
+    answer = call(config_path, "PUT", f"/v1/settings/{key}", {"value": value})
+    if answer is not None:
+        click.echo(f"{config_path}: {key} = {answer.json()['value']!r}")
+        return
+    settings = load(config_path)
     try:
         state = settings.storage.dir / "remote-config.sqlite"
         applied = None
@@ -117,4 +124,5 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         )
     except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
         raise click.ClickException(str(exc)) from None
+    not_running("the file is changed; the gateway takes it at its next start")
     click.echo(f"{config_path}: {key} = {stored!r}")

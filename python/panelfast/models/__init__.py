@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from panelfast.register_types import DataType
+
 __all__ = [
     "DataType",
     "DeviceModel",
@@ -21,11 +23,6 @@ __all__ = [
     "WordOrder",
 ]
 
-#: How a measurement's registers encode its value (see the Rust decoder).
-DataType = Literal[
-    "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
-    "FLOAT32", "FLOAT64", "BITMAP", "ASCII", "DATETIME",
-]  # fmt: skip
 #: Byte order of multi-register values: ABCD is big-endian, high word first.
 WordOrder = Literal["ABCD", "CDAB", "BADC", "DCBA"]
 #: ``instantaneous`` (power, voltage) or ``cumulative`` (energy counters), §5.
@@ -61,6 +58,9 @@ class MeasurementDef:
     #: The physical quantity it shows (``voltage_ln.1``, ``active_energy.delivered``...,
     #: see ``models/README.md``); the simulator serves it, empty means "nothing to simulate".
     quantity: str = ""
+    #: Identification (name, model, serial number): constant while the device
+    #: stays connected, read once per connection instead of every poll.
+    identification: bool = False
 
 
 @dataclass(frozen=True, slots=True)

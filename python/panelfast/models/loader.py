@@ -15,10 +15,11 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from panelfast import register_types
 from panelfast.exceptions import ConfigIssue, ModelError
 from panelfast.models import (
     DataType,
@@ -39,12 +40,6 @@ _ID = r"^[A-Za-z0-9_.-]{1,64}$"
 Identifier = Annotated[str, Field(pattern=_ID)]
 Address = Annotated[int, Field(ge=0, le=65535)]
 
-_WIDTH: Mapping[str, int] = {
-    "INT16": 1, "UINT16": 1, "BITMAP": 1,
-    "INT32": 2, "UINT32": 2, "FLOAT32": 2,
-    "INT64": 4, "UINT64": 4, "FLOAT64": 4, "DATETIME": 4,
-}  # fmt: skip
-
 # The physical quantities the simulator knows (mirrors rust/simulator/model.rs).
 _QUANTITY = re.compile(
     r"""^(?:
@@ -60,9 +55,7 @@ _QUANTITY = re.compile(
 
 def register_count(measurement: MeasurementDef) -> int:
     """Registers (or bits, for functions 1 and 2) a measurement occupies."""
-    if measurement.type == "ASCII":
-        return measurement.length
-    return _WIDTH[measurement.type]
+    return register_types.register_count(measurement.type, measurement.length)
 
 
 class _Entry(BaseModel):
@@ -86,6 +79,7 @@ class _Measurement(_Entry):
     bits: Annotated[int, Field(ge=1, le=16)] = 1
     length: Annotated[int, Field(ge=0, le=125)] = 0
     quantity: str = ""
+    identification: bool = False
 
     @field_validator("scale")
     @classmethod
@@ -134,12 +128,12 @@ class _Measurement(_Entry):
         if self.type == "DATETIME" and self.quantity not in ("", "clock"):
             out.append(("quantity", "a DATETIME measurement shows the clock"))
         if isinstance(self.invalid, int) and self.invalid is not False and self.type != "ASCII":
-            bits = 16 * _WIDTH[self.type]
+            bits = 16 * register_types.register_count(self.type)
             if self.invalid >> bits:
                 out.append(
                     ("invalid", f"{self.invalid:#x} is wider than {self.type}'s {bits} bits")
                 )
-        if self.address + (self.length if self.type == "ASCII" else _WIDTH[self.type]) > 65536:
+        if self.address + register_types.register_count(self.type, self.length) > 65536:
             out.append(("address", "runs past the last address 65535"))
         return out
 
@@ -227,7 +221,7 @@ def _overlaps(model: _Model, document: Mapping[str, Any]) -> list[ConfigIssue]:
     """Measurements sharing registers of one function code (BITMAP bits excepted)."""
     issues: list[ConfigIssue] = []
     spans = sorted(
-        (m.function, m.address, m.address + (m.length if m.type == "ASCII" else _WIDTH[m.type]), k)
+        (m.function, m.address, m.address + register_types.register_count(m.type, m.length), k)
         for k, m in enumerate(model.measurements)
     )
     # Compare each span with the one reaching furthest so far: a long ASCII
@@ -413,7 +407,3 @@ class ModelLibrary:
 
     def __len__(self) -> int:
         return len(self._models)
-
-
-# The typed dataclasses and this loader must agree on the vocabulary.
-assert set(get_args(DataType)) == set(_WIDTH) | {"ASCII"}

@@ -208,6 +208,11 @@ class OperatorClient:
     def disconnects(self, serial: str) -> list[float]:
         return [float(t) for t in self._section(serial, "disconnects")]
 
+    def requests(self, since: float = 0.0) -> list[tuple[float, str, str, str]]:
+        """The spec requests received after ``since`` (unix s): time, service, route, path."""
+        rows = self._call("GET", f"/requests?since={since}")
+        return [(float(t), str(s), str(r), str(p)) for t, s, r, p in rows]
+
     def upload_bytes(self, upload_id: str) -> bytes:
         try:
             response = self._http.get(f"/uploads/{upload_id}")

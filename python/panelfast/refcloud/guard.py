@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -94,6 +95,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         service, route = kind
+        self.state.requests.append((time.time(), service, route, scope["path"]))
         port_services = self.state.port_services
         server = scope.get("server")
         if port_services and server is not None:

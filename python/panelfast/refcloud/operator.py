@@ -279,6 +279,10 @@ class Operator:
     def disconnects(self, serial: str) -> list[float]:
         return self.state.storage.disconnects(self._device_id(serial))
 
+    def requests(self, since: float = 0.0) -> list[tuple[float, str, str, str]]:
+        """The spec requests received after ``since`` (unix s): time, service, route, path."""
+        return [r for r in list(self.state.requests) if r[0] > since]
+
     def inspect(self, serial: str) -> dict[str, Any]:
         """Everything received from ``serial``, for a person to read."""
         return {

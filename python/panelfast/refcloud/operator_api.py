@@ -130,6 +130,11 @@ def operator_router(state: CloudState) -> APIRouter:
     async def batches(serial: str) -> list[dict[str, Any]]:
         return operator.batches(serial)
 
+    @router.get("/requests")
+    async def requests(since: float = 0.0) -> list[tuple[float, str, str, str]]:
+        """The spec requests received since ``since`` (unix s): time, service, route, path."""
+        return operator.requests(since)
+
     @router.get("/uploads/{upload_id}", response_class=Response)
     async def upload_bytes(upload_id: str) -> Response:
         return Response(operator.upload_bytes(upload_id), media_type="application/octet-stream")

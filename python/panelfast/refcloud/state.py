@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from panelfast.refcloud.storage import Storage
 from panelfast.refcloud.tls import write_secret
 
 __all__ = ["CloudState", "Settings"]
+
+#: Spec requests remembered by :attr:`CloudState.requests`.
+REQUEST_LOG = 10_000
 
 
 @dataclass
@@ -47,6 +51,9 @@ class CloudState:
         self.storage = Storage(state_dir / "cloud.db")
         self.signals = Signals()
         self.faults = Faults()
+        #: Every spec request received, newest last: (unix s, service, route, path).
+        #: Bounded; tests read it to check what a gateway sent, and when.
+        self.requests: deque[tuple[float, str, str, str]] = deque(maxlen=REQUEST_LOG)
         self.upload_dir = state_dir / "uploads"
         self.upload_dir.mkdir(exist_ok=True)
         self.operator_token = self._operator_token(state_dir / "operator_token")

@@ -46,7 +46,17 @@ CREATE TABLE IF NOT EXISTS received (
     -- same transaction, so a crash never leaves an outcome without its report due.
     reported INTEGER NOT NULL DEFAULT 0
 );
+-- Every version received, newest last, for the local page and the API (bounded).
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    errors TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 """
+#: Versions kept in the history.
+HISTORY_KEEP = 200
 _MIGRATIONS = {2: "ALTER TABLE received ADD COLUMN reported INTEGER NOT NULL DEFAULT 1"}
 
 
@@ -162,17 +172,49 @@ class ConfigStore(Database):
                 "VALUES (1, ?, 'applied', '[]', ?, 0)",
                 (config.version, now),
             )
+            self._remember(db, config.version, "applied", "[]", now)
 
     def save_rejected(self, version: str, errors: Sequence[ConfigPathError]) -> None:
         """Record a rejected version (its report due); the applied configuration stays."""
         listed = _compact([{"path": e.path, "message": e.message} for e in errors])
+        now = _stamp(self._clock)
         with self._writing() as db:
             db.execute(
                 "INSERT OR REPLACE INTO received "
                 "(id, version, status, errors, received_at, reported) "
                 "VALUES (1, ?, 'rejected', ?, ?, 0)",
-                (version, listed, _stamp(self._clock)),
+                (version, listed, now),
             )
+            self._remember(db, version, "rejected", listed, now)
+
+    @staticmethod
+    def _remember(
+        db: sqlite3.Connection, version: str, status: str, errors: str, received_at: str
+    ) -> None:
+        cursor = db.execute(
+            "INSERT INTO history (version, status, errors, received_at) VALUES (?, ?, ?, ?)",
+            (version, status, errors, received_at),
+        )
+        db.execute(
+            "DELETE FROM history WHERE id <= ?", (int(cursor.lastrowid or 0) - HISTORY_KEEP,)
+        )
+
+    def history(self, limit: int = HISTORY_KEEP) -> list[ReceivedVersion]:
+        """The versions received, newest last, each with its outcome."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT version, status, errors, received_at FROM history ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            ReceivedVersion(
+                version,
+                cast(Literal["applied", "rejected"], status),
+                tuple(ConfigPathError(e["path"], e["message"]) for e in json.loads(errors)),
+                received_at,
+            )
+            for version, status, errors, received_at in reversed(rows)
+        ]
 
     def reported(self, version: str) -> None:
         """The cloud took the report of ``version`` (a newer outcome is left due)."""

@@ -1,0 +1,94 @@
+"""How a command reaches the gateway: through the running daemon, or, when none
+runs, by itself — saying so plainly.
+
+With a daemon running, every command is a client of its control API: no
+command opens the outbox or the cloud session behind its back. Without one,
+a command that must touch the gateway's state does it in-process while
+holding the storage directory's lock, so a daemon cannot start meanwhile.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from panelfast.control.wire import Answer, GatewayNotRunning, Wire, socket_for
+
+if TYPE_CHECKING:
+    from panelfast.config import Settings
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the gateway's configuration file (TOML)",
+)
+
+
+def load(config_path: Path) -> Settings:
+    """The whole configuration, checked; a mistake ends the command with its key named."""
+    from panelfast.config import load_settings
+    from panelfast.exceptions import ConfigError
+
+    try:
+        return load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def daemon(config_path: Path) -> Wire | None:
+    """The running daemon's control API, or None when no daemon runs."""
+    path = socket_for(config_path)
+    if path is None or not path.exists():
+        return None
+    return Wire(path)
+
+
+def call(
+    config_path: Path, method: str, route: str, body: object = None, *, text: bool = False
+) -> Answer | None:
+    """One request to the daemon (None: not running); a refusal ends the command."""
+    wire = daemon(config_path)
+    if wire is None:
+        return None
+    try:
+        answer = wire.request(method, route, body, text=text)
+    except GatewayNotRunning:
+        return None
+    except OSError as exc:
+        fail(f"the gateway's control API on {wire.path} did not answer: {exc}")
+    if not answer.ok:
+        fail(answer.error_message())
+    return answer
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def not_running(what: str) -> None:
+    """Tell the user no daemon runs, and what the command did instead."""
+    click.echo(f"gateway not running: {what}", err=True)
+
+
+@contextmanager
+def holding_storage(settings: Settings) -> Iterator[None]:
+    """Hold the storage directory while working on the gateway's state without a daemon."""
+    from panelfast.control._lock import AlreadyRunning, StorageLock
+
+    lock = StorageLock(settings.storage.dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(f"{exc} (its control API does not answer yet: try again in a moment)")
+    try:
+        yield
+    finally:
+        lock.release()
