@@ -73,7 +73,8 @@ def test_connect_status_identification_firewall_disconnect(
     assert "Device activated" in done.stdout
 
     status = panelfast("status", "--config", direct)
-    assert status.returncode == 0
+    assert status.returncode == 3, "no gateway runs: it says so, and what it saved last"
+    assert "Gateway:                not running" in status.stdout
     assert "Connection status:      Connected" in status.stdout
     assert "Connection diagnostics: Device activated" in status.stdout
     assert "Time synchronisation:   manual" in status.stdout

@@ -227,7 +227,9 @@ def test_the_event_stream_follows_a_change(system: EmbeddedSystem, daemon: Gatew
         assert first["cloud"]["connection"] == "Not connected"
         assert cli(system, "connect").returncode == 0
         connected = audited = False
+        deadline = time.monotonic() + 60
         for event, data in events:
+            assert time.monotonic() < deadline, (connected, audited)
             if event == "status":
                 connected = data["cloud"]["connection"] == "Connected"
             elif event == "audit":

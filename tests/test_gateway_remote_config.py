@@ -31,7 +31,7 @@ from gateway_support import (
 )
 from panelfast.cli import main
 from panelfast.embedded import EmbeddedSystem, embedded_system
-from panelfast.exceptions import ConfigError, RemoteConfigReadOnly
+from panelfast.exceptions import ConfigError, PublicationConflict, RemoteConfigReadOnly
 from panelfast.gateway import Gateway
 from panelfast.remote_config import ApplyProgress
 
@@ -312,15 +312,20 @@ async def test_local_changes_to_managed_settings_are_refused_by_the_api(
         assert gateway.status().remote_config.publisher_period_s == 1
 
         # A local setting is the user's: taken, validated, in force at once.
-        assert gateway.settings.cloud.alarm_publication == "cloud"
-        changed = gateway.change_setting("cloud.alarm_publication", "email")
-        assert changed.cloud.alarm_publication == "email"
-        assert gateway.settings.cloud.alarm_publication == "email"
-        with pytest.raises(ConfigError, match="alarm_publication"):
-            gateway.change_setting("cloud.alarm_publication", "pigeon")
+        assert gateway.settings.publication.method == "cloud"
+        with pytest.raises(PublicationConflict, match="turn cloud publication off first"):
+            gateway.change_setting("publication.method", "email")
+        changed = gateway.change_setting("publication.method", "none")
+        assert changed.publication.method == "none"
+        # What the alarm loop reads until it reads publication.method itself.
+        assert gateway.settings.cloud.alarm_publication == "none"
+        with pytest.raises(ConfigError, match=r"publication\.method"):
+            gateway.change_setting("publication.method", "pigeon")
+        with pytest.raises(ConfigError, match=r"replaced by publication\.method"):
+            gateway.change_setting("cloud.alarm_publication", "cloud")
         with pytest.raises(ConfigError, match="not a setting changed locally"):
             gateway.change_setting("identity.serial", "PS-1")
-        assert gateway.settings.cloud.alarm_publication == "email"
+        assert gateway.settings.publication.method == "none"
 
 
 def test_panelfast_set_refuses_managed_settings_and_edits_local_ones(
@@ -344,7 +349,7 @@ def test_panelfast_set_refuses_managed_settings_and_edits_local_ones(
     assert "not a setting changed locally" in unknown.output
     assert path.read_text(encoding="utf-8") == original
 
-    result = runner.invoke(main, ["set", "--config", str(path), "cloud.alarm_publication", "email"])
+    result = runner.invoke(main, ["set", "--config", str(path), "publication.method", "none"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["set", "--config", str(path), "storage.quota_mb", "750"])
     assert result.exit_code == 0, result.output
@@ -353,7 +358,7 @@ def test_panelfast_set_refuses_managed_settings_and_edits_local_ones(
     )
     assert result.exit_code == 0, result.output
     document = tomllib.loads(path.read_text(encoding="utf-8"))
-    assert document["cloud"]["alarm_publication"] == "email"
+    assert document["publication"]["method"] == "none"
     assert document["storage"]["quota_mb"] == 750
     assert document["gateway"]["outputs_remote_control"] is True
     # Everything else kept as it was.
@@ -467,16 +472,16 @@ def test_panelfast_set_keeps_comments_and_refuses_a_form_it_cannot_edit(tmp_path
         encoding="utf-8",
     )
     runner = CliRunner()
-    for value in ("email", "cloud", "email"):
-        result = runner.invoke(
-            main, ["set", "--config", str(path), "cloud.alarm_publication", value]
-        )
+    for value in ("none", "cloud", "none"):
+        result = runner.invoke(main, ["set", "--config", str(path), "publication.method", value])
         assert result.exit_code == 0, result.output
     text = path.read_text(encoding="utf-8")
-    assert text.count("alarm_publication") == 1
+    # The method's former key is replaced, not left to contradict it.
+    assert "alarm_publication" not in text
+    assert text.count("method =") == 1
     assert "# how we reach the cloud" in text
     assert "# where state lives" in text
-    assert tomllib.loads(text)["cloud"]["alarm_publication"] == "email"
+    assert tomllib.loads(text)["publication"]["method"] == "none"
 
     # The [cloud] table written inline: not edited, and the file left as it was.
     inline = tmp_path / "inline.toml"
@@ -485,9 +490,7 @@ def test_panelfast_set_keeps_comments_and_refuses_a_form_it_cannot_edit(tmp_path
         encoding="utf-8",
     )
     before = inline.read_text(encoding="utf-8")
-    result = runner.invoke(
-        main, ["set", "--config", str(inline), "cloud.alarm_publication", "email"]
-    )
+    result = runner.invoke(main, ["set", "--config", str(inline), "cloud.request_timeout_s", "5"])
     assert result.exit_code == 1
     assert "cannot edit" in result.output
     assert inline.read_text(encoding="utf-8") == before

@@ -12,6 +12,13 @@ Every problem is reported at once, each with the key it concerns
 The claim key is a secret: it lives in its own file (``claim_key_file``),
 which must be readable by its owner only (mode 0600), and is held as a
 :class:`pydantic.SecretStr` so that it never appears in a repr or a log.
+So is the SMTP password of email publication (``email.password_file``).
+
+Publication is one setting, ``publication.method``: ``cloud`` (data and
+alarms to the cloud), ``email`` (alarms by email, from the local
+``[[email.alarms]]``) or ``none``. Cloud and email publication are mutually
+exclusive (see :mod:`panelfast.publication` for switching). The former
+``cloud.alarm_publication = "cloud" | "email"`` still loads, as the method.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ import os
 import re
 import stat
 import tomllib
+from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -34,14 +43,18 @@ from pydantic import (
     model_validator,
 )
 
-from panelfast.exceptions import ConfigError, ConfigIssue
+from panelfast.exceptions import ConfigError, ConfigIssue, RemoteConfigRejected
+from panelfast.remote_config import AlarmRule, validate_alarms
 
 __all__ = [
     "CloudSettings",
     "ControlSettings",
     "DeviceSettings",
+    "EmailSettings",
     "GatewaySettings",
     "IdentitySettings",
+    "PublicationMethod",
+    "PublicationSettings",
     "RtuConnection",
     "Settings",
     "StorageSettings",
@@ -82,8 +95,9 @@ class CloudSettings(_Section):
     bootstrap_url: AnyHttpUrl
     ca_bundle: Path | None = None
     proxy: AnyHttpUrl | None = None
-    #: Cloud publication and email publication of alarms are mutually exclusive.
-    alarm_publication: Literal["cloud", "email"] = "cloud"
+    #: Read-only mirror of ``publication.method``, set at load for code that still
+    #: reads it; never written back (in a file it is the former name of the method).
+    alarm_publication: Annotated[Literal["cloud", "email", "none"], Field(exclude=True)] = "cloud"
     request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
 
     @field_validator("bootstrap_url")
@@ -155,6 +169,105 @@ class DeviceSettings(_Section):
     connection: Annotated[TcpConnection | RtuConnection, Field(discriminator="type")]
 
 
+PublicationMethod = Literal["cloud", "email", "none"]
+_METHODS: tuple[str, ...] = get_args(PublicationMethod)
+
+
+class PublicationSettings(_Section):
+    """Where the gateway publishes: to the cloud, alarms by email, or nowhere."""
+
+    #: Cloud and email publication are mutually exclusive (the seed's rule).
+    method: PublicationMethod = "cloud"
+
+
+#: At most this many recipients, each address at most this long.
+MAX_RECIPIENTS = 10
+MAX_ADDRESS_CHARS = 128
+
+
+def _email_address(value: str) -> str:
+    if len(value) > MAX_ADDRESS_CHARS:
+        raise ValueError(f"{len(value)} characters; an address is at most {MAX_ADDRESS_CHARS}")
+    # Imported here: only a file with an [email] section pays for its tables.
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        # No DNS look-up: the gateway may load its file before the network is up.
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid email address: {exc}") from None
+    return str(checked.ascii_email or checked.normalized)
+
+
+EmailAddress = Annotated[str, AfterValidator(_email_address)]
+
+
+class EmailSettings(_Section):
+    """Email publication of alarms: the SMTP server, who sends, who receives, which alarms."""
+
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    #: Default 587 for ``starttls``, 465 for ``tls``.
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    #: ``starttls``: plain connection upgraded (required, never skipped);
+    #: ``tls``: TLS from the first byte. Certificates are always verified.
+    security: Literal["starttls", "tls"] = "starttls"
+    #: SMTP AUTH; without a username the server is used without authenticating.
+    username: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    #: The password's file, mode 0600 (a secret: never in the configuration file).
+    password_file: Path | None = None
+    from_address: EmailAddress
+    recipients: Annotated[tuple[EmailAddress, ...], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+    ca_bundle: Path | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 30.0
+    #: Events waiting for the server at most; beyond, the oldest are dropped, counted.
+    queue_limit: Annotated[int, Field(ge=10, le=100_000)] = 10_000
+    #: The alarms watched in email mode (same shape and limits as the remote
+    #: configuration's); checked by :func:`parse_settings`.
+    alarms: tuple[AlarmRule, ...] = ()
+
+    @field_validator("recipients")
+    @classmethod
+    def _distinct(cls, recipients: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for address in recipients:
+            if address.lower() in seen:
+                raise ValueError(f"{address!r} is listed twice")
+            seen.add(address.lower())
+        return recipients
+
+    @model_validator(mode="after")
+    def _credentials_together(self) -> EmailSettings:
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together (SMTP AUTH), or neither")
+        return self
+
+    @property
+    def smtp_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 587 if self.security == "starttls" else 465
+
+    def check_measurements(self, known: AbstractSet[tuple[str, str]]) -> None:
+        """Refuse alarms on a measurement the devices' models do not have (known once
+        the models are loaded), each named by its path."""
+        issues = [
+            ConfigIssue(
+                f"email.alarms[{index}].measurement",
+                f"device {rule.device!r} has no measurement {rule.measurement!r}",
+            )
+            for index, rule in enumerate(self.alarms)
+            if (rule.device, rule.measurement) not in known
+        ]
+        if issues:
+            raise ConfigError("(config)", issues)
+
+    def password(self) -> SecretStr | None:
+        """Read the SMTP password (its file must be mode 0600); ``None`` without AUTH."""
+        if self.password_file is None:
+            return None
+        return read_password(self.password_file)
+
+
 class GatewaySettings(_Section):
     """Local interfaces and what the user explicitly allowed."""
 
@@ -182,6 +295,8 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     gateway: GatewaySettings = GatewaySettings()
     control: ControlSettings = ControlSettings()
+    publication: PublicationSettings = PublicationSettings()
+    email: EmailSettings | None = None
     devices: tuple[DeviceSettings, ...] = ()
 
     @model_validator(mode="after")
@@ -209,12 +324,104 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 
 def parse_settings(document: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate an already-parsed configuration document."""
+    document, issues = _publication(document)
     try:
         settings = Settings.model_validate(document)
     except ValidationError as exc:
-        issues = [ConfigIssue(_key_path(err["loc"]), err["msg"]) for err in exc.errors()]
+        issues += [ConfigIssue(_key_path(err["loc"]), err["msg"]) for err in exc.errors()]
         raise ConfigError(source, issues) from None
+    if issues:
+        raise ConfigError(source, issues)
     return _resolve_paths(settings, Path(source).parent if source != "<config>" else Path())
+
+
+def _section(document: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = document.get(name)
+    return value if isinstance(value, dict) else None
+
+
+def _publication(document: dict[str, Any]) -> tuple[dict[str, Any], list[ConfigIssue]]:
+    """The publication method (from its former key too) and the email alarms, checked."""
+    issues: list[ConfigIssue] = []
+    document = dict(document)
+    _publication_method(document, issues)
+    _email_alarms(document, issues)
+    return document, issues
+
+
+def _publication_method(document: dict[str, Any], issues: list[ConfigIssue]) -> None:
+    cloud, publication = _section(document, "cloud"), _section(document, "publication")
+    method = publication.get("method", "cloud") if publication is not None else "cloud"
+    key = "publication.method"
+    if cloud is not None and "alarm_publication" in cloud:
+        # The former key: a file written before publication.method still loads.
+        former = cloud["alarm_publication"]
+        if publication is not None and "method" in publication:
+            if former != method:
+                issues.append(
+                    ConfigIssue(
+                        "cloud.alarm_publication",
+                        "replaced by publication.method, which says otherwise; remove it",
+                    )
+                )
+        elif former not in _METHODS:
+            issues.append(
+                ConfigIssue(
+                    "cloud.alarm_publication",
+                    f"now publication.method, one of {', '.join(map(repr, _METHODS))}; "
+                    f"got {former!r}",
+                )
+            )
+        else:
+            method, key = former, "cloud.alarm_publication"
+            document["publication"] = {**(publication or {}), "method": former}
+    if cloud is not None:
+        cloud = {k: v for k, v in cloud.items() if k != "alarm_publication"}
+        if method in _METHODS:
+            cloud["alarm_publication"] = method
+        document["cloud"] = cloud
+    if method == "email" and "email" not in document:
+        former_note = "; this key is now publication.method" if key != "publication.method" else ""
+        issues.append(
+            ConfigIssue(
+                key,
+                "email publication needs an [email] section (host, from_address, recipients, "
+                f"alarms){former_note}",
+            )
+        )
+
+
+def _email_alarms(document: dict[str, Any], issues: list[ConfigIssue]) -> None:
+    """Check the email alarms by the remote configuration's own rules, each problem
+    named by its path (``email.alarms[3].threshold``); pydantic is left the typed
+    rules, or none when they are invalid."""
+    email = _section(document, "email")
+    if email is None or "alarms" not in email:
+        return
+    email = dict(email)
+    # A dump of loaded settings (a local change, validated again) holds tuples.
+    listed, devices = email.pop("alarms"), document.get("devices")
+    listed = list(listed) if isinstance(listed, tuple) else listed
+    device_ids = (
+        {d.get("id") for d in devices if isinstance(d, dict)}
+        if isinstance(devices, list | tuple)
+        else set()
+    )
+    try:
+        rules = validate_alarms(listed, None, where="email.alarms")
+    except RemoteConfigRejected as exc:
+        issues += [ConfigIssue(e.path, e.message) for e in exc.errors]
+    else:
+        for index, rule in enumerate(rules):
+            if rule.device not in device_ids:
+                issues.append(
+                    ConfigIssue(
+                        f"email.alarms[{index}].device",
+                        f"unknown device {rule.device!r}: not among the [[devices]]",
+                    )
+                )
+        email["alarms"] = rules
+    document["email"] = email
 
 
 def load_settings(path: str | os.PathLike[str]) -> Settings:
@@ -246,6 +453,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     gateway = settings.gateway.model_copy(
         update={"model_dirs": tuple(resolve(p) for p in settings.gateway.model_dirs)}
     )
+    email = settings.email
+    if email is not None:
+        email = email.model_copy(
+            update={
+                "password_file": email.password_file and resolve(email.password_file),
+                "ca_bundle": email.ca_bundle and resolve(email.ca_bundle),
+            }
+        )
     return settings.model_copy(
         update={
             "identity": identity,
@@ -253,6 +468,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "storage": storage,
             "gateway": gateway,
             "control": control,
+            "email": email,
         }
     )
 
@@ -284,6 +500,32 @@ def read_claim_key(path: Path) -> SecretStr:
     if not _CLAIM_KEY.match(text):
         raise ConfigError(str(path), [ConfigIssue(key, "a claim key is 64 hex digits (32 bytes)")])
     return SecretStr(text.lower())
+
+
+def read_password(path: Path) -> SecretStr:
+    """Read the SMTP password file, refusing one that others can read."""
+    key = "email.password_file"
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue(key, f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [ConfigIssue(key, "not UTF-8 text")]) from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            str(path),
+            [
+                ConfigIssue(
+                    key,
+                    f"mode {stat.S_IMODE(mode):04o} lets others read a secret; "
+                    f"run: chmod 600 {path}",
+                )
+            ],
+        )
+    if not text:
+        raise ConfigError(str(path), [ConfigIssue(key, "the password file is empty")])
+    return SecretStr(text)
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -15,6 +15,8 @@ PanelfastError
 ├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 ├── SimulatorError    the device simulator cannot serve a model, or listen   [Rust core]
 ├── ConfigError       the gateway's configuration file is invalid
+├── PublicationConflict  enabling cloud or email publication while the other is on
+├── MailError         an email was not sent; ``stage``, ``code``, ``text``: the SMTP server's answer
 ├── ModelError        a device model file is invalid, or no model has that name
 ├── TopologyError     the devices cannot be described as a topology (§5)
 ├── RemoteConfigError
@@ -72,6 +74,7 @@ __all__ = [
     "DecodeError",
     "InvalidPayload",
     "LayoutError",
+    "MailError",
     "ModbusError",
     "ModbusExceptionError",
     "ModbusTimeoutError",
@@ -83,6 +86,7 @@ __all__ = [
     "NotRegistered",
     "PanelfastError",
     "PayloadTooLarge",
+    "PublicationConflict",
     "RateLimited",
     "RefCloudError",
     "RefCloudRequestError",
@@ -125,6 +129,48 @@ class ConfigError(PanelfastError):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class PublicationConflict(PanelfastError):
+    """Cloud and email publication are mutually exclusive: one was asked for while
+    the other is on. ``current`` is the method on, ``requested`` the one refused."""
+
+    def __init__(self, current: str, requested: str) -> None:
+        self.current = current
+        self.requested = requested
+        names = {"cloud": "cloud publication", "email": "email publication of alarms"}
+        super().__init__(
+            f"cannot enable {names.get(requested, requested)}: {names.get(current, current)} "
+            f"is on, and the two are mutually exclusive; turn {current} publication off first "
+            f'(publication method "none"), then enable {requested}'
+        )
+
+
+class MailError(PanelfastError):
+    """An email was not sent.
+
+    ``stage`` is the step that failed (``connect``, ``starttls``, ``login``,
+    ``mail from``, ``rcpt to``, ``data``); ``code`` and ``text`` are the SMTP
+    server's exact answer, when it answered (``None`` for a connection that
+    failed or a certificate that was not verified); ``transient`` says whether
+    trying again later may succeed (a 4xx answer, no answer at all).
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        message: str,
+        *,
+        code: int | None = None,
+        text: str | None = None,
+        transient: bool = True,
+    ) -> None:
+        self.stage = stage
+        self.code = code
+        self.text = text
+        self.transient = transient
+        answer = f": the server answered {code} {text}" if code is not None else ""
+        super().__init__(f"{stage}: {message}{answer}")
 
 
 class ModelError(PanelfastError):

@@ -461,7 +461,7 @@ class Gateway:
     ) -> None:
         """Keep the alarms' states, and deliver their transitions: to the cloud in the
         same transaction as the states, so a crash neither repeats nor loses one."""
-        if events and self.settings.cloud.alarm_publication == "cloud":
+        if events and self.settings.publication.method == "cloud":
             await asyncio.to_thread(self.outbox.add_events, events, states)
             self.publication.events_waiting()
         else:

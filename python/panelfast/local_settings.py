@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from panelfast._durable import write_atomically
 from panelfast.config import Settings, parse_settings
 from panelfast.exceptions import ConfigError, ConfigIssue
+from panelfast.publication import change_publication_method
 from panelfast.remote_config import ensure_local_change_allowed
 
 __all__ = ["LOCAL_SETTINGS", "change_setting", "edit_config_file"]
@@ -28,9 +29,9 @@ __all__ = ["LOCAL_SETTINGS", "change_setting", "edit_config_file"]
 #: ``section.key`` → what it is. Only these change locally; device commissioning
 #: and identity are edited in the file itself, as when the gateway is installed.
 LOCAL_SETTINGS: dict[str, str] = {
-    "cloud.alarm_publication": "where alarms go: cloud or email (mutually exclusive)",
     "cloud.request_timeout_s": "timeout of one cloud request, in seconds",
     "gateway.outputs_remote_control": "whether the cloud may switch outputs (§9)",
+    "publication.method": "cloud, email (alarms) or none; cloud and email are exclusive",
     "storage.quota_mb": "disk quota of the outbox, in MB",
     "time.mode": "time synchronisation: manual, ntp or cloud",
     "time.ntp_server": "the NTP server used in mode ntp",
@@ -38,6 +39,11 @@ LOCAL_SETTINGS: dict[str, str] = {
 
 
 def _refuse_unknown(key: str) -> ConfigError:
+    if key == "cloud.alarm_publication":
+        return ConfigError(
+            "(local setting)",
+            [ConfigIssue(key, "replaced by publication.method (cloud, email or none)")],
+        )
     known = ", ".join(sorted(LOCAL_SETTINGS))
     return ConfigError(
         "(local setting)", [ConfigIssue(key, f"not a setting changed locally (those are: {known})")]
@@ -51,12 +57,15 @@ def change_setting(
 
     Raises :class:`~panelfast.exceptions.RemoteConfigReadOnly` for what the cloud
     manages (``sampling.*``, ``alarms.*``, ``publisher.*``...), naming
-    ``applied_version``, and :class:`~panelfast.exceptions.ConfigError` for an
-    unknown key or an invalid value.
+    ``applied_version``, :class:`~panelfast.exceptions.PublicationConflict` for
+    cloud or email publication enabled while the other is on, and
+    :class:`~panelfast.exceptions.ConfigError` for an unknown key or an invalid value.
     """
     ensure_local_change_allowed(key, applied_version)
     if key not in LOCAL_SETTINGS:
         raise _refuse_unknown(key)
+    if key == "publication.method":
+        change_publication_method(settings.publication.method, value)
     section, field = key.split(".", 1)
     # Paths were resolved at load; validating the resolved document keeps them as they are.
     document = settings.model_dump(mode="python")
@@ -109,6 +118,9 @@ def edit_config_file(
     stored = _current(settings, key)
     section, field = key.split(".", 1)
     edited = _set_line(text, section, field, _toml_value(stored))
+    if key == "publication.method":
+        # The method's former key would contradict the new one: it goes.
+        edited = _drop_line(edited, "cloud", "alarm_publication")
     # Read it back: a file written another way (inline tables, dotted keys) must
     # not be silently left unchanged or broken.
     try:
@@ -129,23 +141,28 @@ def edit_config_file(
 _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
 
 
-def _set_line(text: str, section: str, field: str, rendered: str) -> str:
-    """Replace ``field = ...`` in ``[section]``, or add it (and the section) if absent."""
-    lines = text.splitlines()
-    assignment = re.compile(rf"^\s*{re.escape(field)}\s*=")
+def _section_lines(lines: list[str], section: str) -> tuple[int, int] | None:
+    """The ``[section]`` header's line and the line that ends the section, if present."""
     start: int | None = None
-    end = len(lines)
     for index, line in enumerate(lines):
         header = _HEADER.match(line)
         if header is None:
             continue
         if start is not None:  # the next section ends ours
-            end = index
-            break
+            return start, index
         if header.group(1) == section and not line.lstrip().startswith("[["):
             start = index
-    if start is None:
+    return None if start is None else (start, len(lines))
+
+
+def _set_line(text: str, section: str, field: str, rendered: str) -> str:
+    """Replace ``field = ...`` in ``[section]``, or add it (and the section) if absent."""
+    lines = text.splitlines()
+    assignment = re.compile(rf"^\s*{re.escape(field)}\s*=")
+    found = _section_lines(lines, section)
+    if found is None:
         return text.rstrip("\n") + f"\n\n[{section}]\n{field} = {rendered}\n"
+    start, end = found
     last = start
     for index in range(start + 1, end):
         if assignment.match(lines[index]):
@@ -155,3 +172,18 @@ def _set_line(text: str, section: str, field: str, rendered: str) -> str:
             last = index
     lines.insert(last + 1, f"{field} = {rendered}")
     return "\n".join(lines) + "\n"
+
+
+def _drop_line(text: str, section: str, field: str) -> str:
+    """``text`` without the ``field = ...`` line of ``[section]`` (unchanged if absent)."""
+    lines = text.splitlines()
+    assignment = re.compile(rf"^\s*{re.escape(field)}\s*=")
+    found = _section_lines(lines, section)
+    if found is None:
+        return text
+    kept = [
+        line
+        for i, line in enumerate(lines)
+        if not (found[0] < i < found[1] and assignment.match(line))
+    ]
+    return "\n".join(kept) + "\n"

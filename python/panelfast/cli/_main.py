@@ -32,6 +32,7 @@ COMMANDS = {
     "modbus": "_modbus",
     "simulate": "_simulator",
     "refcloud": "_refcloud",
+    "email": "_email",
 }
 
 

@@ -15,6 +15,7 @@ from panelfast.cli._daemon import call, config_option, fail, load, not_running
 from panelfast.cli._main import main
 from panelfast.exceptions import (
     ConfigError,
+    PublicationConflict,
     RemoteConfigReadOnly,
     RemoteConfigRejected,
     StateStoreError,
@@ -103,7 +104,7 @@ def status(config_path: Path) -> None:
 def set_setting(config_path: Path, key: str, value: str) -> None:
     """Set a local setting KEY to VALUE, in the running gateway and its configuration file.
 
-    Local settings: cloud.alarm_publication, cloud.request_timeout_s,
+    Local settings: cloud.request_timeout_s, publication.method (cloud, email or none),
     gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
     Sampling, alarms and the publication period are the cloud's (remote
     configuration): changing them here is refused.
@@ -122,7 +123,7 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         stored = edit_config_file(
             config_path, key, value, applied_version=applied.version if applied else None
         )
-    except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
+    except (RemoteConfigReadOnly, ConfigError, PublicationConflict, StateStoreError) as exc:
         raise click.ClickException(str(exc)) from None
     not_running("the file is changed; the gateway takes it at its next start")
     click.echo(f"{config_path}: {key} = {stored!r}")

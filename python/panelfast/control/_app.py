@@ -27,7 +27,7 @@ from panelfast.cloud._identity import mask_secret
 from panelfast.control import _text
 from panelfast.control._audit import AuditEntry, AuditLog
 from panelfast.control._events import EventStream, TooManySubscribers
-from panelfast.control._schema import API_TYPES, ConfigOutcome, openapi_document
+from panelfast.control._schema import API_TYPES, ConfigOutcome, DeviceStatus, openapi_document
 from panelfast.exceptions import (
     CloudError,
     ConfigError,
@@ -173,7 +173,7 @@ class ControlApp:
         return _json(rules, API_TYPES["FirewallRules"])
 
     async def devices(self, request: Request) -> Response:
-        devices = self.gateway.diagnostics()
+        devices = [DeviceStatus.of(d) for d in self.gateway.diagnostics()]
         if _wants_text(request):
             return PlainTextResponse(_text.devices_text(devices))
         return _json(devices, API_TYPES["Devices"])
@@ -294,7 +294,9 @@ class ControlApp:
     def _topics(self) -> dict[str, bytes]:
         return {
             "status": encode(self.gateway.status(), API_TYPES["GatewayStatus"]),
-            "devices": encode(self.gateway.diagnostics(), API_TYPES["Devices"]),
+            "devices": encode(
+                [DeviceStatus.of(d) for d in self.gateway.diagnostics()], API_TYPES["Devices"]
+            ),
         }
 
     def _audit_after(self, after_id: int) -> list[tuple[int, bytes]]:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 __all__ = ["EventStream", "TooManySubscribers"]
+
+log = logging.getLogger(__name__)
 
 #: Audit entries a subscriber holds before the oldest are skipped.
 _AUDIT_BACKLOG = 100
@@ -100,6 +103,15 @@ class EventStream:
                 self._producer = None
 
     async def _produce(self) -> None:
+        # A failure to render must not silence every stream for the daemon's life.
+        while True:
+            try:
+                await self._produce_until_failure()
+            except Exception:
+                log.exception("the event stream could not render the gateway's state")
+                await asyncio.sleep(5)
+
+    async def _produce_until_failure(self) -> None:
         if self._last_audit < 0:
             newest = self._audit_after(0)
             self._last_audit = newest[-1][0] if newest else 0

@@ -24,7 +24,7 @@ from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
 from panelfast.remote_config import ApplyProgress, ReceivedVersion, RemoteConfigStatus
 
-__all__ = ["API_TYPES", "ConfigOutcome", "openapi_document"]
+__all__ = ["API_TYPES", "ConfigOutcome", "DeviceStatus", "openapi_document"]
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
@@ -50,6 +50,72 @@ class ConfigOutcome:
         return cls(received.version, received.status, errors, received.received_at)
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterSpan:
+    """Registers (or bits) of one function code: ``count`` from ``address``."""
+
+    function: int
+    address: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceError:
+    kind: Literal["exception", "timeout", "transport", "protocol"]
+    code: int | None
+    name: str
+    message: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's polling, as :class:`panelfast.acquisition.DeviceDiagnostics` has it
+    (the same attribute names: that one is built by the Rust core)."""
+
+    device_id: str
+    state: Literal["unknown", "ok", "degraded", "offline"]
+    last_error: DeviceError | None
+    rtt_last_ms: float
+    rtt_mean_ms: float
+    rtt_max_ms: float
+    requests: int
+    errors: int
+    timeouts: int
+    exceptions: int
+    cycles: int
+    overruns: int
+    reads_per_cycle: int
+    last_cycle_ms: int | None
+    last_cycle_duration_ms: float
+    last_answer_ms: int | None
+    #: What the device said it does not have (exception 0x02, or 0x01 for a function).
+    lacking: tuple[RegisterSpan, ...]
+
+    @classmethod
+    def of(cls, d: DeviceDiagnostics) -> DeviceStatus:
+        e = d.last_error
+        return cls(
+            d.device_id,
+            d.state,
+            None if e is None else DeviceError(e.kind, e.code, e.name, e.message, e.at_ms),
+            d.rtt_last_ms,
+            d.rtt_mean_ms,
+            d.rtt_max_ms,
+            d.requests,
+            d.errors,
+            d.timeouts,
+            d.exceptions,
+            d.cycles,
+            d.overruns,
+            d.reads_per_cycle,
+            d.last_cycle_ms,
+            d.last_cycle_duration_ms,
+            d.last_answer_ms,
+            tuple(RegisterSpan(r.function, r.address, r.count) for r in d.lacking),
+        )
+
+
 #: Each answer's type, by the name the routes and the schema give it.
 API_TYPES: dict[str, Any] = {
     "GatewayStatus": GatewayStatus,
@@ -58,7 +124,7 @@ API_TYPES: dict[str, Any] = {
     "ApplyProgress | None": ApplyProgress | None,
     "RemoteConfigHistory": list[ConfigOutcome],
     "FirewallRules": list[FirewallRule],
-    "Devices": list[DeviceDiagnostics],
+    "Devices": list[DeviceStatus],
     "Backlog": Backlog,
     "AuditEntries": list[AuditEntry],
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from panelfast.acquisition import DeviceDiagnostics
+from panelfast.control._schema import DeviceStatus
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
 from panelfast.remote_config import ReceivedVersion, RemoteConfig, RemoteConfigStatus
@@ -103,12 +103,17 @@ def remote_config_text(
     return "\n".join(lines) + "\n"
 
 
-def devices_text(devices: Sequence[DeviceDiagnostics]) -> str:
+def devices_text(devices: Sequence[DeviceStatus]) -> str:
     lines = []
     for d in devices:
         error = f"; last error: {d.last_error.message}" if d.last_error else ""
+        lacking = (
+            "; lacks " + ", ".join(f"fn {r.function} {r.address}+{r.count}" for r in d.lacking)
+            if d.lacking
+            else ""
+        )
         lines.append(
             f"{d.device_id}: {d.state}, round trip {d.rtt_mean_ms:.1f} ms "
-            f"(max {d.rtt_max_ms:.1f}), {d.requests} requests, {d.errors} errors{error}"
+            f"(max {d.rtt_max_ms:.1f}), {d.requests} requests, {d.errors} errors{error}{lacking}"
         )
     return "\n".join(lines) + "\n" if lines else "no devices configured\n"

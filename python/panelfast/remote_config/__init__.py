@@ -45,6 +45,7 @@ from panelfast.remote_config._validate import (
     report_body,
     restore,
     validate,
+    validate_alarms,
     validate_bytes,
 )
 
@@ -83,5 +84,6 @@ __all__ = [
     "report_body",
     "restore",
     "validate",
+    "validate_alarms",
     "validate_bytes",
 ]

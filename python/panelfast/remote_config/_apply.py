@@ -219,6 +219,8 @@ def ensure_local_change_allowed(what: str, version: str | None = None) -> None:
     ``publisher.period_s``); its first segment decides. Anything else (device
     connections, the local page's password) is the user's to change.
     """
+    if what.strip().lower() == "publication.method":
+        return  # where alarms go (cloud, email, none) is the user's; the period is the cloud's
     head = what.strip().split(".", 1)[0].split("[", 1)[0].lower()
     if head in MANAGED_SETTINGS:
         raise RemoteConfigReadOnly(what, version)

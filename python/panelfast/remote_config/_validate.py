@@ -35,6 +35,7 @@ __all__ = [
     "report_body",
     "restore",
     "validate",
+    "validate_alarms",
     "validate_bytes",
 ]
 
@@ -344,11 +345,13 @@ def _alarm(
     )
 
 
-def _alarms(value: list[Any], topology: _Topology, errors: _Errors) -> list[AlarmRule]:
+def _alarms(
+    value: list[Any], topology: _Topology, errors: _Errors, where: str = "alarms"
+) -> list[AlarmRule]:
     rules: list[AlarmRule] = []
     first_at: dict[str, int] = {}
     for index, entry in enumerate(value):
-        path = f"alarms[{index}]"
+        path = f"{where}[{index}]"
         if not isinstance(entry, dict):
             errors.add(path, f"must be an object, got {_shown(entry)}")
             continue
@@ -358,15 +361,37 @@ def _alarms(value: list[Any], topology: _Topology, errors: _Errors) -> list[Alar
             if alarm_id in first_at:
                 errors.add(
                     f"{path}.id",
-                    f"{_shown(alarm_id)} is already used by alarms[{first_at[alarm_id]}]",
+                    f"{_shown(alarm_id)} is already used by {where}[{first_at[alarm_id]}]",
                 )
                 continue
             first_at[alarm_id] = index
         if rule is not None:
             rules.append(rule)
     if len(value) > MAX_ALARMS:
-        errors.limit("alarms", f"{len(value)} alarms; at most {MAX_ALARMS}")
+        errors.limit(where, f"{len(value)} alarms; at most {MAX_ALARMS}")
     return rules
+
+
+def validate_alarms(
+    value: object, published: Set[tuple[str, str]] | None, *, where: str = "alarms"
+) -> tuple[AlarmRule, ...]:
+    """Check a list of alarms on its own, with the remote configuration's rules and limits.
+
+    The local alarms of email publication have the same shape and limits as
+    the remote configuration's; their errors are named from ``where``
+    (``email.alarms[3].threshold``). ``published`` is the measurements that
+    may be watched, or ``None`` when they are not known yet (checked later).
+    Raises :class:`RemoteConfigRejected` listing every problem.
+    """
+    errors = _Errors()
+    rules: list[AlarmRule] = []
+    if not isinstance(value, list):
+        errors.add(where, f"must be a list, got {_shown(value)}")
+    else:
+        rules = _alarms(value, _Topology(published), errors, where)
+    if errors.total:
+        raise RemoteConfigRejected(errors.listed())
+    return tuple(rules)
 
 
 def _check(
