@@ -60,6 +60,19 @@ def topology_show(config_path: Path) -> str:
     return result.stdout
 
 
+def status_cli(config_path: Path) -> str:
+    """``panelfast status``, answered by the running daemon."""
+    result = subprocess.run(
+        [sys.executable, "-m", "panelfast", "status", "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_a_removed_device_leaves_the_rest_of_the_configuration_in_force(tmp_path: Path) -> None:
     gateway: GatewayProcess | None = None
     with embedded_system(tmp_path, poll_period_ms=200) as system:
@@ -99,6 +112,14 @@ def test_a_removed_device_leaves_the_rest_of_the_configuration_in_force(tmp_path
                 else:
                     assert value is not None, f"{name} at {t}: mb-2 is sampled as before"
             assert "must be published again" in topology_show(config_path)
+            rows = dict(
+                (label, value.strip())
+                for label, _, value in (
+                    line.partition(":") for line in status_cli(config_path).splitlines()
+                )
+            )
+            assert rows["Not configured"] == "mb-1: sampled as nil; publish the topology again"
+            assert rows["Topology"].endswith("devices changed: publish it again")
             assert "no longer configured (mb-1)" in gateway.tail(200)
 
             # A new configuration naming mb-1 is rejected, and the report says why.

@@ -31,10 +31,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 async def serve(settings: Settings, config_path: Path) -> None:
     """Run a gateway and its control API until SIGTERM or Ctrl-C, then stop cleanly."""
-    from panelfast.control._app import ControlApp
-    from panelfast.control._audit import AuditLog
     from panelfast.clock import ClockFormatter
     from panelfast.cloud import CloudSession
+    from panelfast.control._app import ControlApp
+    from panelfast.control._audit import AuditLog
     from panelfast.control._server import ControlServer, socket_path
     from panelfast.gateway import Gateway
 
