@@ -100,9 +100,6 @@ async def test_read_times_are_on_the_gateways_clock_whatever_its_offset() -> Non
             assert 0 <= now - sent < 2_000, "a fresh reading, on the gateway's clock"
             ticks = range(sent // TICK * TICK, sent + 1000, TICK)
             assert float(snapshot.values[k]) in [sim.truth("iem", "ActivePower", t) for t in ticks]
-            (diagnostics,) = a.diagnostics()
-            assert diagnostics.last_cycle_ms is not None
-            assert abs(now - diagnostics.last_cycle_ms) < 2_000
             assert all(abs(now - b.read_at_ms) < 2_000 for b in a.raw_blocks("iem"))
             # A resynchronisation moves the clock: the same reading is as old as before.
             clock.offset_s = offset_s - 30
