@@ -144,9 +144,15 @@ class Simulator:
         seed: int = 0,
         host: str = "127.0.0.1",
         tick_ms: int = 100,
+        clock_offset_ms: int = 0,
     ) -> None:
         self.devices = tuple(devices)
         self.seed = seed
+        #: The devices serve by the system clock; the times given to
+        #: :meth:`truth`, :meth:`snapshot` and :meth:`registers` are on a clock
+        #: this far ahead of it ("true time", in a test whose gateway's system
+        #: clock is wrong while NTP and the cloud agree on the time).
+        self.clock_offset_ms = clock_offset_ms
         self._index = {d.id: k for k, d in enumerate(self.devices)}
         if len(self._index) != len(self.devices):
             raise SimulatorError("device ids must be unique")
@@ -221,13 +227,13 @@ class Simulator:
         device serves it as "not available" (``Faults.unavailable``).
         """
         k = self._device(device_id)
-        return self._native.truth(k, self._point(k, measurement_id), t_ms)
+        return self._native.truth(k, self._point(k, measurement_id), t_ms - self.clock_offset_ms)
 
     def snapshot(self, device_id: str, t_ms: int) -> dict[str, int | float | str | None]:
         """Every measurement's value at ``t_ms``, by id (see :meth:`truth`)."""
         k = self._device(device_id)
         return {
-            m.id: self._native.truth(k, p, t_ms)
+            m.id: self._native.truth(k, p, t_ms - self.clock_offset_ms)
             for p, m in enumerate(self.devices[k].model.measurements)
         }
 
@@ -242,7 +248,7 @@ class Simulator:
         self, device_id: str, function: int, address: int, count: int, t_ms: int | None = None
     ) -> list[int]:
         """The registers (bits as 0/1) a read would return at ``t_ms`` (default: now)."""
-        t = self.now_ms() if t_ms is None else t_ms
+        t = self.now_ms() if t_ms is None else t_ms - self.clock_offset_ms
         return self._native.registers(self._device(device_id), function, address, count, t)
 
     def set_faults(self, device_id: str, faults: Faults) -> None:
