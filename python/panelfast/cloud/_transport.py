@@ -34,6 +34,7 @@ import httpx
 from panelfast import __version__
 from panelfast._backoff import backoff_delay
 from panelfast.clock import Clock
+from panelfast.cloud._cancel_guard import guarded_transport
 from panelfast.config import CloudSettings
 from panelfast.exceptions import (
     BadCredentials,
@@ -127,8 +128,9 @@ class Transport:
         #: Requests sent again after a failure (for the metrics).
         self.retries = 0
         self._client = httpx.AsyncClient(
-            verify=ssl_context(settings.ca_bundle),
-            proxy=str(settings.proxy) if settings.proxy else None,
+            transport=guarded_transport(
+                ssl_context(settings.ca_bundle), str(settings.proxy) if settings.proxy else None
+            ),
             timeout=httpx.Timeout(settings.request_timeout_s),
             trust_env=False,  # the configuration, not the environment, names the proxy
             follow_redirects=False,
