@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from panelfast.commands import (
     BundleParts,
     CommandStore,
+    KnownState,
     build_bundle,
     occurrences,
     parse_command,
@@ -176,6 +177,42 @@ def test_output_states_are_queued_on_change_only_and_the_audit_is_bounded(
         history = store.history(100)
         assert len(history) == 40  # the newest
         assert [h.ts_ms for h in history] == list(range(44, 4, -1))
+    finally:
+        store.close()
+
+
+def test_a_store_of_the_first_schema_is_brought_up_to_date_keeping_everything(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "commands.sqlite"
+    old = sqlite3.connect(path)
+    try:
+        old.executescript(
+            """
+            CREATE TABLE output_known (output TEXT PRIMARY KEY, state INTEGER NOT NULL,
+                                       ts_ms INTEGER NOT NULL);
+            CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ms INTEGER NOT NULL,
+                source TEXT NOT NULL, kind TEXT NOT NULL, command_id TEXT, target TEXT,
+                action TEXT, status TEXT NOT NULL, reason TEXT, readback TEXT);
+            INSERT INTO output_known VALUES ('io-1/Q1', 1, 5);
+            INSERT INTO audit (ts_ms, source, kind, command_id, target, action, status, readback)
+                VALUES (5, 'cloud', 'output', 'c-1', 'io-1/Q1', 'on', 'done', 'on');
+            PRAGMA user_version = 1;
+            """
+        )
+    finally:
+        old.close()
+    store = CommandStore(path)
+    try:
+        assert store.known_states() == {"io-1/Q1": KnownState(True, 5, "local")}
+        [entry] = store.history()
+        assert (entry.command_id, entry.readback, entry.who) == ("c-1", "on", None)
+        assert store.record_state("io-1/Q1", False, 6, "schedule")
+        assert store.known_states()["io-1/Q1"] == KnownState(False, 6, "schedule")
+        store.audit(7, source="local", kind="output", status="done", who="socket:uid=1000")
+        assert store.history(1)[0].who == "socket:uid=1000"
     finally:
         store.close()
 

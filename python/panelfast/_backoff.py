@@ -2,13 +2,29 @@
 
 Cloud protocol §1: 1 s doubling to at most 300 s, with jitter, so that
 gateways cut off together do not all come back in the same second.
+:func:`pause` waits such a delay, or less when woken.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
-__all__ = ["Backoff", "backoff_delay"]
+__all__ = ["Backoff", "backoff_delay", "pause"]
+
+
+async def pause(event: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``event`` is set (then cleared).
+
+    ``asyncio.timeout``, not ``wait_for``: on Python 3.11 a ``wait_for`` whose
+    wait ends as its task is cancelled can swallow the cancellation (seen on a
+    gateway stopping while disconnected): a loop pausing that way never stops.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    event.clear()
 
 
 def backoff_delay(retry: int, initial_s: float = 1.0, max_s: float = 300.0) -> float:

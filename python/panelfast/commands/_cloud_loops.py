@@ -23,11 +23,10 @@ each only once the cloud took it (or refused it for good with 400).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
-from panelfast._backoff import Backoff
+from panelfast._backoff import Backoff, pause
 from panelfast.clock import Clock
 from panelfast.cloud import HubClient
 from panelfast.commands._executor import Executor, Outcome
@@ -43,13 +42,6 @@ INTERRUPTED = (
     "and it is not executed again"
 )
 STATES_PER_REQUEST = 500
-
-
-async def _pause(event: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds``, or less if ``event`` is set (Connect, new work)."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
-    event.clear()
 
 
 class CommandLoop:
@@ -95,7 +87,7 @@ class CommandLoop:
         backoff = Backoff()
         while True:
             if not self._connected():
-                await _pause(self._wake, 1.0)
+                await pause(self._wake, 1.0)
                 continue
             results_posted = True
             try:
@@ -115,7 +107,7 @@ class CommandLoop:
             except CloudError as exc:
                 delay = backoff.failed()
                 log.info("commands: %s; trying again in %.0f s", exc, delay)
-                await _pause(self._wake, delay)
+                await pause(self._wake, delay)
                 continue
             for command in commands:
                 await self.handle(command.id, command.type, command.body)
@@ -124,7 +116,7 @@ class CommandLoop:
             else:
                 # The cloud delivers those commands again until it has their results:
                 # do not ask it in a tight loop.
-                await _pause(self._wake, backoff.failed())
+                await pause(self._wake, backoff.failed())
 
     async def handle(self, command_id: str, kind: str, body: dict[str, object]) -> None:
         """Execute a command unless it was already; its result is then due to the cloud."""
@@ -200,21 +192,21 @@ class StateReporter:
 
     async def run(self) -> None:
         backoff = Backoff()
-        pause = 0.0
+        delay = 0.0
         self._ready.set()  # what an earlier run left unreported goes first
         while True:
-            await _pause(self._ready, pause or 30.0)
+            await pause(self._ready, delay or 30.0)
             if not self._connected():
                 continue
             try:
                 await self.flush()
                 backoff.succeeded()
-                pause = 0.0
+                delay = 0.0
             except NotConnected:
                 continue
             except CloudError as exc:
-                pause = backoff.failed()
-                log.info("output states not reported (%s); trying again in %.0f s", exc, pause)
+                delay = backoff.failed()
+                log.info("output states not reported (%s); trying again in %.0f s", exc, delay)
 
     async def flush(self) -> None:
         while True:

@@ -12,7 +12,9 @@ just before the write.
 Every state change is recorded with its source and queued for the cloud
 (:meth:`CommandStore.record_state`): the gateway's own switches as ``cloud``,
 ``schedule`` or ``local``, and changes seen on the device by polling that
-nobody here made (a push button, a manual override) as ``local``.
+nobody here made (a push button, a manual override) as ``local``. The last
+change of each output (when, by which source) is kept in memory as well, for
+the status the page shows at every refresh.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Literal
 from panelfast.acquisition import Acquisition
 from panelfast.clock import Clock
 from panelfast.commands._model import Action, OutputRef
-from panelfast.commands._store import CommandStore, Source
+from panelfast.commands._store import CommandStore, KnownState, Source
 from panelfast.config import DeviceSettings
 from panelfast.exceptions import ModbusError, ModbusExceptionError
 from panelfast.models import DeviceModel, OutputDef
@@ -55,13 +57,24 @@ class SwitchResult:
 
 @dataclass(frozen=True, slots=True)
 class OutputInfo:
-    """An output as the API shows it."""
+    """An output as the API and the page show it."""
 
-    ref: OutputRef
+    device: str
+    #: The output's id in its device's model (``Q1``): ``device/id`` names it (§5).
+    id: str
     name: str
+    #: ``contactor`` (latched) or ``impulse``.
     mode: str
-    #: As last polled; None when the device has not answered.
-    state: bool | None
+    #: As last polled (``on``/``off``); None when the device has not answered.
+    state: Literal["on", "off"] | None
+    #: The last change known (unix ms, by the gateway's clock) and who made it:
+    #: ``cloud``, ``schedule`` or ``local`` (a local switch, or seen on the device).
+    changed_at_ms: int | None
+    changed_by: str | None
+
+    @property
+    def ref(self) -> OutputRef:
+        return OutputRef(self.device, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +85,7 @@ class _Output:
     readback_s: float
 
 
-def _word(state: bool) -> str:
+def _word(state: bool) -> Literal["on", "off"]:
     return "on" if state else "off"
 
 
@@ -107,21 +120,51 @@ class OutputControl:
         self._switching: set[OutputRef] = set()
         self._seen_ms: dict[OutputRef, int] = {}
         # Last known states (as stored): the watcher compares polls with them in memory.
-        self._known: dict[str, bool] = store.known_states()
+        self._known: dict[str, KnownState] = store.known_states()
 
     def has(self, ref: OutputRef) -> bool:
         return ref in self._outputs
 
     def outputs(self) -> list[OutputInfo]:
+        """Every configured output (any thread: it reads the snapshot and a copy of memory)."""
         snapshot = self._acquisition.snapshot() if self._outputs else None
+        known = dict(self._known)
         infos = []
         for ref, o in self._outputs.items():
-            state = None
+            state: Literal["on", "off"] | None = None
             if snapshot is not None:
                 k = self._acquisition.index(ref.device, ref.output)
-                state = bool(snapshot.values[k]) if snapshot.valid[k] else None
-            infos.append(OutputInfo(ref, o.definition.name, o.definition.mode, state))
+                state = _word(bool(snapshot.values[k])) if snapshot.valid[k] else None
+            last = known.get(str(ref))
+            infos.append(
+                OutputInfo(
+                    ref.device,
+                    ref.output,
+                    o.definition.name,
+                    o.definition.mode,
+                    state,
+                    last.ts_ms if last else None,
+                    last.source if last else None,
+                )
+            )
         return infos
+
+    async def switch_locally(self, ref: OutputRef, action: Action, who: str | None) -> SwitchResult:
+        """Switch from here (source ``local``), and record it in the history with ``who``."""
+        result = await self.switch(ref, action, source="local")
+        await asyncio.to_thread(
+            self._store.audit,
+            self._clock.now_ms(),
+            source="local",
+            kind="output",
+            target=str(ref),
+            action=action,
+            status=result.status,
+            reason=result.reason,
+            readback=result.readback,
+            who=who,
+        )
+        return result
 
     def _lock(self, device: str) -> asyncio.Lock:
         return self._locks.setdefault(device, asyncio.Lock())
@@ -220,15 +263,21 @@ class OutputControl:
                     continue  # nothing newer than what a switch here already recorded
                 self._seen_ms[ref] = read_ms
                 state = bool(snapshot.values[k])
-                if self._known.get(str(ref)) != state and await self._record(ref, state, "local"):
+                known = self._known.get(str(ref))
+                if (known is None or known.state != state) and await self._record(
+                    ref, state, "local", observed=True
+                ):
                     log.info("output %s is %s (seen on the device)", ref, _word(state))
 
-    async def _record(self, ref: OutputRef, state: bool, source: Source) -> bool:
+    async def _record(
+        self, ref: OutputRef, state: bool, source: Source, *, observed: bool = False
+    ) -> bool:
         """Note the state; a change is queued for the cloud. True if it changed."""
+        now_ms = self._clock.now_ms()
         changed = await asyncio.to_thread(
-            self._store.record_state, str(ref), state, self._clock.now_ms(), source
+            self._store.record_state, str(ref), state, now_ms, source, observed=observed
         )
-        self._known[str(ref)] = state
         if changed:
+            self._known[str(ref)] = KnownState(state, now_ms, source)
             self._on_change()
         return changed

@@ -28,19 +28,68 @@ at once when schedules or remote control change (:meth:`Scheduler.wake`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from panelfast._backoff import pause
 from panelfast.clock import Clock
 from panelfast.commands._calendar import next_after, occurrences
-from panelfast.commands._model import InvalidCommand, Schedule, parse_schedule
+from panelfast.commands._model import InvalidCommand, Schedule, ScheduleEntry, parse_schedule
 from panelfast.commands._outputs import OutputControl
+from panelfast.commands._remote_control import remote_control_status
 from panelfast.commands._store import CommandStore
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "StoredSchedule", "load_schedules", "stored_schedules"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """A schedule the cloud sent, as the gateway runs it."""
+
+    id: str
+    #: ``device/output``.
+    output: str
+    #: IANA time zone of the entries' wall-clock times.
+    timezone: str
+    entries: tuple[ScheduleEntry, ...]
+    #: When its next entry falls (unix ms), None if never.
+    next_at_ms: int | None
+    #: Whether it acts now: it does only while outputs remote control is enabled.
+    acting: bool
+
+
+def load_schedules(store: CommandStore) -> list[tuple[Schedule, float]]:
+    """The stored schedules, each with the instant up to which it was evaluated."""
+    stored = []
+    for body, checked_until in store.schedules():
+        try:
+            stored.append((parse_schedule(body), checked_until))
+        except InvalidCommand as exc:  # stored valid; a hand-edited file is not
+            log.error("stored schedule %s ignored: %s", body.get("id"), exc.reason)
+    return stored
+
+
+def stored_schedules(store: CommandStore, clock: Clock) -> list[StoredSchedule]:
+    """The stored schedules with their next entry, and whether they act now."""
+    acting = remote_control_status(store).enabled
+    now = clock.now()
+    found = []
+    for schedule, _ in load_schedules(store):
+        upcoming = next_after([schedule], now)
+        found.append(
+            StoredSchedule(
+                schedule.id,
+                schedule.output,
+                schedule.timezone,
+                tuple(schedule.entries),
+                None if upcoming is None else round(upcoming * 1000),
+                acting,
+            )
+        )
+    return found
 
 
 class Scheduler:
@@ -67,26 +116,18 @@ class Scheduler:
 
     def schedules(self) -> list[tuple[Schedule, float]]:
         """The stored schedules, each with the instant up to which it was evaluated."""
-        stored = []
-        for body, checked_until in self._store.schedules():
-            try:
-                stored.append((parse_schedule(body), checked_until))
-            except InvalidCommand as exc:  # stored valid; a hand-edited file is not
-                log.error("stored schedule %s ignored: %s", body.get("id"), exc.reason)
-        return stored
+        return load_schedules(self._store)
 
     async def run(self) -> None:
         while True:
-            self._wake.clear()
             stored = await asyncio.to_thread(self.schedules)
             now = self._clock.now()
             await self.turn(stored, now)
             upcoming = next_after([s for s, _ in stored], now)
-            pause = (
+            until = (
                 self._max_sleep_s if upcoming is None else min(upcoming - now, self._max_sleep_s)
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(pause, 0.001))
+            await pause(self._wake, max(until, 0.001))
 
     async def turn(self, stored: list[tuple[Schedule, float]], now: float) -> None:
         """Execute, per schedule, the last entry due in ``(checked_until, now]``."""

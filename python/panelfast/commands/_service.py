@@ -1,14 +1,14 @@
 """:class:`CommandService`: everything the gateway needs to run the cloud's commands (§9).
 
-The gateway constructs one and runs :meth:`CommandService.run` beside its
-other loops::
+The gateway (:class:`panelfast.gateway.Gateway`) constructs one and runs
+:meth:`CommandService.run` under its supervisor, beside its other loops::
 
     commands = CommandService(settings, session, acquisition, devices,
                               topology=lambda: gateway.topology().body)
-    task = asyncio.create_task(commands.run())
+    supervisor.start("commands", commands.run)
     ...
-    await gateway.connect(); commands.wake()      # Connect resumes the long poll at once
-    task.cancel(); commands.close()
+    await session.connect(); commands.wake()      # Connect resumes the long poll at once
+    await supervisor.stop(); commands.close()
 
 ``run`` settles commands a crash interrupted, then runs: the commands long
 poll and its results (while connected), the output state reports (while
@@ -23,6 +23,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,29 @@ from panelfast.commands._remote_control import (
     enable_remote_control,
     remote_control_status,
 )
-from panelfast.commands._scheduler import Scheduler
-from panelfast.commands._store import AuditEntry, CommandStore
+from panelfast.commands._scheduler import Scheduler, StoredSchedule, stored_schedules
+from panelfast.commands._store import CommandStore, HistoryEntry
 from panelfast.config import DeviceSettings, Settings
 from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 
-__all__ = ["STORE_FILE", "CommandService"]
+__all__ = ["STORE_FILE", "CommandService", "OutputsStatus", "StoredSchedule"]
 
 log = logging.getLogger(__name__)
 
 #: The command store, in the storage folder.
 STORE_FILE = "commands.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputsStatus:
+    """What the page header and the outputs page show (part of the gateway's status)."""
+
+    #: Outputs remote control: whether the cloud and its schedules may switch outputs.
+    remote_control: bool
+    #: "Control scheduling": a schedule is stored and may act (remote control enabled).
+    control_scheduling: bool
+    outputs: tuple[OutputInfo, ...]
 
 
 class CommandService:
@@ -150,17 +162,21 @@ class CommandService:
 
     # -- what the control API and the CLI use
 
+    # Blocking (SQLite): the control API calls these in a worker thread.
+
     def remote_control(self) -> RemoteControlStatus:
         return remote_control_status(self.store)
 
-    def enable_remote_control(self, *, confirmed: bool) -> RemoteControlStatus:
+    def enable_remote_control(
+        self, *, confirmed: bool, who: str | None = None
+    ) -> RemoteControlStatus:
         """Enable it; refused (RemoteControlNotConfirmed) unless the user confirmed the risk."""
-        status = enable_remote_control(self.store, self.clock, confirmed=confirmed)
+        status = enable_remote_control(self.store, self.clock, confirmed=confirmed, who=who)
         self.scheduler.wake()
         return status
 
-    def disable_remote_control(self) -> RemoteControlStatus:
-        status = disable_remote_control(self.store, self.clock)
+    def disable_remote_control(self, *, who: str | None = None) -> RemoteControlStatus:
+        status = disable_remote_control(self.store, self.clock, who=who)
         self.scheduler.wake()
         return status
 
@@ -168,30 +184,33 @@ class CommandService:
         """True while a schedule may act: the header's "Control scheduling"."""
         return self.remote_control().scheduling_active
 
+    def status(self) -> OutputsStatus:
+        remote = self.remote_control()
+        return OutputsStatus(remote.enabled, remote.scheduling_active, tuple(self.outputs()))
+
     def schedules(self) -> list[Schedule]:
         return [schedule for schedule, _ in self.scheduler.schedules()]
 
-    def history(self, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+    def stored_schedules(self) -> list[StoredSchedule]:
+        """The schedules with their next entry, and whether they act now."""
+        return stored_schedules(self.store, self.clock)
+
+    def history(self, limit: int = 100, before: int | None = None) -> list[HistoryEntry]:
         return self.store.history(limit, before)
 
     def outputs(self) -> list[OutputInfo]:
         return self.outputs_control.outputs()
 
-    async def switch(self, output: str, action: Action) -> SwitchResult:
-        """Switch an output from the local page or API (source ``local``), audited."""
-        result = await self.outputs_control.switch(OutputRef.parse(output), action, source="local")
-        await asyncio.to_thread(
-            self.store.audit,
-            self.clock.now_ms(),
-            source="local",
-            kind="output",
-            target=output,
-            action=action,
-            status=result.status,
-            reason=result.reason,
-            readback=result.readback,
-        )
-        return result
+    # -- async
+
+    async def switch(self, output: str, action: Action, *, who: str | None = None) -> SwitchResult:
+        """Switch an output from the local page or API (source ``local``), audited.
+
+        Outputs remote control is not asked: it guards what the cloud and its
+        schedules do with nobody at the site; a local user acts through the
+        gateway's own door (the control socket, the web login), and is named
+        in the history (``who``)."""
+        return await self.outputs_control.switch_locally(OutputRef.parse(output), action, who)
 
     # -- log upload
 

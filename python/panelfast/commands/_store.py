@@ -6,9 +6,11 @@
   once: a redelivery finds its row; a row still ``executing`` when the
   gateway starts is one a crash interrupted (:meth:`CommandStore.interrupted`).
 - ``schedule``: the schedules the cloud sent, with how far each was evaluated.
-- ``output_known`` and ``output_report``: each output's last known state, and
-  the state changes waiting to be reported to the cloud, in order.
-- ``audit``: what was done, by whom, with what result and read-back.
+- ``output_known`` and ``output_report``: each output's last known state (when
+  it changed, by which source), and the state changes waiting to be reported
+  to the cloud, in order.
+- ``audit``: what was done, by whom (the source, and for a local action the
+  control API's caller), with what result and read-back: the command history.
 - ``setting``: whether outputs remote control is enabled, and since when.
 
 Bounds: the newest :data:`KEEP_COMMANDS` finished and posted commands are
@@ -27,7 +29,14 @@ from typing import Any, Literal
 
 from panelfast._sqlite import Database
 
-__all__ = ["AuditEntry", "CommandRecord", "CommandStore", "PendingResult", "ReportedState"]
+__all__ = [
+    "CommandRecord",
+    "CommandStore",
+    "HistoryEntry",
+    "KnownState",
+    "PendingResult",
+    "ReportedState",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +71,8 @@ CREATE TABLE IF NOT EXISTS schedule (
 CREATE TABLE IF NOT EXISTS output_known (
     output TEXT PRIMARY KEY,
     state INTEGER NOT NULL,
-    ts_ms INTEGER NOT NULL
+    ts_ms INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT 'local'
 );
 CREATE TABLE IF NOT EXISTS output_report (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,13 +91,19 @@ CREATE TABLE IF NOT EXISTS audit (
     action TEXT,
     status TEXT NOT NULL,
     reason TEXT,
-    readback TEXT
+    readback TEXT,
+    who TEXT
 );
 CREATE TABLE IF NOT EXISTS setting (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 """
+_MIGRATIONS = {
+    # 2: the source of each output's last change; who made a local action.
+    2: "ALTER TABLE output_known ADD COLUMN source TEXT NOT NULL DEFAULT 'local';"
+    "ALTER TABLE audit ADD COLUMN who TEXT",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +140,17 @@ class ReportedState:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditEntry:
+class KnownState:
+    """An output's last known state, since when, and who set it."""
+
+    state: bool
+    ts_ms: int
+    #: ``cloud``, ``schedule`` or ``local`` (a local switch, or a change seen on the device).
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
     """What was done: a command (cloud, schedule, local), a state change seen, a setting."""
 
     seq: int
@@ -143,6 +169,9 @@ class AuditEntry:
     reason: str | None
     #: The output's state as read back after the write (``on``/``off``), if any.
     readback: str | None
+    #: For a local action: who asked, as the control API's audit log names the caller
+    #: (``socket:uid=1000``, ``web:admin``; ``cli:uid=1000`` with no gateway running).
+    who: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +185,7 @@ class AuditEntry:
             "status": self.status,
             "reason": self.reason,
             "readback": self.readback,
+            "who": self.who,
         }
 
 
@@ -163,7 +193,9 @@ class CommandStore(Database):
     """See the module docstring. Every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA, synchronous="FULL", schema_version=1)
+        super().__init__(
+            path, _SCHEMA, synchronous="FULL", schema_version=2, migrations=_MIGRATIONS
+        )
 
     # -- commands
 
@@ -267,6 +299,10 @@ class CommandStore(Database):
         with self._transaction() as db:
             return db.execute("DELETE FROM schedule WHERE id = ?", (schedule_id,)).rowcount > 0
 
+    def schedule_count(self) -> int:
+        with self._read() as db:
+            return int(db.execute("SELECT count(*) FROM schedule").fetchone()[0])
+
     def schedules(self) -> list[tuple[dict[str, Any], float]]:
         """Each schedule's body and the instant up to which it was evaluated."""
         with self._read() as db:
@@ -288,13 +324,17 @@ class CommandStore(Database):
 
     # -- output states
 
-    def known_states(self) -> dict[str, bool]:
+    def known_states(self) -> dict[str, KnownState]:
         with self._read() as db:
-            rows = db.execute("SELECT output, state FROM output_known").fetchall()
-        return {r[0]: bool(r[1]) for r in rows}
+            rows = db.execute("SELECT output, state, ts_ms, source FROM output_known").fetchall()
+        return {r[0]: KnownState(bool(r[1]), r[2], r[3]) for r in rows}
 
-    def record_state(self, output: str, state: bool, ts_ms: int, source: Source) -> bool:
-        """Note an output's state; if it changed (or was unknown), queue its report. True if so."""
+    def record_state(
+        self, output: str, state: bool, ts_ms: int, source: Source, *, observed: bool = False
+    ) -> bool:
+        """Note an output's state; if it changed (or was unknown), queue its report. True if so.
+
+        ``observed``: seen on the device, made by nobody here (audited as such)."""
         with self._transaction() as db:
             row = db.execute(
                 "SELECT state FROM output_known WHERE output = ?", (output,)
@@ -302,8 +342,9 @@ class CommandStore(Database):
             if row is not None and bool(row[0]) == state:
                 return False
             db.execute(
-                "INSERT OR REPLACE INTO output_known (output, state, ts_ms) VALUES (?, ?, ?)",
-                (output, int(state), ts_ms),
+                "INSERT OR REPLACE INTO output_known (output, state, ts_ms, source) "
+                "VALUES (?, ?, ?, ?)",
+                (output, int(state), ts_ms, source),
             )
             db.execute(
                 "INSERT INTO output_report (output, state, ts_ms, source) VALUES (?, ?, ?, ?)",
@@ -316,7 +357,7 @@ class CommandStore(Database):
             ).rowcount
             if dropped:
                 log.warning("output states: %d oldest unreported changes dropped", dropped)
-            if row is not None and source == "local":
+            if row is not None and observed:
                 self._audit(
                     db, ts_ms, source="local", kind="state_change", target=output,
                     action=None, status="observed", readback="on" if state else "off",
@@ -344,27 +385,29 @@ class CommandStore(Database):
 
     def set_setting(
         self, key: str, value: dict[str, Any], now_ms: int, audit: dict[str, Any]
-    ) -> None:
+    ) -> int:
+        """Change a setting and audit it together; the audit entry's ``seq``."""
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)",
                 (key, json.dumps(value, separators=(",", ":"))),
             )
-            self._audit(db, now_ms, **audit)
+            return self._audit(db, now_ms, **audit)
 
-    def audit(self, now_ms: int, **entry: Any) -> None:
+    def audit(self, now_ms: int, **entry: Any) -> int:
+        """Record one history entry; its ``seq``."""
         with self._transaction() as db:
-            self._audit(db, now_ms, **entry)
+            return self._audit(db, now_ms, **entry)
 
-    def history(self, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+    def history(self, limit: int = 100, before: int | None = None) -> list[HistoryEntry]:
         """The newest audit entries first (``before``: older than that ``seq``)."""
         with self._read() as db:
             rows = db.execute(
                 "SELECT seq, ts_ms, source, kind, command_id, target, action, status, reason, "
-                "readback FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                "readback, who FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
                 (before if before is not None else 2**62, limit),
             ).fetchall()
-        return [AuditEntry(*r) for r in rows]
+        return [HistoryEntry(*r) for r in rows]
 
     @staticmethod
     def _audit(
@@ -379,14 +422,16 @@ class CommandStore(Database):
         action: str | None = None,
         reason: str | None = None,
         readback: str | None = None,
-    ) -> None:
-        db.execute(
+        who: str | None = None,
+    ) -> int:
+        cursor = db.execute(
             "INSERT INTO audit (ts_ms, source, kind, command_id, target, action, status, reason, "
-            "readback) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ts_ms, source, kind, command_id, target, action, status, reason, readback),
+            "readback, who) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ts_ms, source, kind, command_id, target, action, status, reason, readback, who),
         )
         db.execute(
             "DELETE FROM audit WHERE seq <= "
             "(SELECT seq FROM audit ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             (KEEP_AUDIT,),
         )
+        return int(cursor.lastrowid or 0)
