@@ -3,9 +3,11 @@
 Around the :class:`~panelfast.gateway.Gateway` the daemon adds what a service
 needs: its metrics on a port of their own when ``[metrics] listen`` is set
 (prometheus-client is imported only then), systemd's readiness, watchdog and
-status line, the hub token added to the secrets the log masks, and a clean
-stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
-(:func:`panelfast.logs.configure_logging`) before anything is logged.
+status line, the hub token added to the secrets the log masks, a ring of its
+recent log lines (masked the same way) for the diagnostics bundle the cloud
+may ask for, with the log file's tail, and a clean stop on SIGTERM or Ctrl-C.
+The log itself is set up by the caller (:func:`panelfast.logs.configure_logging`)
+before anything is logged.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ import signal
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from panelfast.clock import Clock
+from panelfast.clock import Clock, ClockFormatter
 from panelfast.cloud import CloudSession
+from panelfast.commands import RecentLogs
 from panelfast.config import Settings
 from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.gateway import Gateway
-from panelfast.logs import Redactor
+from panelfast.logs import TEXT_FORMAT, Redactor
 from panelfast.systemd import Notifier, ServiceWatch
 
 __all__ = ["serve"]
@@ -37,12 +40,16 @@ async def serve(
     redactor: Redactor | None = None,
     notifier: Notifier | None = None,
     clock: Clock | None = None,
+    log_file: Path | None = None,
 ) -> None:
     """Run a gateway and its control API until SIGTERM or SIGINT, then stop cleanly.
 
     A metrics address that cannot be listened on is refused before the
     gateway opens anything, as a :class:`~panelfast.exceptions.ConfigError`.
+    ``log_file``: where the log goes, if to a file (its tail goes into a
+    diagnostics bundle).
     """
+    clock = clock or Clock()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,6 +57,8 @@ async def serve(
     notifier = notifier or Notifier()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(notifier.close)
+        recent = _recent_logs(redactor, clock)
+        cleanup.callback(logging.getLogger().removeHandler, recent)
         registry = server = None
         listen = settings.metrics.listen
         if listen is not None:
@@ -62,7 +71,12 @@ async def serve(
                 issue = ConfigIssue("metrics.listen", f"cannot listen on {listen}: {exc.strerror}")
                 raise ConfigError(str(config_path), [issue]) from None
             cleanup.callback(server.close)
-        gateway = Gateway(settings, session=CloudSession(settings, clock=clock))
+        gateway = Gateway(
+            settings,
+            session=CloudSession(settings, clock=clock),
+            recent_logs=recent,
+            log_files=() if log_file is None else (log_file,),
+        )
         if redactor is not None:
             redactor.watch(lambda: _token(gateway))
         if registry is not None:
@@ -87,6 +101,16 @@ async def serve(
             watch.stopping()
             if server is not None:
                 server.close()  # no scrape of a gateway being stopped
+
+
+def _recent_logs(redactor: Redactor | None, clock: Clock) -> RecentLogs:
+    """The ring of recent log lines, on the root logger: everything the log shows
+    (uvicorn's and the HTTP library's warnings too), masked as the log is."""
+    recent = RecentLogs()
+    formatter = ClockFormatter(TEXT_FORMAT, clock)
+    recent.setFormatter(redactor.masking(formatter) if redactor is not None else formatter)
+    logging.getLogger().addHandler(recent)
+    return recent
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@
                          │ every publisher period, and at once after an outage
                          ▼
                       Publisher ──HTTPS──▶ hub        ◀── config long poll ── remote configuration
+                                                      ◀── commands long poll ── CommandService
+                                                          (outputs, schedules, log bundles)
 ```
 
 Everything the cloud imposes arrives as a remote configuration, validated
@@ -24,7 +26,8 @@ samples as before.
 the user; each loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
 :class:`~panelfast.alarms.AlarmWatch`, :class:`~panelfast.publisher.Publication`,
 :class:`~panelfast.remote_config.Switchover` (a remote configuration's whole
-route), all run by one :class:`~panelfast._supervisor.Supervisor`.
+route), :class:`~panelfast.commands.CommandService` (the cloud's commands,
+outputs and schedules), all run by one :class:`~panelfast._supervisor.Supervisor`.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
@@ -52,6 +56,7 @@ from panelfast.cloud import (
     Identity,
     firewall_rules,
 )
+from panelfast.commands import CommandService, OutputsStatus, RecentLogs
 from panelfast.config import DeviceSettings, Settings
 from panelfast.exceptions import CloudProtocolError, PanelfastError, TopologyError
 from panelfast.local_settings import change_setting
@@ -86,6 +91,10 @@ __all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
 log = logging.getLogger(__name__)
 
 
+#: The outputs' part of a status that has none (no IO module, remote control off).
+NO_OUTPUTS = OutputsStatus(remote_control=False, control_scheduling=False, outputs=())
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayStatus:
     """Everything the local page and ``panelfast status`` show."""
@@ -104,6 +113,8 @@ class GatewayStatus:
     #: model lost: ``mb-2/VoltageAN``). Sampled as nil, its alarms keep their
     #: state, until the topology is published again and the cloud sends more.
     not_configured: tuple[str, ...] = ()
+    #: Outputs remote control, "Control scheduling", each output's state.
+    outputs: OutputsStatus = NO_OUTPUTS
 
 
 async def publish_topology(
@@ -179,6 +190,9 @@ class Gateway:
         ring_capacity: int = 3600,
         # Called with each step of applying a remote configuration (from a worker thread).
         on_apply_progress: ProgressCallback | None = None,
+        # What a diagnostics bundle carries of the daemon's log: its recent lines, its file.
+        recent_logs: RecentLogs | None = None,
+        log_files: Sequence[Path] = (),
     ) -> None:
         self.settings = settings
         library = models or ModelLibrary(settings.gateway.model_dirs)
@@ -241,6 +255,17 @@ class Gateway:
             ),
             allowed=self.remote.publication_allowed,
             flush=self.sampling.flush,
+        )
+        self.commands = CommandService(
+            settings,
+            self.session,
+            self.acquisition,
+            [(d, self._models[d.id]) for d in settings.devices],
+            topology=lambda: self.topology().body,
+            status=self._status_document,
+            logs=recent_logs,
+            log_files=log_files,
+            clock=self.clock,
         )
         self._supervisor = Supervisor()
 
@@ -308,6 +333,7 @@ class Gateway:
         run("cloud session", self._keep_connected)
         run("outbox compaction", self.publication.run_compaction)
         run("device states", self.acquisition.watch_states)
+        run("commands", self.commands.run)
         version = self.remote.current.version if self.remote.current else "none"
         log.info(
             "gateway %s started: %d devices, remote configuration %s",
@@ -329,6 +355,7 @@ class Gateway:
         await self.session.aclose()
         self.outbox.close()
         self.remote.store.close()
+        self.commands.close()
         log.info(
             "gateway stopped; every sample taken is in the outbox",
             extra={"event": "gateway.stopped", "serial": self.settings.identity.serial},
@@ -344,6 +371,7 @@ class Gateway:
         """Connect (kept across restarts): bootstrap, then cloud traffic resumes."""
         status = await self.session.connect()
         self.publication.publish_now()
+        self.commands.wake()
         return status
 
     async def disconnect(self) -> CloudStatus:
@@ -408,7 +436,14 @@ class Gateway:
             applying=self.remote.applying,
             active_alarms=self.alarms.active(),
             not_configured=self._not_configured(self.remote.current),
+            outputs=self.commands.status(),
         )
+
+    def _status_document(self) -> dict[str, Any]:
+        """The status as JSON values, for a diagnostics bundle."""
+        from pydantic import TypeAdapter
+
+        return dict(TypeAdapter(GatewayStatus).dump_python(self.status(), mode="json"))
 
     # -- the parts' wiring -------------------------------------------------
 

@@ -107,6 +107,10 @@ class Redactor:
     def watch(self, source: Callable[[], Iterable[str | None]]) -> None:
         self._sources.append(source)
 
+    def masking(self, formatter: logging.Formatter) -> logging.Formatter:
+        """``formatter``, its output masked by this redactor (for another handler)."""
+        return _Masking(formatter, self)
+
     def __call__(self, text: str) -> str:
         for source in self._sources:
             for secret in source():

@@ -74,7 +74,13 @@ def run(
     try:
         with StorageLock(settings.storage.dir):
             uvloop.run(
-                serve(settings, config_path=config_path.resolve(), redactor=redactor, clock=clock)
+                serve(
+                    settings,
+                    config_path=config_path.resolve(),
+                    redactor=redactor,
+                    clock=clock,
+                    log_file=file,
+                )
             )
     except (AlreadyRunning, ConfigError) as exc:
         fail(str(exc))
