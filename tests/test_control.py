@@ -335,7 +335,10 @@ def test_status_json_is_the_python_api_s_type(
         "applying",
         "active_alarms",
         "not_configured",
+        "outputs",
     }
+    assert status["outputs"]["remote_control"] is False
+    assert [o["id"] for o in status["outputs"]["outputs"]] == ["Q1", "Q2"]
 
 
 async def test_the_python_client_speaks_the_gateway_api_s_types(

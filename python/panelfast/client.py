@@ -8,6 +8,8 @@ async with GatewayClient.from_config("panelfast.toml") as gw:
     await gw.disconnect()
     async for event, data in gw.events():
         ...
+    await gw.enable_remote_control(RISK)   # the risk, as the user confirmed it
+    result = await gw.switch("io-1/Q1", "on")   # SwitchResult: the state read back
 ```
 
 It speaks the control API (:mod:`panelfast.control`) on the daemon's Unix
@@ -23,11 +25,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
 from panelfast.cloud import CloudStatus, FirewallRule
+from panelfast.commands import (
+    RISK,
+    HistoryEntry,
+    OutputInfo,
+    RemoteControlStatus,
+    StoredSchedule,
+    SwitchResult,
+)
+from panelfast.commands._model import Action
 from panelfast.control._audit import AuditEntry
 from panelfast.control._schema import ConfigOutcome, DeviceStatus
 from panelfast.control.wire import GatewayNotRunning, socket_for
@@ -35,7 +47,7 @@ from panelfast.exceptions import PanelfastError
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
 
-__all__ = ["ControlRefused", "GatewayClient", "GatewayNotRunning"]
+__all__ = ["RISK", "ControlRefused", "GatewayClient", "GatewayNotRunning"]
 
 T = TypeVar("T")
 
@@ -140,6 +152,25 @@ class GatewayClient:
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self._typed(list[AuditEntry], "GET", f"/v1/audit?limit={limit}")
 
+    async def outputs(self) -> list[OutputInfo]:
+        """Each output: its state, mode, and last change (when, by which source)."""
+        return await self._typed(list[OutputInfo], "GET", "/v1/outputs")
+
+    async def remote_control(self) -> RemoteControlStatus:
+        return await self._typed(RemoteControlStatus, "GET", "/v1/outputs/remote-control")
+
+    async def output_history(
+        self, limit: int = 100, before: int | None = None
+    ) -> list[HistoryEntry]:
+        """The command history, newest first (``before``: older than that ``seq``)."""
+        route = f"/v1/outputs/history?limit={limit}"
+        if before is not None:
+            route += f"&before={before}"
+        return await self._typed(list[HistoryEntry], "GET", route)
+
+    async def schedules(self) -> list[StoredSchedule]:
+        return await self._typed(list[StoredSchedule], "GET", "/v1/schedules")
+
     async def events(self) -> AsyncIterator[tuple[str, Any]]:
         """Every state change, as (topic, JSON data), for as long as you iterate."""
         if self._http is None:
@@ -167,6 +198,24 @@ class GatewayClient:
     async def publish_topology(self) -> str:
         answer = await self._request("POST", "/v1/topology/publish")
         return str(answer.json()["topology_version"])
+
+    async def enable_remote_control(self, confirmation: str) -> RemoteControlStatus:
+        """Let the cloud and its schedules switch outputs. ``confirmation`` is the risk
+        (:data:`panelfast.commands.RISK`) as the user confirmed it; anything else is
+        refused (``confirmation_required``)."""
+        body = {"enabled": True, "confirmation": confirmation}
+        return await self._typed(RemoteControlStatus, "POST", "/v1/outputs/remote-control", body)
+
+    async def disable_remote_control(self) -> RemoteControlStatus:
+        body = {"enabled": False}
+        return await self._typed(RemoteControlStatus, "POST", "/v1/outputs/remote-control", body)
+
+    async def switch(self, output: str, action: Action) -> SwitchResult:
+        """Switch ``device/output`` from here; refused with ``switch_failed`` (and why)
+        unless its state was read back as asked."""
+        device, _, output_id = output.partition("/")
+        route = f"/v1/outputs/{quote(device, safe='')}/{quote(output_id, safe='')}"
+        return await self._typed(SwitchResult, "POST", route, {"action": action})
 
     async def change_setting(self, key: str, value: object) -> object:
         """Change a local setting; what the cloud manages is refused (``read_only``)."""

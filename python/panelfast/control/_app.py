@@ -105,6 +105,10 @@ class ControlApp:
             Route("/v1/events", self.event_stream, methods=get),
             Route("/openapi.json", self.openapi, methods=get),
         ]
+        # Imported here: that module uses this one's helpers.
+        from panelfast.control._outputs import output_routes
+
+        self.routes += output_routes(self)
         self.app = Starlette(routes=self.routes)
 
     # -- reading

@@ -19,6 +19,14 @@ from pydantic import TypeAdapter
 
 from panelfast.acquisition import DeviceDiagnostics
 from panelfast.cloud import CloudStatus, FirewallRule
+from panelfast.commands import (
+    RISK,
+    HistoryEntry,
+    OutputInfo,
+    RemoteControlStatus,
+    StoredSchedule,
+    SwitchResult,
+)
 from panelfast.control._audit import AuditEntry
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
@@ -127,6 +135,11 @@ API_TYPES: dict[str, Any] = {
     "Devices": list[DeviceStatus],
     "Backlog": Backlog,
     "AuditEntries": list[AuditEntry],
+    "Outputs": list[OutputInfo],
+    "RemoteControlStatus": RemoteControlStatus,
+    "OutputsHistory": list[HistoryEntry],
+    "Schedules": list[StoredSchedule],
+    "SwitchResult": SwitchResult,
 }
 
 _ERROR = {
@@ -163,7 +176,72 @@ _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
     ("get", "/v1/backlog", "What waits for the cloud, and how fast it drains", "Backlog", ()),
     ("get", "/v1/audit", "The most recent changes: who, what, when, outcome",
      "AuditEntries", (400,)),
+    ("get", "/v1/outputs", "Each output: device, id, name, mode, state, last change and its "
+     "source", "Outputs", ()),
+    ("get", "/v1/outputs/remote-control", "Whether the cloud and its schedules may switch "
+     "outputs (off by default), and the risk enabling it asks to confirm",
+     "RemoteControlStatus", ()),
+    ("post", "/v1/outputs/remote-control", "Enable outputs remote control (with the risk "
+     "sentence as confirmation) or disable it", "RemoteControlStatus", (400,)),
+    ("get", "/v1/outputs/history", "The command history, newest first: every command, "
+     "schedule entry and local action, its source, result and read-back",
+     "OutputsHistory", (400,)),
+    ("post", "/v1/outputs/{device}/{output}", "Switch an output from here (source local; "
+     "outputs remote control not needed): the state read back", "SwitchResult",
+     (400, 404, 502)),
+    ("get", "/v1/schedules", "The schedules the cloud sent, their next entry, whether they act",
+     "Schedules", ()),
 ]  # fmt: skip
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _path(*names: str) -> list[dict[str, Any]]:
+    return [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+    ]
+
+
+# Parameters and bodies of the routes that take some, by (method, path).
+_OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/outputs/remote-control"): {
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["enabled"],
+                "properties": {
+                    "enabled": {"type": "boolean"},
+                    "confirmation": {
+                        "type": "string",
+                        "description": "to enable: the risk sentence, as the user confirmed it",
+                        "examples": [RISK],
+                    },
+                },
+            }
+        )
+    },
+    ("get", "/v1/outputs/history"): {
+        "parameters": [
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+            {"name": "before", "in": "query", "required": False,
+             "description": "only entries older than this seq (paging)",
+             "schema": {"type": "integer"}},
+        ]
+    },
+    ("post", "/v1/outputs/{device}/{output}"): {
+        "parameters": _path("device", "output"),
+        "requestBody": _body(
+            {
+                "type": "object",
+                "required": ["action"],
+                "properties": {"action": {"enum": ["on", "off", "toggle"]}},
+            }
+        ),
+    },
+}  # fmt: skip
 
 
 def openapi_document() -> dict[str, Any]:
@@ -199,6 +277,7 @@ def generate() -> dict[str, Any]:
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
         operation: dict[str, Any] = {"summary": summary, "responses": responses}
+        operation.update(_OPERATIONS.get((method, path), {}))
         if "{key}" in path:
             operation["parameters"] = [
                 {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}

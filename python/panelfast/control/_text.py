@@ -79,6 +79,11 @@ def status_text(status: GatewayStatus) -> str:
     b = status.backlog
     rows.append(("Backlog", f"{b.samples_left:,} samples, {b.events_left:,} alarm events waiting"))
     rows.append(("Active alarms", ", ".join(status.active_alarms) or "none"))
+    outputs = status.outputs
+    if outputs.outputs or outputs.remote_control:
+        rows.append(("Outputs remote control", "enabled" if outputs.remote_control else "disabled"))
+        if outputs.control_scheduling:
+            rows.append(("Control scheduling", "active: a schedule may switch outputs"))
     return rows_text(rows)
 
 
