@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import pty
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -78,6 +82,34 @@ async def await_result(
 
     await eventually(posted, timeout_s, f"the result of {command_id} at the cloud")
     return found
+
+
+def in_terminal(
+    *args: str, answer: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``panelfast ARGS`` with a terminal as its standard input, typing ``answer``
+    (standard output and error are captured as usual)."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "panelfast", *args],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        os.close(terminal)
+    try:
+        os.write(controller, answer.encode())  # kept by the terminal until it is read
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def devices(settings: Settings) -> list[Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from commands_support import in_terminal
 from panelfast.clock import Clock
 from panelfast.commands import (
     RISK,
@@ -49,6 +50,9 @@ dir = "{tmp_path / "state"}"
     return path
 
 
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+
+
 def panelfast(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "panelfast", *args],
@@ -56,7 +60,7 @@ def panelfast(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "python")},
+        env=ENV,
         check=False,
     )
 
@@ -75,20 +79,23 @@ def test_enable_asks_for_the_confirmation_naming_the_risk(config: Path) -> None:
     assert "Outputs remote control: disabled" in shown.stdout
     assert "Control scheduling: inactive" in shown.stdout
 
-    refused = panelfast("outputs", "remote-control", "enable", "--config", str(config), stdin="n\n")
+    enable = ("outputs", "remote-control", "enable", "--config", str(config))
+    refused = in_terminal(*enable, answer="n\n", env=ENV)
     assert refused.returncode == 1
     assert RISK in refused.stdout
     assert "stays disabled" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert status_of(config) is False
-    # No answer at all (a script without the flag): refused as well.
-    silent = panelfast("outputs", "remote-control", "enable", "--config", str(config))
-    assert silent.returncode == 1
-    assert status_of(config) is False
+    # Nobody to ask (a script, no terminal) and no flag: refused, the risk named, not asked.
+    for stdin in ("", "y\n"):
+        silent = panelfast(*enable, stdin=stdin)
+        assert silent.returncode == 1
+        assert RISK in silent.stderr
+        assert "--yes-i-understand" in silent.stderr
+        assert "Enable outputs remote control" not in silent.stdout
+        assert status_of(config) is False
 
-    accepted = panelfast(
-        "outputs", "remote-control", "enable", "--config", str(config), stdin="y\n"
-    )
+    accepted = in_terminal(*enable, answer="y\n", env=ENV)
     assert accepted.returncode == 0, accepted.stderr
     assert "Outputs remote control: enabled" in accepted.stdout
     assert "gateway not running" in accepted.stderr  # said plainly, as every command does
@@ -165,6 +172,7 @@ def test_enabling_without_confirmation_is_refused_by_the_function(tmp_path: Path
             "enabled": True,
             "changed_at_ms": status.changed_at_ms,
             "confirmed": RISK,
+            "who": None,
         }
     finally:
         store.close()
