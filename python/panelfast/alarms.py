@@ -19,14 +19,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.outbox import SavedAlarm
 from panelfast.remote_config import AlarmRule, RemoteConfig
 from panelfast.sampling import SnapshotSource, with_absent_point
 
-__all__ = ["AlarmWatch", "SavedAlarm", "definition", "restore_states"]
+__all__ = [
+    "AlarmWatch",
+    "SavedAlarm",
+    "carry_states",
+    "definition",
+    "restore_states",
+    "watch_interval_s",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,24 @@ def restore_states(
             states.append(None)
     alarms.restore(states)
     return restored
+
+
+def carry_states(
+    alarms: AlarmSet | None, config: RemoteConfig | None, into: AlarmSet, new: RemoteConfig
+) -> None:
+    """Give the alarms of ``into`` (built for ``new``) the states the running ones
+    are in now, for every alarm whose definition did not change (their snapshot
+    indices may have: a reload of the devices)."""
+    if alarms is None or config is None:
+        return
+    restore_states(into, new, {s.id: s for s in saved_states(alarms, config)})
+
+
+def watch_interval_s(poll_periods_ms: Iterable[int], most_s: float) -> float:
+    """How often to look: every reading must be evaluated once, so at least twice
+    per poll period of the fastest device (each reading is evaluated only once)."""
+    fastest_ms = min(poll_periods_ms, default=1000)
+    return min(most_s, fastest_ms / 2000)
 
 
 class AlarmWatch:

@@ -34,6 +34,7 @@ from panelfast.control.wire import GatewayNotRunning, socket_for
 from panelfast.exceptions import PanelfastError
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
+from panelfast.reload import ReloadOutcome
 
 __all__ = ["ControlRefused", "GatewayClient", "GatewayNotRunning"]
 
@@ -167,6 +168,12 @@ class GatewayClient:
     async def publish_topology(self) -> str:
         answer = await self._request("POST", "/v1/topology/publish")
         return str(answer.json()["topology_version"])
+
+    async def reload(self) -> ReloadOutcome:
+        """Put the daemon's configuration file in force, live; a file with an error
+        (``invalid_configuration``) or a change of what cannot change live
+        (``reload_refused``) raises :class:`ControlRefused` naming the key."""
+        return await self._typed(ReloadOutcome, "POST", "/v1/reload")
 
     async def change_setting(self, key: str, value: object) -> object:
         """Change a local setting; what the cloud manages is refused (``read_only``)."""

@@ -3,8 +3,10 @@
 Around the :class:`~panelfast.gateway.Gateway` the daemon adds what a service
 needs: its metrics on a port of their own when ``[metrics] listen`` is set
 (prometheus-client is imported only then), systemd's readiness, watchdog and
-status line, the hub token added to the secrets the log masks, and a clean
-stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
+status line, the hub token added to the secrets the log masks, a live
+reload of its configuration file on SIGHUP (:mod:`panelfast.reload`: what
+cannot change live is refused, logged with the key, and the gateway goes
+on as it was), and a clean stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
 (:func:`panelfast.logs.configure_logging`) before anything is logged.
 """
 
@@ -16,6 +18,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from panelfast.clock import Clock
 from panelfast.cloud import CloudSession
@@ -24,6 +27,9 @@ from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.gateway import Gateway
 from panelfast.logs import Redactor
 from panelfast.systemd import Notifier, ServiceWatch
+
+if TYPE_CHECKING:
+    from panelfast.control._app import ControlApp
 
 __all__ = ["serve"]
 
@@ -47,6 +53,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    hangup = _Hangup()
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     notifier = notifier or Notifier()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(notifier.close)
@@ -67,7 +75,8 @@ async def serve(
             redactor.watch(lambda: _token(gateway))
         if registry is not None:
             metrics.watch_gateway(registry, gateway)
-        async with gateway, _control_api(gateway, settings, config_path):
+        async with gateway, _control_api(gateway, settings, config_path) as app:
+            hangup.app = app
             if listen is not None:
                 log.info(
                     "metrics on http://%s/metrics",
@@ -84,15 +93,46 @@ async def serve(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watching
             log.info("stopping (signal received)", extra={"event": "gateway.stopping"})
+            hangup.app = None
+            await hangup.cancel()
             watch.stopping()
             if server is not None:
                 server.close()  # no scrape of a gateway being stopped
 
 
+class _Hangup:
+    """SIGHUP: reload the configuration file, through the control API (audited,
+    serialised with the other changes); ignored while starting or stopping."""
+
+    def __init__(self) -> None:
+        self.app: ControlApp | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    def __call__(self) -> None:
+        if self.app is None:
+            log.warning(
+                "SIGHUP ignored: the gateway is starting or stopping (send it again once it runs)",
+                extra={"event": "config.reload_refused", "errors": ["starting or stopping"]},
+            )
+            return
+        task = asyncio.create_task(self.app.reload_on_signal(), name="reload (SIGHUP)")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def cancel(self) -> None:
+        """A reload still waiting for its sampling instant gives up: the gateway stops."""
+        tasks = list(self._reloads)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 @contextlib.asynccontextmanager
 async def _control_api(
     gateway: Gateway, settings: Settings, config_path: Path
-) -> AsyncIterator[None]:
+) -> AsyncIterator[ControlApp]:
     """The one door into the running gateway (:mod:`panelfast.control`), for its life."""
     from panelfast.control._app import ControlApp
     from panelfast.control._audit import AuditLog
@@ -106,7 +146,7 @@ async def _control_api(
     )
     try:
         await server.start()
-        yield
+        yield app
     finally:
         await server.stop()
         audit.close()

@@ -15,6 +15,8 @@ PanelfastError
 ├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 ├── SimulatorError    the device simulator cannot serve a model, or listen   [Rust core]
 ├── ConfigError       the gateway's configuration file is invalid
+├── ReloadRefused     a configuration read again changes what cannot change while
+│                     the gateway runs (identity, storage folder...): the running one stays
 ├── PublicationConflict  enabling cloud or email publication while the other is on
 ├── MailError         an email was not sent; ``stage``, ``code``, ``text``: the SMTP server's answer
 ├── ModelError        a device model file is invalid, or no model has that name
@@ -91,6 +93,7 @@ __all__ = [
     "RateLimited",
     "RefCloudError",
     "RefCloudRequestError",
+    "ReloadRefused",
     "RemoteConfigError",
     "RemoteConfigReadOnly",
     "RemoteConfigRejected",
@@ -131,6 +134,18 @@ class ConfigError(PanelfastError):
         self.issues = list(issues)
         lines = "\n".join(f"  {issue}" for issue in self.issues)
         super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+class ReloadRefused(PanelfastError):
+    """A configuration read again while the gateway runs was not applied, none of it:
+    it changes what cannot change live (the identity, the storage folder...).
+    ``issues`` names each key with the reason; the running configuration stays."""
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{source} not applied; the running configuration stays:\n{lines}")
 
 
 class PublicationConflict(PanelfastError):

@@ -36,13 +36,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
-from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states
+from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states, watch_interval_s
 from panelfast.cloud import (
     CloudSession,
     CloudStatus,
@@ -60,6 +61,7 @@ from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publisher import Backlog, Publication, Publisher
 from panelfast.register_types import is_exact
+from panelfast.reload import Reloader, ReloadOutcome
 from panelfast.remote_config import (
     ApplyPlan,
     ApplyProgress,
@@ -221,13 +223,12 @@ class Gateway:
             on_live=lambda live: self.alarms.replace(live.alarms, live.config),
             flush_s=flush_s,
         )
-        # Every reading must be evaluated once: look at least twice per poll
-        # period of the fastest device (each reading is evaluated only once).
-        fastest_ms = min((d.connection.period_ms for d in settings.devices), default=1000)
         self.alarms = AlarmWatch(
             self.acquisition.snapshot,
             self._record_alarms,
-            interval_s=min(alarm_interval_s, fastest_ms / 2000),
+            interval_s=watch_interval_s(
+                (d.connection.period_ms for d in settings.devices), alarm_interval_s
+            ),
             alarms=live.alarms if live else None,
             config=live.config if live else None,
         )
@@ -243,6 +244,16 @@ class Gateway:
             flush=self.sampling.flush,
         )
         self._supervisor = Supervisor()
+        self._started = False
+        self.reloader = Reloader(
+            self,
+            devices=self._devices,
+            models=self._models,
+            library=lambda new: models or ModelLibrary(new.gateway.model_dirs),
+            lookup_for=point_lookup,
+            ring_capacity=ring_capacity,
+            alarm_interval_s=alarm_interval_s,
+        )
 
     def _restore_live_set(self) -> LiveSet | None:
         """The stored configuration, sampled again from the start (no cloud needed),
@@ -299,6 +310,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.acquisition.start()
+        self._started = True
         run = self._supervisor.start
         run("sampling", self.sampling.run)
         run("alarms", self.alarms.run)
@@ -323,6 +335,7 @@ class Gateway:
         )
 
     async def stop(self) -> None:
+        self._started = False
         await self._supervisor.stop()
         await self.sampling.flush()
         self.acquisition.stop()
@@ -337,6 +350,11 @@ class Gateway:
     def alive(self) -> bool:
         """Every loop of the gateway still runs (for a watchdog)."""
         return self._supervisor.alive()
+
+    @property
+    def started(self) -> bool:
+        """Between :meth:`start` and :meth:`stop`: its loops take the sampling instants."""
+        return self._started
 
     # -- what the user does ------------------------------------------------
 
@@ -369,19 +387,36 @@ class Gateway:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
         return await self.remote.receive(version, document)
 
+    async def reload(self, settings: Settings, *, source: str = "(settings)") -> ReloadOutcome:
+        """Put a new configuration in force while running (:mod:`panelfast.reload`):
+        devices added, removed or changed at one sampling instant, nothing lost.
+
+        What cannot change live (identity, storage folder...) raises
+        :class:`~panelfast.exceptions.ReloadRefused` naming the key; the
+        running configuration stays.
+        """
+        return await self.reloader.reload(settings, source=source)
+
+    async def reload_file(self, path: Path) -> ReloadOutcome:
+        """:meth:`reload` the configuration file at ``path`` (read again; a file
+        with an error raises :class:`~panelfast.exceptions.ConfigError`)."""
+        return await self.reloader.reload_file(path)
+
     def change_setting(self, key: str, value: object) -> Settings:
         """Change a local setting (:data:`~panelfast.local_settings.LOCAL_SETTINGS`).
 
         What the cloud manages (``sampling.*``, ``alarms.*``, ``publisher.*``...)
         is refused with :class:`~panelfast.exceptions.RemoteConfigReadOnly`; an
         unknown key or a bad value with :class:`~panelfast.exceptions.ConfigError`.
-        ``cloud.alarm_publication`` applies at once; the others when what uses
-        them next starts (``panelfast set`` keeps them in the file).
+        ``publication.method`` and ``storage.quota_mb`` apply at once; the others
+        when what uses them next starts (``panelfast set`` keeps them in the file).
         """
         current = self.remote.current
         self.settings = change_setting(
             self.settings, key, value, applied_version=current.version if current else None
         )
+        # The outbox judges its quota at each write.
+        self.outbox.quota_bytes = self.settings.storage.quota_mb * 1_000_000
         return self.settings
 
     def identification(self) -> Identity:

@@ -18,6 +18,7 @@ from panelfast import __version__
 COMMANDS = {
     "run": "_gateway",
     "backlog": "_gateway",
+    "reload": "_gateway",
     "connect": "_cloud",
     "disconnect": "_cloud",
     "status": "_cloud",

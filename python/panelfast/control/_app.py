@@ -11,6 +11,7 @@ when asked for ``text/plain`` (what the CLI prints).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -33,10 +34,12 @@ from panelfast.exceptions import (
     ConfigError,
     NotConnected,
     PanelfastError,
+    ReloadRefused,
     RemoteConfigReadOnly,
 )
 from panelfast.gateway import Gateway
 from panelfast.local_settings import LOCAL_SETTINGS, edit_config_file
+from panelfast.reload import ReloadOutcome
 
 __all__ = ["ControlApp"]
 
@@ -98,6 +101,7 @@ class ControlApp:
             Route("/v1/remote-config/history", self.remote_config_history, methods=get),
             Route("/v1/settings", self.settings, methods=get),
             Route("/v1/settings/{key}", self.change_setting, methods=["PUT"]),
+            Route("/v1/reload", self.reload, methods=post),
             Route("/v1/firewall", self.firewall, methods=get),
             Route("/v1/devices", self.devices, methods=get),
             Route("/v1/backlog", self.backlog, methods=get),
@@ -219,6 +223,11 @@ class ControlApp:
         self, request: Request, action: str, detail: dict[str, Any], do: Callable[[], Awaitable[T]]
     ) -> T:
         """Run one change: serialised with the others, audited, announced."""
+        return await self._change_by(caller(request), action, detail, do)
+
+    async def _change_by(
+        self, who: str, action: str, detail: dict[str, Any], do: Callable[[], Awaitable[T]]
+    ) -> T:
         async with self._changes:
             outcome = "ok"
             try:
@@ -227,7 +236,7 @@ class ControlApp:
                 outcome = f"{type(exc).__name__}: {exc}"
                 raise
             finally:
-                entry = (self.gateway.clock.now_ms(), caller(request), action, detail, outcome)
+                entry = (self.gateway.clock.now_ms(), who, action, detail, outcome)
                 await asyncio.to_thread(self.audit.record, *entry)
                 self.events.changed()
 
@@ -289,6 +298,42 @@ class ControlApp:
             return _error(400, "invalid_setting", str(exc), issues=issues)
         return JSONResponse({"key": key, "value": stored})
 
+    async def reload(self, request: Request) -> Response:
+        """Read the daemon's configuration file again and put it in force (live reload)."""
+        named = await _named_file(request)
+        if isinstance(named, Response):
+            return named
+        if named is not None and named.resolve() != self.config_path.resolve():
+            return _error(
+                409,
+                "other_file",
+                f"the gateway runs with {self.config_path}, not {named}: "
+                "edit that file, then reload",
+            )
+        try:
+            outcome = await self._change(
+                request, "config.reload", {"file": str(self.config_path)}, self._reload_file
+            )
+        except ConfigError as exc:
+            issues = [{"path": i.key, "message": i.message} for i in exc.issues]
+            message = f"{exc}\nnot reloaded; the running configuration stays"
+            return _error(400, "invalid_configuration", message, issues=issues)
+        except ReloadRefused as exc:
+            issues = [{"path": i.key, "message": i.message} for i in exc.issues]
+            return _error(409, "reload_refused", str(exc), issues=issues)
+        if _wants_text(request):
+            return PlainTextResponse(outcome.text())
+        return _json(outcome, API_TYPES["ReloadOutcome"])
+
+    async def reload_on_signal(self) -> None:
+        """SIGHUP: the same reload, audited as the signal's; the log says how it went."""
+        detail = {"file": str(self.config_path)}
+        with contextlib.suppress(PanelfastError):  # logged by the reload itself
+            await self._change_by("signal:SIGHUP", "config.reload", detail, self._reload_file)
+
+    async def _reload_file(self) -> ReloadOutcome:
+        return await self.gateway.reload_file(self.config_path)
+
     # -- the event stream's topics
 
     def _topics(self) -> dict[str, bytes]:
@@ -302,6 +347,21 @@ class ControlApp:
     def _audit_after(self, after_id: int) -> list[tuple[int, bytes]]:
         entries = self.audit.recent(100, after_id=after_id)
         return [(e.id, encode(e, AuditEntry)) for e in entries]
+
+
+async def _named_file(request: Request) -> Path | Response | None:
+    """The configuration file a reload request names (``{"config": path}``), if any."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        body = json.loads(raw)
+        named = body.get("config") if isinstance(body, dict) else None
+    except ValueError:
+        named = None
+    if not isinstance(named, str) or not named:
+        return _error(400, "invalid_request", 'the body is empty, or {"config": "<file>"}')
+    return Path(named)
 
 
 def _identification_fields(identity: Identity) -> list[tuple[str, object]]:

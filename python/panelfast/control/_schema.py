@@ -22,6 +22,7 @@ from panelfast.cloud import CloudStatus, FirewallRule
 from panelfast.control._audit import AuditEntry
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
+from panelfast.reload import ReloadOutcome
 from panelfast.remote_config import ApplyProgress, ReceivedVersion, RemoteConfigStatus
 
 __all__ = ["API_TYPES", "ConfigOutcome", "DeviceStatus", "openapi_document"]
@@ -127,6 +128,7 @@ API_TYPES: dict[str, Any] = {
     "Devices": list[DeviceStatus],
     "Backlog": Backlog,
     "AuditEntries": list[AuditEntry],
+    "ReloadOutcome": ReloadOutcome,
 }
 
 _ERROR = {
@@ -163,6 +165,8 @@ _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
     ("get", "/v1/backlog", "What waits for the cloud, and how fast it drains", "Backlog", ()),
     ("get", "/v1/audit", "The most recent changes: who, what, when, outcome",
      "AuditEntries", (400,)),
+    ("post", "/v1/reload", "Read the configuration file again and put it in force (400: the "
+     "file has an error; 409: it changes what cannot change live)", "ReloadOutcome", (400, 409)),
 ]  # fmt: skip
 
 
@@ -211,6 +215,21 @@ def generate() -> dict[str, Any]:
                             "type": "object",
                             "required": ["value"],
                             "properties": {"value": {}},
+                        }
+                    }
+                },
+            }
+        if path == "/v1/reload":
+            operation["requestBody"] = {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["config"],
+                            "properties": {"config": {"type": "string"}},
+                            "description": "the file the caller means: refused (409) if the "
+                            "gateway runs with another",
                         }
                     }
                 },
