@@ -8,6 +8,7 @@ what the cloud received, what the CLI prints and what Prometheus scrapes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -20,10 +21,12 @@ import pytest
 
 from cloud_testserver import free_port
 from ops_support import Scrape, append_sections
+from panelfast.client import GatewayClient
 from panelfast.config import parse_settings
 from panelfast.control.wire import Wire
 from panelfast.embedded import DEFAULT_DEVICES, EmbeddedDevice, EmbeddedSystem, embedded_system
 from panelfast.exceptions import ConfigIssue
+from panelfast.reload import ReloadOutcome
 from panelfast.reload._compare import refusals, setting_changes
 from reliability_support import (
     MEASUREMENTS,
@@ -260,6 +263,12 @@ def test_a_refused_reload_leaves_the_gateway_running_as_it_was(
     again = cli(system, "reload")
     assert again.returncode == 0, again.stderr
     assert again.stdout == "configuration reloaded: nothing changed\n"
+
+    async def reload_by_client() -> ReloadOutcome:
+        async with GatewayClient(storage / "control.sock") as client:
+            return await client.reload()
+
+    assert asyncio.run(reload_by_client()) == ReloadOutcome((), (), (), (), None, False)
     last = max(instants(system, power))
     wait_until(
         lambda: max(instants(system, power)) >= last + 3_000, 60, "still sampled at the cloud"
@@ -269,7 +278,7 @@ def test_a_refused_reload_leaves_the_gateway_running_as_it_was(
     assert all(n == 1 for n in system.cloud.sample_counts(system.serial).values())
     audit = cli(system, "audit").stdout
     reloads = [line for line in audit.splitlines() if "config.reload" in line]
-    assert len(reloads) == 4, audit
+    assert len(reloads) == 5, audit
     gateway.stop()
 
 

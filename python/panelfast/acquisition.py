@@ -267,11 +267,6 @@ class Acquisition:
         """Polling (a switch of device sets under way counts: it polls again at once)."""
         return self._engine.running or self._retired is not None
 
-    @property
-    def device_ids(self) -> tuple[str, ...]:
-        """The devices polled, in snapshot order."""
-        return tuple(self._devices)
-
     def start(self) -> None:
         """Start polling (on the engine's own threads)."""
         self._engine.start()

@@ -24,7 +24,9 @@ samples as before.
 the user; each loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
 :class:`~panelfast.alarms.AlarmWatch`, :class:`~panelfast.publisher.Publication`,
 :class:`~panelfast.remote_config.Switchover` (a remote configuration's whole
-route), all run by one :class:`~panelfast._supervisor.Supervisor`.
+route), all run by one :class:`~panelfast._supervisor.Supervisor`. A configuration
+file edited while running is put in force by :meth:`Gateway.reload`
+(:mod:`panelfast.reload`: the devices switch at one sampling instant).
 """
 
 from __future__ import annotations
