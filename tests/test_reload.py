@@ -26,8 +26,7 @@ from panelfast.config import parse_settings
 from panelfast.control.wire import Wire
 from panelfast.embedded import DEFAULT_DEVICES, EmbeddedDevice, EmbeddedSystem, embedded_system
 from panelfast.exceptions import ConfigIssue
-from panelfast.reload import ReloadOutcome
-from panelfast.reload._compare import refusals, setting_changes
+from panelfast.reload import ReloadOutcome, refusals, setting_changes
 from reliability_support import (
     MEASUREMENTS,
     GatewayProcess,

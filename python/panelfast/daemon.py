@@ -29,7 +29,7 @@ from panelfast.logs import Redactor
 from panelfast.systemd import Notifier, ServiceWatch
 
 if TYPE_CHECKING:
-    from panelfast.control._app import ControlApp
+    from panelfast.control import ControlApp
 
 __all__ = ["serve"]
 

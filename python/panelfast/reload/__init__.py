@@ -32,7 +32,13 @@ readings while the new engine starts; their Modbus counters start again
 from zero (the new engine's; Prometheus counts that as a counter reset).
 """
 
-from panelfast.reload._compare import LOCAL_TAKES_EFFECT, DeviceChanges, Effect
+from panelfast.reload._compare import (
+    LOCAL_TAKES_EFFECT,
+    DeviceChanges,
+    Effect,
+    refusals,
+    setting_changes,
+)
 from panelfast.reload._reloader import Reloader, ReloadOutcome, SettingChange
 
 __all__ = [
@@ -42,4 +48,6 @@ __all__ = [
     "ReloadOutcome",
     "Reloader",
     "SettingChange",
+    "refusals",
+    "setting_changes",
 ]
