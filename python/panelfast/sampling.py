@@ -27,6 +27,7 @@ from panelfast.clock import Clock
 from panelfast.remote_config import ApplyPlan, RemoteConfig, SectionProgress
 
 __all__ = [
+    "Handover",
     "Instants",
     "LiveSet",
     "PointLookup",
@@ -409,7 +410,12 @@ class SamplingLoop:
         if handover is None:
             return
         if handover.switch is not None:
-            handover.switch()
+            try:
+                handover.switch()
+            except Exception as exc:
+                if handover.done is not None and not handover.done.done():
+                    handover.done.set_exception(exc)  # the caller hears why
+                raise
         self._retired_nil += self.sampler.nil if self.sampler is not None else 0
         live = handover.live
         self.sampler = live.sampler if live is not None else None
