@@ -22,7 +22,8 @@ from panelfast.control.wire import (
     Answer,
     GatewayNotRunning,
     Wire,
-    daemon_holds_storage,
+    hold_storage,
+    holding,
     socket_for,
 )
 
@@ -68,6 +69,8 @@ def call(
 
     A daemon that holds the storage directory but does not answer yet is
     starting: the command waits for it rather than working behind its back.
+    Without a daemon, the command holds the storage directory until it ends,
+    so none starts while it works on the gateway's state.
     """
     deadline = time.monotonic() + STARTING_S
     while True:
@@ -80,7 +83,7 @@ def call(
             fail(f"the gateway's control API did not answer: {exc}")
         if answer is not None:
             break
-        if not daemon_holds_storage(config_path):
+        if hold_storage(config_path):
             return None
         if time.monotonic() > deadline:
             fail(f"the gateway is running but its control API did not answer in {STARTING_S:.0f} s")
@@ -102,9 +105,13 @@ def not_running(what: str) -> None:
 
 @contextmanager
 def holding_storage(settings: Settings) -> Iterator[None]:
-    """Hold the storage directory while working on the gateway's state without a daemon."""
+    """Hold the storage directory while working on the gateway's state without a daemon
+    (:func:`call` took it already when it found none)."""
     from panelfast.control import AlreadyRunning, StorageLock
 
+    if holding(settings.storage.dir):
+        yield
+        return
     lock = StorageLock(settings.storage.dir)
     try:
         lock.acquire()
