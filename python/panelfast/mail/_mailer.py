@@ -12,7 +12,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from panelfast._backoff import Backoff
 from panelfast._native import AlarmEvent
@@ -22,6 +21,7 @@ from panelfast.exceptions import ConfigError, ConfigIssue, MailError
 from panelfast.mail._compose import MailEvent, compose_alarm, compose_test
 from panelfast.mail._queue import MailQueue, QueuedMail
 from panelfast.mail._smtp import Delivery, SmtpSession
+from panelfast.publication import MailFailure, MailStatus
 from panelfast.remote_config import AlarmRule
 
 __all__ = ["AlarmMailer", "MailFailure", "MailStatus", "send_test_email"]
@@ -30,32 +30,6 @@ log = logging.getLogger(__name__)
 
 #: Events read from the queue at a time (sent over one SMTP session).
 BATCH = 50
-
-
-@dataclass(frozen=True, slots=True)
-class MailFailure:
-    """Why the last email was not sent (or not to everyone): the step and the server's answer."""
-
-    stage: str
-    message: str
-    #: The SMTP server's reply, when it gave one.
-    code: int | None
-    text: str | None
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class MailStatus:
-    """What the user sees of email publication."""
-
-    queued: int
-    sent: int
-    #: Events dropped at the queue's bound (``email.queue_limit``), ever.
-    dropped: int
-    #: The last attempt failed: the queued emails wait, retried with backoff.
-    failing: bool
-    last_error: MailFailure | None
-    last_sent_ms: int | None
 
 
 def _settings(settings: Settings) -> EmailSettings:
@@ -86,6 +60,10 @@ class AlarmMailer:
         self._wake.set()  # what a previous run left queued goes first
         # Held by a session in progress: close() waits for it.
         self._sending = threading.Lock()
+        # Taken by status() and close(): a status asked for (from any thread) as the
+        # mailer closes is the one it was left in, not a read of a closed queue.
+        self._open = threading.Lock()
+        self._final: MailStatus | None = None
         self._closed = False
         self._failing = False
         self._last_error: MailFailure | None = None
@@ -131,7 +109,10 @@ class AlarmMailer:
             self._wake.set()
 
     def status(self) -> MailStatus:
-        counts = self._queue.counts()
+        with self._open:
+            if self._final is not None:
+                return self._final
+            counts = self._queue.counts()
         return MailStatus(
             queued=counts.queued,
             sent=counts.sent,
@@ -141,14 +122,19 @@ class AlarmMailer:
             last_sent_ms=self._last_sent_ms,
         )
 
-    async def close(self) -> None:
-        """Close the queue, after the email being sent (if any) is done."""
+    async def close(self) -> MailStatus:
+        """Close the queue, after the email being sent (if any) is done; returns the
+        status it was left in (what still waits for the next mailer on this queue)."""
         self._closed = True
-        await asyncio.to_thread(self._close_when_idle)
+        return await asyncio.to_thread(self._close_when_idle)
 
-    def _close_when_idle(self) -> None:
+    def _close_when_idle(self) -> MailStatus:
         with self._sending:
-            self._queue.close()
+            final = self.status()
+            with self._open:
+                self._final = final
+                self._queue.close()
+        return final
 
     # --- in a worker thread -------------------------------------------------
 
