@@ -14,8 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from panelfast._native import AlarmEvent, AlarmSet
-from panelfast.remote_config import RemoteConfig
-from panelfast.sampling import SnapshotSource
+from panelfast.sampling import AlarmRules, SnapshotSource
 
 __all__ = ["AlarmWatch"]
 
@@ -32,18 +31,19 @@ class AlarmWatch:
         *,
         interval_s: float,
         alarms: AlarmSet | None = None,
-        config: RemoteConfig | None = None,
+        config: AlarmRules | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._deliver = deliver
         self.interval_s = interval_s
         self.alarms = alarms
-        # The configuration the live alarm set was built from: until the next
-        # sampling instant it is not yet the applied one (status names alarms by it).
+        # What the live alarm set was built from (a remote configuration, or the
+        # local alarms of email publication): until the next sampling instant a
+        # new remote configuration is not yet the applied one (status names alarms by it).
         self.config = config
         self.events_total = 0
 
-    def replace(self, alarms: AlarmSet, config: RemoteConfig) -> None:
+    def replace(self, alarms: AlarmSet, config: AlarmRules) -> None:
         self.alarms, self.config = alarms, config
 
     def active(self) -> tuple[str, ...]:
