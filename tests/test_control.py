@@ -334,4 +334,5 @@ def test_status_json_is_the_python_api_s_type(
         "backlog",
         "applying",
         "active_alarms",
+        "publication",
     }
