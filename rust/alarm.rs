@@ -9,7 +9,9 @@
 //! value is strictly below `threshold - hysteresis`. An `under` alarm mirrors
 //! it (below the threshold; inactive above `threshold + hysteresis`).
 //! A reading that is not available proves nothing: it leaves an active alarm
-//! active and restarts a pending delay, so an alarm never fires on a gap.
+//! active and restarts a pending delay, so an alarm never fires on a gap. A
+//! point never read (not available with read time 0: just started, or its
+//! device is no longer configured) is no reading at all and changes nothing.
 //! Each transition is an [`AlarmEvent`] stamped with the read time and value
 //! of the reading that completed it.
 
@@ -44,6 +46,15 @@ pub struct AlarmEvent {
     /// Read time (unix ms) of the reading that completed the transition.
     pub ts_ms: i64,
     pub value: f64,
+}
+
+/// What of an alarm's state must survive a restart (spec §8: each transition
+/// is one event, so an active alarm must not be announced again after one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SavedState {
+    pub active: bool,
+    /// Read time of the first reading of the excursion, while the delay runs.
+    pub since_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -113,6 +124,48 @@ impl AlarmSet {
         self.states.iter().map(|s| s.active).collect()
     }
 
+    /// How many inputs [`AlarmSet::evaluate`] needs: the highest input + 1.
+    pub fn inputs_needed(&self) -> usize {
+        self.specs
+            .iter()
+            .map(|a| a.input as usize + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Each alarm's state as it must be kept across a restart.
+    pub fn saved_states(&self) -> Vec<SavedState> {
+        self.states
+            .iter()
+            .map(|s| SavedState {
+                active: s.active,
+                since_ms: s.since_ms,
+            })
+            .collect()
+    }
+
+    /// Put back states saved before a restart, one per alarm (`None`: the
+    /// alarm starts afresh). The next reading of each alarm is evaluated.
+    pub fn restore(&mut self, saved: &[Option<SavedState>]) -> Result<()> {
+        if saved.len() != self.states.len() {
+            return Err(Error::Alarm(format!(
+                "{} saved states for {} alarms",
+                saved.len(),
+                self.states.len()
+            )));
+        }
+        for (state, saved) in self.states.iter_mut().zip(saved) {
+            if let Some(saved) = saved {
+                *state = State {
+                    active: saved.active,
+                    since_ms: if saved.active { None } else { saved.since_ms },
+                    last_read_ms: None,
+                };
+            }
+        }
+        Ok(())
+    }
+
     /// Evaluate every alarm on the latest readings: `values[i]`, `valid[i]`
     /// and `read_ms[i]` (unix ms) of input `i`. Returns the transitions.
     pub fn evaluate(
@@ -139,8 +192,8 @@ impl AlarmSet {
         for (k, (spec, state)) in self.specs.iter().zip(self.states.iter_mut()).enumerate() {
             let i = spec.input as usize;
             let t = read_ms[i];
-            if state.last_read_ms == Some(t) {
-                continue; // this reading was already evaluated
+            if (t == 0 && !valid[i]) || state.last_read_ms == Some(t) {
+                continue; // never read, or this reading was already evaluated
             }
             state.last_read_ms = Some(t);
             let v = values[i];
@@ -294,6 +347,75 @@ mod tests {
             set.carry_over(changed).expect("valid").active(),
             vec![false]
         );
+    }
+
+    #[test]
+    fn a_point_never_read_changes_nothing() {
+        let mut set = over(10.0, 0.0, 2_000);
+        assert!(feed(&mut set, &[(1_000, 11.0)]).is_empty());
+        assert!(set
+            .evaluate(&[f64::NAN], &[false], &[0])
+            .expect("ok")
+            .is_empty());
+        assert_eq!(
+            set.saved_states()[0].since_ms,
+            Some(1_000),
+            "the pending delay still runs"
+        );
+        assert_eq!(feed(&mut set, &[(3_000, 11.0)]), vec![(3_000, true)]);
+    }
+
+    #[test]
+    fn saved_states_restore_active_alarms_and_pending_delays() {
+        let mut before = AlarmSet::new(vec![
+            over(10.0, 0.0, 0).specs()[0].clone(),
+            AlarmSpec {
+                id: "slow".into(),
+                input: 1,
+                condition: Condition::Over,
+                threshold: 10.0,
+                hysteresis: 0.0,
+                delay_ms: 5_000,
+            },
+        ])
+        .expect("valid");
+        before
+            .evaluate(&[11.0, 11.0], &[true, true], &[1_000, 1_000])
+            .expect("ok");
+        let saved = before.saved_states();
+        assert_eq!(
+            saved,
+            vec![
+                SavedState {
+                    active: true,
+                    since_ms: None
+                },
+                SavedState {
+                    active: false,
+                    since_ms: Some(1_000)
+                },
+            ]
+        );
+        let mut after = AlarmSet::new(before.specs().to_vec()).expect("valid");
+        after
+            .restore(&saved.iter().copied().map(Some).collect::<Vec<_>>())
+            .expect("same length");
+        let events = after
+            .evaluate(&[11.0, 11.0], &[true, true], &[6_000, 6_000])
+            .expect("ok");
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.alarm, e.active))
+                .collect::<Vec<_>>(),
+            vec![(1, true)],
+            "the active one is not announced again; the delay ran since 1 s"
+        );
+        assert_eq!(after.inputs_needed(), 2);
+        assert!(after.restore(&[None]).is_err());
+        let mut fresh = AlarmSet::new(before.specs().to_vec()).expect("valid");
+        fresh.restore(&[None, None]).expect("same length");
+        assert_eq!(fresh.active(), vec![false, false]);
     }
 
     #[test]

@@ -585,6 +585,34 @@ async def sntp_server(offset_s: float) -> AsyncIterator[tuple[str, _SntpProtocol
         transport.close()
 
 
+@contextlib.contextmanager
+def sntp_server_thread(offset_s: float) -> Iterator[str]:
+    """:func:`sntp_server` on a thread of its own, for tests that block (child processes)."""
+    ready: list[str] = []
+    started = threading.Event()
+    stop: list[asyncio.Event] = []
+    loop = asyncio.new_event_loop()
+
+    async def serve() -> None:
+        async with sntp_server(offset_s) as (server, _):
+            stop.append(asyncio.Event())
+            ready.append(server)
+            started.set()
+            await stop[0].wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        if not started.wait(10):
+            raise RuntimeError("the SNTP server did not start")
+        yield ready[0]
+    finally:
+        if stop:
+            loop.call_soon_threadsafe(stop[0].set)
+        thread.join(10)
+        loop.close()
+
+
 # -- tinyproxy, started with a generated configuration
 
 

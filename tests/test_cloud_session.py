@@ -500,10 +500,18 @@ def test_state_file_is_never_world_readable(tmp_path: Path) -> None:
 def test_retry_after_is_seconds_or_an_http_date() -> None:
     from email.utils import formatdate
 
+    from panelfast.clock import Clock
     from panelfast.cloud._transport import DEFAULT_RETRY_AFTER_S, _retry_after
 
-    assert _retry_after("12") == 12
-    assert _retry_after(formatdate(time.time() + 60, usegmt=True)) == pytest.approx(60, abs=2)
-    assert _retry_after(formatdate(time.time() - 60, usegmt=True)) == 0
-    assert _retry_after(None) == DEFAULT_RETRY_AFTER_S
-    assert _retry_after("soon") == DEFAULT_RETRY_AFTER_S
+    clock = Clock()
+    assert _retry_after("12", clock) == 12
+    in_a_minute = formatdate(time.time() + 60, usegmt=True)
+    assert _retry_after(in_a_minute, clock) == pytest.approx(60, abs=2)
+    assert _retry_after(formatdate(time.time() - 60, usegmt=True), clock) == 0
+    assert _retry_after(None, clock) == DEFAULT_RETRY_AFTER_S
+    assert _retry_after("soon", clock) == DEFAULT_RETRY_AFTER_S
+    # The date is the cloud's: a gateway whose system clock is an hour behind
+    # (synchronised offset +3600 s) still waits one minute, not an hour.
+    late = Clock(offset_s=3600)
+    in_a_true_minute = formatdate(time.time() + 3600 + 60, usegmt=True)
+    assert _retry_after(in_a_true_minute, late) == pytest.approx(60, abs=2)

@@ -335,4 +335,37 @@ def test_status_json_is_the_python_api_s_type(
         "applying",
         "active_alarms",
         "publication",
+        "not_configured",
     }
+
+
+async def test_the_python_client_speaks_the_gateway_api_s_types(
+    system: EmbeddedSystem, daemon: GatewayProcess
+) -> None:
+    from panelfast.client import ControlRefused, GatewayClient, GatewayNotRunning
+    from panelfast.cloud import ConnectionStatus
+    from panelfast.gateway import GatewayStatus
+
+    async with GatewayClient.from_config(system.config_path) as gw:
+        with pytest.raises(GatewayNotRunning):
+            await gw.status()
+    start(daemon, system)
+    async with GatewayClient.from_config(system.config_path) as gw:
+        status = await gw.status()
+        assert isinstance(status, GatewayStatus)
+        assert status.cloud.connection is ConnectionStatus.NOT_CONNECTED
+        connected = await gw.connect()
+        assert connected.connection is ConnectionStatus.CONNECTED
+        assert (await gw.publish_topology()).startswith("t-")
+        with pytest.raises(ControlRefused) as refused:
+            await gw.change_setting("alarms.a1.threshold", 3)
+        assert refused.value.error == "read_only"
+        devices = await gw.devices()
+        assert [d.device_id for d in devices] == ["mb-1", "mb-2", "io-1"]
+        topics = set()
+        async for event, _data in gw.events():
+            topics.add(event)
+            if {"status", "devices"} <= topics:
+                break
+        entries = await gw.audit()
+        assert [e.action for e in entries] == ["connect", "topology.publish", "settings.change"]

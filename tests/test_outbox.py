@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from panelfast import AlarmSet, SeriesSet, decode_batch
-from panelfast.outbox import COMPACT_AFTER, Outbox
+from panelfast.outbox import COMPACT_AFTER, Outbox, SavedAlarm
 
 PERIOD = 60_000
 
@@ -241,6 +241,22 @@ def test_alarm_events_wait_in_order(tmp_path: Path) -> None:
     assert pending[1].body["state"] == "inactive"
     outbox.events_acknowledged(ids[:1])
     assert [p.id for p in outbox.pending_events()] == ids[1:]
+
+
+def test_alarm_states_are_kept_with_their_events_and_replaced_whole(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    outbox = Outbox(path, quota_bytes=10**8)
+    alarms = AlarmSet([("a1", 0, "over", 10.0, 1.0, 0)])
+    events = alarms.evaluate([11.0], [True], [1000])
+    states = [SavedAlarm("a1", "def-1", True, None), SavedAlarm("a2", "def-2", False, 900)]
+    outbox.add_events(events, states)
+    outbox.close()
+    again = Outbox(path, quota_bytes=10**8)
+    assert again.alarm_states() == {s.id: s for s in states}
+    assert len(again.pending_events()) == 1
+    again.save_alarm_states([SavedAlarm("a3", "def-3", False, None)])
+    assert list(again.alarm_states()) == ["a3"], "the alarms in force, no others"
+    again.close()
 
 
 @pytest.mark.slow

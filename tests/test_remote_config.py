@@ -365,7 +365,25 @@ def test_limits_and_entry_errors_are_reported_together() -> None:
     measurements[4711]["period_s"] = 2.5
     errors = rejected(document(measurements, [alarm(f"a{i}") for i in range(101)]))
     found = [e.path for e in errors]
-    assert found == ["measurements[4711].period_s", "measurements", "measurements", "alarms"]
+    assert found == ["measurements", "measurements", "alarms", "measurements[4711].period_s"]
+
+
+def test_limit_errors_are_listed_first_even_behind_thousands_of_entry_errors() -> None:
+    """Issue 9.6: 5,001 measurements, each naming a device the topology lacks."""
+    measurements = [
+        {"device": f"gone-{k}", "measurement": "M1", "period_s": 1} for k in range(5_001)
+    ]
+    alarms = [alarm(f"a{i}", device=f"gone-{i}") for i in range(101)]
+    errors = rejected(document(measurements, alarms))
+    assert len(errors) == MAX_ERRORS
+    assert [(e.path, e.message.split(";")[0]) for e in errors[:3]] == [
+        ("measurements", "5001 measurements"),
+        ("measurements", "300060 samples per minute (sum of 60 / period_s)"),
+        ("alarms", "101 alarms"),
+    ]
+    assert all(e.path.startswith("measurements[") for e in errors[3:-1])
+    assert errors[-1].message == f"… {3 + 5_001 + 101 - (MAX_ERRORS - 1)} more errors not listed"
+    assert "at most 5,000" in errors[0].message
 
 
 # --- parsing bytes -------------------------------------------------------------------------

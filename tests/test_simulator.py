@@ -208,11 +208,23 @@ def test_io_module_outputs_follow_commands(sim: Simulator) -> None:
         rr = c.write_register(37060, 2, device_id=unit)  # not a command register
         assert rr.isError()
         assert rr.exception_code == 0x02
-        # Q2 is an impulse output: on, then off by itself.
+        # Q2 drives an impulse relay: one pulse (bit 1 of 37001), the relay stays on.
+        writes = sim.writes("io")
         assert not c.write_register(37051, 2, device_id=unit).isError()
         assert status() == (0, 1, 0b10)
-        time.sleep(0.6)
-        assert status() == (0, 0, 0)
+        rr = c.write_register(37051, 3, device_id=unit)  # during the pulse: busy
+        assert rr.isError()
+        assert rr.exception_code == 0x06
+        deadline = time.monotonic() + 5
+        while status() != (0, 1, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert status() == (0, 1, 0)
+        assert sim.outputs("io") == {"Q1": False, "Q2": True}
+        assert not c.write_register(37051, 2, device_id=unit).isError()  # already on: no pulse
+        assert status() == (0, 1, 0)
+        assert not c.write_register(37051, 1, device_id=unit).isError()  # off: one pulse
+        assert status() == (0, 0, 0b10)
+        assert sim.writes("io") == writes + 4  # every write request counted, refused ones too
 
 
 def test_io_module_inputs_and_counters(sim: Simulator) -> None:

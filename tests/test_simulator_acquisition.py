@@ -6,6 +6,7 @@ import asyncio
 import math
 
 from panelfast.acquisition import Acquisition, Snapshot
+from panelfast.clock import Clock
 from panelfast.config import DeviceSettings
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
@@ -76,3 +77,31 @@ async def test_every_point_the_gateway_reads_is_the_truth() -> None:
                 await asyncio.sleep(0.05)
             else:
                 raise AssertionError("Q1's status never read back as on")
+
+
+async def test_read_times_are_on_the_gateways_clock_whatever_its_offset() -> None:
+    """Issue 9.1: the engine stamps on the system clock; what leaves the acquisition is
+    on the synchronised clock, converted with the offset in force when it is read."""
+    model = LIBRARY.get("iEM3255")
+    offset_s = 600.25
+    clock = Clock(offset_s=offset_s)
+    # The simulator's truth on the same "true" clock (the devices serve by the system's).
+    with Simulator(
+        [SimulatedDevice("iem", model)], seed=3, tick_ms=TICK, clock_offset_ms=600_250
+    ) as sim:
+        host, port, unit, _ = sim.endpoint("iem")
+        count = len(model.measurements)
+        device = settings("iem", model, host, port, unit)
+        async with Acquisition([(device, model)], clock=clock) as a:
+            snapshot = await first_full_snapshot(a, count)
+            now = clock.now_ms()
+            k = a.index("iem", "ActivePower")
+            sent = int(snapshot.read_at_ms[k])
+            assert 0 <= now - sent < 2_000, "a fresh reading, on the gateway's clock"
+            ticks = range(sent // TICK * TICK, sent + 1000, TICK)
+            assert float(snapshot.values[k]) in [sim.truth("iem", "ActivePower", t) for t in ticks]
+            assert all(abs(now - b.read_at_ms) < 2_000 for b in a.raw_blocks("iem"))
+            # A resynchronisation moves the clock: the same reading is as old as before.
+            clock.offset_s = offset_s - 30
+            age_after = clock.now_ms() - int(a.snapshot().read_at_ms[k])
+            assert 0 <= age_after < 2_000

@@ -18,6 +18,13 @@ Point order (the index into every snapshot array): devices in the order
 given, and within a device its model's measurements in model order, then its
 outputs' status registers. :attr:`Acquisition.points` lists them and
 :meth:`Acquisition.index` finds one.
+
+Times: the engine stamps reads on the system clock; given the gateway's
+:class:`~panelfast.clock.Clock`, the read times that leave this module (in
+snapshots and raw blocks) are converted here, once, with the clock's offset
+*at the moment they are read*: the age of a reading stays right when a
+resynchronisation changes the offset. (The diagnostics' times, built in the
+Rust binding, are still the system clock's.)
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from panelfast._native import (
     ModbusPoint,
     RegisterRange,
 )
+from panelfast.clock import Clock
 from panelfast.config import DeviceSettings, RtuConnection, TcpConnection
 from panelfast.exceptions import LayoutError, ModbusError
 from panelfast.models import DeviceModel, MeasurementDef, OutputDef
@@ -84,7 +92,8 @@ class Snapshot:
     ``values`` is NaN where ``valid`` is false; ``integers`` holds the exact
     value of unscaled integer points (energy counters, DATETIME in unix ms)
     and ``i64::MIN`` otherwise; ``read_at_ms`` is when the read holding the
-    point was sent (unix ms, 0 before the first); ``texts`` holds ASCII points.
+    point was sent (unix ms on the gateway's clock, 0 before the first);
+    ``texts`` holds ASCII points.
     """
 
     values: NDArray[np.float64]
@@ -100,7 +109,7 @@ class RawBlock:
 
     function: int
     start: int
-    #: When the read was sent (unix ms).
+    #: When the read was sent (unix ms on the gateway's clock).
     read_at_ms: int
     #: The registers (bits as 0/1 for functions 1 and 2); None: no data.
     registers: NDArray[np.uint16] | None
@@ -138,8 +147,11 @@ class Acquisition:
         devices: Iterable[tuple[DeviceSettings, DeviceModel]],
         *,
         retries: int = 2,
+        clock: Clock | None = None,
     ) -> None:
         self._engine = ModbusEngine()
+        # None: times stay on the system clock (a tool with no synchronised clock).
+        self._clock = clock
         # Per device its model and first snapshot index; per model (many
         # devices share one) where each point sits: no per-point objects for
         # 100,000 points unless :attr:`points` is asked for.
@@ -155,8 +167,21 @@ class Acquisition:
             self._add(settings, model, self._layouts[id(model)][2], retries)
             self._devices[settings.id] = (model, count)
             count += len(model.measurements) + len(model.outputs)
+        self._size = count
         self._points: tuple[PointRef, ...] | None = None
         self._states: dict[str, DeviceState] = {}
+
+    @property
+    def size(self) -> int:
+        """How many points a snapshot holds."""
+        return self._size
+
+    def _offset_ms(self) -> int:
+        return self._clock.offset_ms if self._clock is not None else 0
+
+    def _on_clock(self, system_ms: int) -> int:
+        """A system-clock time from the engine on the gateway's clock (0: never)."""
+        return system_ms + self._offset_ms() if system_ms else 0
 
     @property
     def points(self) -> tuple[PointRef, ...]:
@@ -256,11 +281,18 @@ class Acquisition:
     def snapshot(self) -> Snapshot:
         """The latest values of all points, in one call."""
         values, integers, valid, read_at_ms = self._engine.snapshot()
+        offset = self._offset_ms()
+        if offset:
+            # In place: the engine hands over fresh arrays. 0 (never read) stays 0.
+            np.add(read_at_ms, offset, out=read_at_ms, where=read_at_ms > 0)
         return Snapshot(values, integers, valid, read_at_ms, self._engine.texts())
 
     def raw_blocks(self, device_id: str) -> list[RawBlock]:
         """A device's last cycle as it answered: one block per read (commissioning aid)."""
-        return [RawBlock(*block) for block in self._engine.raw_blocks(device_id)]
+        return [
+            RawBlock(function, start, self._on_clock(read_at), registers)
+            for function, start, read_at, registers in self._engine.raw_blocks(device_id)
+        ]
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         """Each device's state, last error, round-trip times, counters, and the

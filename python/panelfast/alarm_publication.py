@@ -9,9 +9,14 @@
 * ``none``: the remote configuration's alarms are still watched and their
   events logged (by the :class:`~panelfast.alarms.AlarmWatch`), published nowhere.
 
+The alarms' states go where their events go, in the same transaction: the
+remote configuration's into the outbox, the email alarms' into the mail
+queue, so that after a restart (or a switch back) each set goes on from the
+states it was left in, and an active alarm is not announced again.
+
 The :class:`~panelfast.alarms.AlarmWatch` evaluates one alarm set at a time;
 this object chooses which, and switches it together with the events'
-destination in one step on the event loop. :meth:`AlarmPublication.deliver`
+destination in one step on the event loop. :meth:`AlarmPublication.record`
 reads, as it is called, what the watch just evaluated (nothing is awaited
 between the evaluation and that call), so an event always goes where the set
 it came from belongs, whenever the method changes. The mailer runs (and
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast._supervisor import Supervisor
+from panelfast.alarms import SavedAlarm, restore_states
 from panelfast.clock import Clock
 from panelfast.config import EmailSettings, PublicationMethod, Settings
 from panelfast.exceptions import ConfigError, ConfigIssue
@@ -42,6 +48,9 @@ from panelfast.sampling import PointLookup, alarm_set
 if TYPE_CHECKING:
     from panelfast.alarms import AlarmWatch
     from panelfast.mail import AlarmMailer, Delivery
+
+#: Keeps the remote configuration's alarms' states, with the transitions to publish.
+ToOutbox = Callable[[Sequence[AlarmEvent], Sequence[SavedAlarm]], Awaitable[None]]
 
 __all__ = ["AlarmPublication", "LocalAlarms", "leftover_mail"]
 
@@ -89,13 +98,13 @@ class AlarmPublication:
         *,
         lookup: PointLookup,
         known: AbstractSet[tuple[str, str]],
-        to_cloud: Callable[[Sequence[AlarmEvent]], Awaitable[None]],
+        to_outbox: ToOutbox,
     ) -> None:
         self._clock = clock
         self._watch = watch
         self._lookup = lookup
         self._known = known
-        self._to_cloud = to_cloud
+        self._to_outbox = to_outbox
         self.method: PublicationMethod = settings.publication.method
         # The remote configuration's alarm set in force, watched unless in email mode.
         self._remote: tuple[AlarmSet, RemoteConfig] | None = None
@@ -125,17 +134,18 @@ class AlarmPublication:
         if self._email is None and self._pending_email is None:
             self._watch.replace(alarms, config)
 
-    async def deliver(self, events: Sequence[AlarmEvent]) -> None:
-        """Hand ``events`` (of the set the watch just evaluated) to their destination."""
+    async def record(self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]) -> None:
+        """Keep the states of the set the watch just evaluated, and hand its ``events``
+        to their destination, together."""
         source = self._watch.config  # what produced them: nothing awaited since
         email = self._email if self._email is not None and source is self._email.rules else None
         method = self.method
         async with self._delivering:
             if email is not None:
-                await email.mailer.enqueue(events, email.rules.alarms)
-            elif method == "cloud" and isinstance(source, RemoteConfig):
-                await self._to_cloud(events)
-            # none: the watch logged them; nothing is published.
+                await email.mailer.enqueue(events, email.rules.alarms, states)
+            elif isinstance(source, RemoteConfig):
+                # none: the watch logged the events; only the states are kept.
+                await self._to_outbox(events if method == "cloud" else (), states)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -199,6 +209,12 @@ class AlarmPublication:
 
         rules, alarms = checked
         mailer = await asyncio.to_thread(AlarmMailer, settings, self._clock)
+        restored = restore_states(alarms, rules, await asyncio.to_thread(mailer.alarm_states))
+        if restored:
+            log.info(
+                "email alarm states restored: %s",
+                ", ".join(f"{a.id} {'active' if a.active else 'pending'}" for a in restored),
+            )
         return _Email(rules, alarms, mailer)
 
     def _put_in_force(self, email: _Email) -> None:

@@ -9,10 +9,11 @@ never changed (that needs privileges and would surprise the host).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["Clock"]
+__all__ = ["Clock", "ClockFormatter"]
 
 
 class Clock:
@@ -37,3 +38,17 @@ class Clock:
     def offset_ms(self) -> int:
         """The offset to add to a system-clock time in ms to read it on this clock."""
         return round(self.offset_s * 1000)
+
+
+class ClockFormatter(logging.Formatter):
+    """Log lines stamped by a :class:`Clock`: a line about an event carries the
+    same time as the event itself, whatever the system clock says."""
+
+    def __init__(self, fmt: str, clock: Clock) -> None:
+        super().__init__(fmt)
+        self.clock = clock
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        t = record.created + self.clock.offset_s
+        stamp = time.strftime(datefmt or "%Y-%m-%d %H:%M:%S", time.localtime(t))
+        return stamp if datefmt else f"{stamp},{int(t % 1 * 1000):03d}"

@@ -273,10 +273,21 @@ class EmailSettings(_Section):
 class GatewaySettings(_Section):
     """Local interfaces and what the user explicitly allowed."""
 
-    #: Outputs remote control is off unless the user confirmed it (§9).
+    #: Outputs remote control (§9) is enabled with `panelfast outputs remote-control
+    #: enable`, which asks for the user's confirmation; the file may only say false.
     outputs_remote_control: bool = False
     #: Extra folders of device model files, besides the models shipped.
     model_dirs: tuple[Path, ...] = ()
+
+    @field_validator("outputs_remote_control")
+    @classmethod
+    def _confirmed_elsewhere(cls, enabled: bool) -> bool:
+        if enabled:
+            raise ValueError(
+                "outputs remote control is enabled with `panelfast outputs remote-control "
+                "enable`, which asks you to confirm the risk, not in the configuration file"
+            )
+        return enabled
 
 
 class ControlSettings(_Section):

@@ -17,6 +17,8 @@ import signal
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
+from panelfast.clock import Clock
+from panelfast.cloud import CloudSession
 from panelfast.config import Settings
 from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.gateway import Gateway
@@ -34,6 +36,7 @@ async def serve(
     config_path: Path,
     redactor: Redactor | None = None,
     notifier: Notifier | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Run a gateway and its control API until SIGTERM or SIGINT, then stop cleanly.
 
@@ -59,7 +62,7 @@ async def serve(
                 issue = ConfigIssue("metrics.listen", f"cannot listen on {listen}: {exc.strerror}")
                 raise ConfigError(str(config_path), [issue]) from None
             cleanup.callback(server.close)
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, session=CloudSession(settings, clock=clock))
         if redactor is not None:
             redactor.watch(lambda: _token(gateway))
         if registry is not None:

@@ -18,6 +18,7 @@ from typing import Any
 from panelfast.config import Settings, parse_settings, write_secret
 from panelfast.models.loader import ModelLibrary
 from panelfast.refcloud import RefCloud
+from panelfast.refcloud import Settings as CloudSettings
 from panelfast.simulator import SimulatedDevice, Simulator
 
 __all__ = ["DEFAULT_DEVICES", "EmbeddedDevice", "EmbeddedSystem", "embedded_system"]
@@ -63,14 +64,27 @@ def embedded_system(
     seed: int = 1,
     cloud_port: int = 0,
     storage: dict[str, Any] | None = None,
+    time: dict[str, Any] | None = None,
+    true_offset_s: float = 0.0,
 ) -> Iterator[EmbeddedSystem]:
-    """Start the reference cloud and the simulator, and configure a gateway for them."""
+    """Start the reference cloud and the simulator, and configure a gateway for them.
+
+    ``time`` is the gateway's ``[time]`` section (default: manual, the system
+    clock). ``true_offset_s`` sets "true time" at the system clock plus that
+    offset: the cloud's clock and the simulator's :meth:`~Simulator.truth`
+    follow it, as for a gateway whose system clock is wrong while its NTP
+    server and its cloud agree on the time.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     library = ModelLibrary()
     simulated = [SimulatedDevice(id=d.id, model=library.get(d.model)) for d in devices]
     with (
-        RefCloud(folder / "cloud", port=cloud_port) as cloud,
-        Simulator(simulated, seed=seed) as sim,
+        RefCloud(
+            folder / "cloud",
+            port=cloud_port,
+            settings=CloudSettings(clock_offset_s=true_offset_s),
+        ) as cloud,
+        Simulator(simulated, seed=seed, clock_offset_ms=round(true_offset_s * 1000)) as sim,
     ):
         endpoints = {d.id: sim.endpoint(d.id) for d in devices}
         claim_key = cloud.enrol(SERIAL)
@@ -85,8 +99,8 @@ def embedded_system(
                 "claim_key_file": str(folder / "claim.key"),
             },
             "cloud": {"bootstrap_url": cloud.bootstrap_url, "ca_bundle": str(cloud.ca_path)},
-            # Everything runs on this machine's clock: nothing to synchronise with.
-            "time": {"mode": "manual"},
+            # By default everything runs on this machine's clock: nothing to synchronise with.
+            "time": time or {"mode": "manual"},
             "storage": {"dir": str(folder / "gateway"), **(storage or {})},
             "devices": [
                 {

@@ -23,6 +23,7 @@ PanelfastError
 │   ├── RemoteConfigRejected   a remote configuration is invalid; nothing of it applied (§6)
 │   ├── RemoteConfigReadOnly   a local change to what the remote configuration imposes
 │   └── StateStoreError        the stored applied configuration / topology state is unreadable
+├── RemoteControlNotConfirmed  enabling outputs remote control without confirming the risk (§9)
 ├── CloudError        a cloud call failed; ``diagnostic`` and ``hint`` say what to check
 │   ├── NetworkUnreachable  DNS, refused, timeout, reset, proxy refusal, 5xx after retries
 │   ├── BadCredentials      TLS certificate not verified, 401 bad_credentials
@@ -93,6 +94,7 @@ __all__ = [
     "RemoteConfigError",
     "RemoteConfigReadOnly",
     "RemoteConfigRejected",
+    "RemoteControlNotConfirmed",
     "RingError",
     "SimulatorError",
     "StateStoreError",
@@ -348,6 +350,17 @@ class RemoteConfigReadOnly(RemoteConfigError):
 
 class StateStoreError(RemoteConfigError):
     """The stored state (applied configuration, published topology) cannot be read."""
+
+
+class RemoteControlNotConfirmed(PanelfastError):
+    """Outputs remote control is enabled only once the user confirmed the risk it names."""
+
+    def __init__(self, risk: str) -> None:
+        self.risk = risk
+        super().__init__(
+            f"outputs remote control stays disabled: enabling it needs your explicit "
+            f"confirmation of this: {risk}"
+        )
 
 
 class RefCloudError(PanelfastError):

@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
@@ -43,7 +45,7 @@ from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.alarm_publication import AlarmPublication
-from panelfast.alarms import AlarmWatch
+from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states
 from panelfast.cloud import (
     CloudSession,
     CloudStatus,
@@ -117,6 +119,11 @@ class GatewayStatus:
     active_alarms: tuple[str, ...]
     #: The publication method, and the alarm emails' queue and last error.
     publication: PublicationStatus
+    #: What the configuration in force names that is no longer configured (a
+    #: device removed from the configuration file: ``mb-1``; a measurement its
+    #: model lost: ``mb-2/VoltageAN``). Sampled as nil, its alarms keep their
+    #: state, until the topology is published again and the cloud sends more.
+    not_configured: tuple[str, ...] = ()
 
 
 async def publish_topology(
@@ -146,13 +153,23 @@ def point_lookup(
     models: dict[str, DeviceModel],
     devices: dict[str, DeviceSettings],
 ) -> PointLookup:
-    """A measurement's snapshot index, exactness and freshness limit."""
+    """A measurement's snapshot index, exactness and freshness limit.
+
+    A measurement no longer configured (its device was removed from the
+    configuration file, or its model lost it) gets the index past the last
+    point: never read, sampled nil (see :data:`~panelfast.sampling.PointLookup`).
+    A new configuration cannot name one: it is validated against what is configured.
+    """
 
     def lookup(device_id: str, measurement_id: str) -> tuple[int, bool, int]:
-        model = models[device_id]
-        definition = next((m for m in model.measurements if m.id == measurement_id), None)
+        model = models.get(device_id)
+        definition = (
+            None
+            if model is None
+            else next((m for m in model.measurements if m.id == measurement_id), None)
+        )
         if definition is None:
-            raise TopologyError([f"device {device_id!r} has no measurement {measurement_id!r}"])
+            return acquisition.size, False, 0
         exact = is_exact(definition.type, definition.scale, definition.offset)
         connection = devices[device_id].connection
         # A reading older than two poll periods plus a timeout is stale: the
@@ -192,21 +209,28 @@ class Gateway:
         storage = settings.storage.dir
         storage.mkdir(parents=True, exist_ok=True)
         self.session = session or CloudSession(settings)
+        # The one clock of every time the gateway stamps or compares (design: "One clock").
         self.clock = self.session.clock
-        self.acquisition = Acquisition((d, self._models[d.id]) for d in settings.devices)
+        self.acquisition = Acquisition(
+            ((d, self._models[d.id]) for d in settings.devices), clock=self.clock
+        )
         self._lookup = point_lookup(self.acquisition, self._models, self._devices)
         self._ring_capacity = ring_capacity
         self.outbox = Outbox(
-            storage / "outbox.sqlite", quota_bytes=settings.storage.quota_mb * 1_000_000
+            storage / "outbox.sqlite",
+            quota_bytes=settings.storage.quota_mb * 1_000_000,
+            clock=self.clock,
         )
         self.topology_store = PublishedTopologyStore(storage / "topology.json")
         self.remote: Switchover[LiveSet] = Switchover(
-            ConfigStore(storage / "remote-config.sqlite"),
+            ConfigStore(storage / "remote-config.sqlite", clock=self.clock),
             self.session.hub,
             allowed=self._measurement_pairs,
+            withdrawn=self._withdrawn_devices,
             prepare=self._prepare,
             hand_over=self._put_in_force,
             on_progress=on_apply_progress,
+            before_judging=self._publish_unknown_topology,
         )
         live = self._restore_live_set()
         self.sampling = SamplingLoop(
@@ -222,7 +246,7 @@ class Gateway:
         fastest_ms = min((d.connection.period_ms for d in settings.devices), default=1000)
         self.alarms = AlarmWatch(
             self.acquisition.snapshot,
-            lambda events: self.alarm_publication.deliver(events),
+            lambda events, states: self.alarm_publication.record(events, states),
             interval_s=min(alarm_interval_s, fastest_ms / 2000),
             alarms=live.alarms if live else None,
             config=live.config if live else None,
@@ -234,7 +258,7 @@ class Gateway:
             self.alarms,
             lookup=self._lookup,
             known={(d, m.id) for d, model in self._models.items() for m in model.measurements},
-            to_cloud=self._events_to_cloud,
+            to_outbox=self._record_in_outbox,
         )
         self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self.publication = Publication(
@@ -250,15 +274,31 @@ class Gateway:
         self._supervisor = Supervisor()
 
     def _restore_live_set(self) -> LiveSet | None:
-        """The stored configuration, sampled again from the start (no cloud needed)."""
+        """The stored configuration, sampled again from the start (no cloud needed),
+        its alarms in the states they were left in."""
         current = self.remote.current
         if current is None:
             return None
+        gone = self._not_configured(current)
+        if gone:
+            log.warning(
+                "the remote configuration %s names what is no longer configured (%s): "
+                "sampled as nil, its alarms keep their state; publish the topology again",
+                current.version,
+                ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else ""),
+            )
         try:
             sampler = Sampler(
                 SamplingPlan.build(current, self._lookup), capacity=self._ring_capacity
             )
-            return LiveSet(current, sampler, alarm_set(current, self._lookup))
+            alarms = alarm_set(current, self._lookup)
+            restored = restore_states(alarms, current, self.outbox.alarm_states())
+            if restored:
+                log.info(
+                    "alarm states restored: %s",
+                    ", ".join(f"{a.id} {'active' if a.active else 'pending'}" for a in restored),
+                )
+            return LiveSet(current, sampler, alarms)
         except PanelfastError as exc:
             log.error(
                 "the stored remote configuration %s no longer fits the devices: %s",
@@ -361,6 +401,7 @@ class Gateway:
             self.settings.identity,
             list(self._devices.values()),
             {d.model: self._models[d.id] for d in self._devices.values()},
+            published_at=datetime.fromtimestamp(self.clock.now(), UTC),
         )
 
     async def publish_topology(self) -> str:
@@ -464,6 +505,7 @@ class Gateway:
             applying=self.remote.applying,
             active_alarms=self.alarms.active(),
             publication=self.publication_status(),
+            not_configured=self._not_configured(self.remote.current),
         )
 
     def publication_status(self) -> PublicationStatus:
@@ -478,6 +520,47 @@ class Gateway:
             return set()
         configured = {(d, m.id) for d, model in self._models.items() for m in model.measurements}
         return set(published.measurements) & configured
+
+    def _withdrawn_devices(self) -> set[str]:
+        """Devices of the published topology removed from the configuration file since."""
+        published = self.topology_store.load()
+        if published is None:
+            return set()
+        return {d for d, _ in published.measurements} - self._models.keys()
+
+    def _not_configured(self, config: RemoteConfig | None) -> tuple[str, ...]:
+        """What ``config`` names that the devices no longer have (see GatewayStatus)."""
+        if config is None:
+            return ()
+        gone: dict[str, None] = {}  # ordered, each once
+        known: dict[str, set[str]] = {}
+        named = itertools.chain(
+            ((m.device, m.measurement) for m in config.measurements),
+            ((a.device, a.measurement) for a in config.alarms),
+        )
+        for device, measurement in named:
+            model = self._models.get(device)
+            if model is None:
+                gone[device] = None
+                continue
+            ids = known.get(device)
+            if ids is None:
+                ids = known[device] = {m.id for m in model.measurements}
+            if measurement not in ids:
+                gone[f"{device}/{measurement}"] = None
+        return tuple(gone)
+
+    async def _publish_unknown_topology(self) -> None:
+        """A gateway with no record of a published topology (factory reset: the
+        cloud still holds a configuration for it) publishes it before judging a
+        configuration against it (§5, §6)."""
+        if self.topology_store.load() is not None:
+            return
+        log.info("no record of a published topology: publishing it")
+        try:
+            await self.publish_topology()
+        except TopologyError as exc:  # the user's to fix; configurations wait meanwhile
+            log.error("the topology cannot be published: %s", exc)
 
     def _put_in_force(self, config: RemoteConfig, live: LiveSet) -> None:
         """A configuration was applied: sampled from the next instant; its publication
@@ -494,9 +577,17 @@ class Gateway:
             capacity=self._ring_capacity,
         )
 
-    async def _events_to_cloud(self, events: Sequence[AlarmEvent]) -> None:
-        await asyncio.to_thread(self.outbox.add_events, events)
-        self.publication.events_waiting()
+    async def _record_in_outbox(
+        self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]
+    ) -> None:
+        """Keep the remote configuration's alarms' states, and their transitions to
+        publish (none outside cloud mode), in one transaction: a crash neither
+        repeats nor loses one."""
+        if events:
+            await asyncio.to_thread(self.outbox.add_events, events, states)
+            self.publication.events_waiting()
+        else:
+            await asyncio.to_thread(self.outbox.save_alarm_states, states)
 
     def _connected(self) -> bool:
         return self.session.connect_requested

@@ -30,7 +30,6 @@ __all__ = ["LOCAL_SETTINGS", "change_setting", "cloud_services_on", "edit_config
 #: and identity are edited in the file itself, as when the gateway is installed.
 LOCAL_SETTINGS: dict[str, str] = {
     "cloud.request_timeout_s": "timeout of one cloud request, in seconds",
-    "gateway.outputs_remote_control": "whether the cloud may switch outputs (§9)",
     "publication.method": "cloud, email (alarms) or none; email only while disconnected",
     "storage.quota_mb": "disk quota of the outbox, in MB",
     "time.mode": "time synchronisation: manual, ntp or cloud",
@@ -38,7 +37,16 @@ LOCAL_SETTINGS: dict[str, str] = {
 }
 
 
+#: Outputs remote control is not a file setting: enabling it needs the user's confirmation.
+_REMOTE_CONTROL = (
+    "outputs remote control is enabled with `panelfast outputs remote-control enable`, "
+    "which asks you to confirm the risk; it is not a setting of the file"
+)
+
+
 def _refuse_unknown(key: str) -> ConfigError:
+    if key == "gateway.outputs_remote_control":
+        return ConfigError("(local setting)", [ConfigIssue(key, _REMOTE_CONTROL)])
     if key == "cloud.alarm_publication":
         return ConfigError(
             "(local setting)",

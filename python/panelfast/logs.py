@@ -55,6 +55,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from panelfast.clock import Clock, ClockFormatter
+
 __all__ = ["JsonFormatter", "LogFormat", "Redactor", "configure_logging"]
 
 LogFormat = Literal["text", "json"]
@@ -71,11 +73,17 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | 
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, then the ``extra=`` fields."""
+    """One JSON object per record: time (by the gateway's clock), level, logger, message,
+    then the ``extra=`` fields."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        super().__init__()
+        self.clock = clock or Clock()
 
     def format(self, record: logging.LogRecord) -> str:
+        t = record.created + self.clock.offset_s
         entry: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -125,6 +133,7 @@ def configure_logging(
     file: Path | None = None,
     max_bytes: int = 10_000_000,
     backups: int = 5,
+    clock: Clock | None = None,
 ) -> Redactor:
     """Send the process's log to standard error, or to ``file`` rotated at ``max_bytes``
     keeping ``backups`` older files; returns the redactor to tell secrets to."""
@@ -136,7 +145,9 @@ def configure_logging(
         )
     else:
         handler = logging.StreamHandler(sys.stderr)
-    inner = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    # Stamped by the gateway's clock: a line about an event carries the event's own time.
+    clock = clock or Clock()
+    inner = JsonFormatter(clock) if log_format == "json" else ClockFormatter(TEXT_FORMAT, clock)
     redactor = Redactor()
     handler.setFormatter(_Masking(inner, redactor))
     root = logging.getLogger()

@@ -21,6 +21,11 @@ Data (cloud protocol §7) goes through three states:
 A batch the cloud refuses with 400 is set aside in ``refused`` (kept,
 counted, visible) and its ``seq`` is reused for the next content, as §7 says.
 
+Alarm states (active, and since when a pending delay runs) are kept here
+too, written in the same transaction as the events of their transitions:
+after a crash at any instant the file holds an event together with the state
+it led to, or neither, so no alarm is announced twice nor a transition lost.
+
 Disk quota policy: when the file's live pages exceed the quota, the oldest
 chunks are dropped, their samples counted in ``dropped_samples`` and logged as
 a warning; the sealed batch and alarm events are never dropped.
@@ -32,7 +37,6 @@ import contextlib
 import json
 import logging
 import sqlite3
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,8 +52,9 @@ from panelfast._native import (
     rebatch,
 )
 from panelfast._sqlite import Database
+from panelfast.clock import Clock
 
-__all__ = ["Outbox", "OutboxStats", "PendingEvent", "PreparedBatch", "SealedBatch"]
+__all__ = ["Outbox", "OutboxStats", "PendingEvent", "PreparedBatch", "SavedAlarm", "SealedBatch"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,12 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alarm_state (
+    id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    since_ms INTEGER
+);
 """
 
 
@@ -137,6 +148,19 @@ class PendingEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedAlarm:
+    """An alarm's state as kept across restarts, and the definition it was judged by."""
+
+    id: str
+    #: What decides the state (measurement, condition, threshold...): a state
+    #: judged by another definition is not restored.
+    definition: str
+    active: bool
+    #: Gateway-clock ms of the first reading of the excursion, while a delay runs.
+    since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxStats:
     """What the outbox holds; the backlog shown to the user."""
 
@@ -163,11 +187,19 @@ class Outbox(Database):
     from a worker thread, and the Rust encoder releases the GIL meanwhile.
     """
 
-    def __init__(self, path: Path, *, quota_bytes: int, level: int = DEFAULT_LEVEL) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        quota_bytes: int,
+        level: int = DEFAULT_LEVEL,
+        clock: Clock | None = None,
+    ) -> None:
         # synchronous=FULL: a committed sample survives a power cut.
         super().__init__(path, _SCHEMA, synchronous="FULL")
         self.quota_bytes = quota_bytes
         self.level = level
+        self._clock = clock or Clock()
 
     def _meta(self, db: sqlite3.Connection, key: str, default: int = 0) -> int:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -412,7 +444,7 @@ class Outbox(Database):
             db.execute(
                 "INSERT INTO refused (seq, config_version, samples, reason, refused_at, body)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, row[0], row[1], reason, int(time.time()), row[2]),
+                (seq, row[0], row[1], reason, int(self._clock.now()), row[2]),
             )
             db.execute("DELETE FROM sealed WHERE seq = ?", (seq,))
             self._set_meta(db, "next_seq", seq)
@@ -488,8 +520,11 @@ class Outbox(Database):
 
     # -- alarm events -------------------------------------------------------
 
-    def add_events(self, events: Sequence[AlarmEvent]) -> list[str]:
-        """Store alarm transitions as §8 events; returns their ids."""
+    def add_events(
+        self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm] | None = None
+    ) -> list[str]:
+        """Store alarm transitions as §8 events, and the alarms' ``states`` they
+        led to in the same transaction; returns the events' ids."""
         rows = []
         for e in events:
             event_id = str(uuid.uuid4())
@@ -503,7 +538,28 @@ class Outbox(Database):
             rows.append((event_id, json.dumps(body, allow_nan=False)))
         with self._transaction() as db:
             db.executemany("INSERT INTO event (id, body) VALUES (?, ?)", rows)
+            if states is not None:
+                self._put_alarm_states(db, states)
         return [r[0] for r in rows]
+
+    def save_alarm_states(self, states: Sequence[SavedAlarm]) -> None:
+        """Replace the alarms' saved states (the alarms in force, each one)."""
+        with self._transaction() as db:
+            self._put_alarm_states(db, states)
+
+    @staticmethod
+    def _put_alarm_states(db: sqlite3.Connection, states: Sequence[SavedAlarm]) -> None:
+        db.execute("DELETE FROM alarm_state")
+        db.executemany(
+            "INSERT INTO alarm_state (id, definition, active, since_ms) VALUES (?, ?, ?, ?)",
+            [(s.id, s.definition, int(s.active), s.since_ms) for s in states],
+        )
+
+    def alarm_states(self) -> dict[str, SavedAlarm]:
+        """The alarms' states saved last, by alarm id."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, definition, active, since_ms FROM alarm_state").fetchall()
+        return {r[0]: SavedAlarm(r[0], r[1], bool(r[2]), r[3]) for r in rows}
 
     def pending_events(self, limit: int = 500) -> list[PendingEvent]:
         """The oldest events not yet acknowledged, in order."""

@@ -37,12 +37,16 @@ __all__ = [
     "alarm_set",
     "alarm_specs",
     "prepare_live_set",
+    "with_absent_point",
 ]
 
 log = logging.getLogger(__name__)
 
 #: A snapshot point: its index, whether it is an exact integer, and how old a
-#: reading of it may be and still count as the value at an instant (ms).
+#: reading of it may be and still count as the value at an instant (ms). A
+#: measurement the devices no longer have (a device removed from the
+#: configuration file) is given the index just past the snapshot's last point:
+#: :func:`with_absent_point` makes that a point never read, sampled nil.
 PointLookup = Callable[[str, str], tuple[int, bool, int]]
 
 Kind = Literal["float", "int"]
@@ -60,6 +64,8 @@ class SamplingPlan:
     max_age_ms: NDArray[np.int64]
     #: Sampling period (ms) → the measurements sampled at it.
     groups: Mapping[int, NDArray[np.int64]]
+    #: How many snapshot points it reads (the highest index + 1).
+    reach: int = 0
 
     @classmethod
     def build(cls, config: RemoteConfig, lookup: PointLookup) -> SamplingPlan:
@@ -76,6 +82,7 @@ class SamplingPlan:
             periods_ms=np.array([m.period_s * 1000 for m in config.measurements], np.int64),
             max_age_ms=np.array(ages, np.int64),
             groups={g.period_s * 1000: np.array(g.indices, np.int64) for g in config.period_groups},
+            reach=max(points, default=-1) + 1,
         )
 
     def due(self, t_ms: int) -> NDArray[np.int64]:
@@ -263,6 +270,19 @@ class Instants:
         return min(1.0, max(0.0, (last + self.step_ms - now_ms) / 1000))
 
 
+def with_absent_point(
+    snap: SnapshotSource,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.bool_], NDArray[np.int64]]:
+    """The snapshot's arrays with one more point, never read: where measurements
+    of devices no longer configured point (a copy, made only in that case)."""
+    return (
+        np.append(snap.values, np.nan),
+        np.append(snap.integers, np.iinfo(np.int64).min),
+        np.append(snap.valid, False),
+        np.append(snap.read_at_ms, 0),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LiveSet:
     """What a remote configuration puts in force at one sampling instant."""
@@ -360,9 +380,11 @@ class SamplingLoop:
             sampler = self.sampler
         if sampler is not None:
             snap = self._snapshot()
-            self.samples_taken += sampler.sample(
-                t_ms, snap.values, snap.integers, snap.valid, snap.read_at_ms
-            )
+            if sampler.plan.reach > snap.valid.size:
+                arrays = with_absent_point(snap)
+            else:
+                arrays = (snap.values, snap.integers, snap.valid, snap.read_at_ms)
+            self.samples_taken += sampler.sample(t_ms, *arrays)
 
     async def _make_live(self, t_ms: int) -> None:
         live, self._pending = self._pending, None

@@ -24,8 +24,13 @@ Faults (:meth:`Simulator.set_faults`): ``dead`` (accepts, never answers),
 ``offline`` (powered off: its own port refuses connections),
 ``latency_ms``, ``busy_fraction`` (exception 0x06), ``illegal`` address ranges
 (exception 0x02). Outputs of IO modules follow command writes (1 off, 2 on,
-3 toggle) and read back in their status registers. :meth:`Simulator.reads`
-counts the reads each device was sent, to see how often a gateway asks for what.
+3 toggle) as on a PowerTag C IO: a contactor output is latched; an impulse
+output sends one 500 ms pulse to its impulse relay when the command changes
+the relay's state (none when it would not; "busy", 0x06, during a pulse).
+The status registers read the load's state (contactor or relay);
+:meth:`Simulator.writes` counts the write requests each device received.
+:meth:`Simulator.reads` counts the reads each device was sent, to see how often a
+gateway asks for what.
 """
 
 from __future__ import annotations
@@ -139,9 +144,15 @@ class Simulator:
         seed: int = 0,
         host: str = "127.0.0.1",
         tick_ms: int = 100,
+        clock_offset_ms: int = 0,
     ) -> None:
         self.devices = tuple(devices)
         self.seed = seed
+        #: The devices serve by the system clock; the times given to
+        #: :meth:`truth`, :meth:`snapshot` and :meth:`registers` are on a clock
+        #: this far ahead of it ("true time", in a test whose gateway's system
+        #: clock is wrong while NTP and the cloud agree on the time).
+        self.clock_offset_ms = clock_offset_ms
         self._index = {d.id: k for k, d in enumerate(self.devices)}
         if len(self._index) != len(self.devices):
             raise SimulatorError("device ids must be unique")
@@ -216,13 +227,13 @@ class Simulator:
         device serves it as "not available" (``Faults.unavailable``).
         """
         k = self._device(device_id)
-        return self._native.truth(k, self._point(k, measurement_id), t_ms)
+        return self._native.truth(k, self._point(k, measurement_id), t_ms - self.clock_offset_ms)
 
     def snapshot(self, device_id: str, t_ms: int) -> dict[str, int | float | str | None]:
         """Every measurement's value at ``t_ms``, by id (see :meth:`truth`)."""
         k = self._device(device_id)
         return {
-            m.id: self._native.truth(k, p, t_ms)
+            m.id: self._native.truth(k, p, t_ms - self.clock_offset_ms)
             for p, m in enumerate(self.devices[k].model.measurements)
         }
 
@@ -237,7 +248,7 @@ class Simulator:
         self, device_id: str, function: int, address: int, count: int, t_ms: int | None = None
     ) -> list[int]:
         """The registers (bits as 0/1) a read would return at ``t_ms`` (default: now)."""
-        t = self.now_ms() if t_ms is None else t_ms
+        t = self.now_ms() if t_ms is None else t_ms - self.clock_offset_ms
         return self._native.registers(self._device(device_id), function, address, count, t)
 
     def set_faults(self, device_id: str, faults: Faults) -> None:
@@ -281,10 +292,16 @@ class Simulator:
         )
 
     def outputs(self, device_id: str) -> dict[str, bool]:
-        """Each output's state (True = on)."""
+        """Each output's state as its status register reads it (True = on): the
+        contactor, or the impulse relay (which stays as its last pulse left it)."""
         k = self._device(device_id)
         states = self._native.outputs(k)
         return {o.id: on for o, on in zip(self.devices[k].model.outputs, states, strict=True)}
+
+    def writes(self, device_id: str) -> int:
+        """How many write requests (functions 5, 6, 15, 16...) reached ``device_id``,
+        whatever the answer: what proves that a gateway wrote nothing."""
+        return self._native.writes(self._device(device_id))
 
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF

@@ -3,7 +3,7 @@
 use numpy::{AllowTypeChange, PyArrayLike1};
 use pyo3::prelude::*;
 
-use crate::alarm::{AlarmSet, AlarmSpec, Condition};
+use crate::alarm::{AlarmSet, AlarmSpec, Condition, SavedState};
 use crate::Error;
 
 /// `(id, input, condition, threshold, hysteresis, delay_ms)`.
@@ -85,6 +85,30 @@ impl PyAlarmSet {
 
     fn active(&self) -> Vec<bool> {
         self.set.active()
+    }
+
+    /// How many inputs `evaluate` needs (the highest input + 1).
+    fn inputs_needed(&self) -> usize {
+        self.set.inputs_needed()
+    }
+
+    /// Each alarm's state to keep across a restart: `(active, since_ms)`,
+    /// `since_ms` set while a delay runs.
+    fn saved_states(&self) -> Vec<(bool, Option<i64>)> {
+        self.set
+            .saved_states()
+            .into_iter()
+            .map(|s| (s.active, s.since_ms))
+            .collect()
+    }
+
+    /// Put back states saved before a restart, one per alarm (`None`: afresh).
+    fn restore(&mut self, states: Vec<Option<(bool, Option<i64>)>>) -> PyResult<()> {
+        let saved: Vec<Option<SavedState>> = states
+            .into_iter()
+            .map(|s| s.map(|(active, since_ms)| SavedState { active, since_ms }))
+            .collect();
+        Ok(self.set.restore(&saved)?)
     }
 
     /// Evaluate on the latest readings of every input; returns the transitions.

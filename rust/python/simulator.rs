@@ -229,9 +229,14 @@ impl PySimulator {
         Ok(self.inner.reads(device)?.into_iter().collect())
     }
 
-    /// Each output's state (True = on), in the model's output order.
+    /// Each output's load state (True = on), in the model's output order.
     fn outputs(&self, device: usize) -> PyResult<Vec<bool>> {
         Ok(self.inner.outputs(device)?)
+    }
+
+    /// How many write requests reached device `device`.
+    fn writes(&self, device: usize) -> PyResult<u64> {
+        Ok(self.inner.writes(device)?)
     }
 
     /// The simulator's clock: milliseconds since the Unix epoch.

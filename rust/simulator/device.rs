@@ -1,6 +1,15 @@
 //! One simulated device: its register image, refreshed once per tick, its
 //! outputs, and its faults.
 //!
+//! Outputs behave as on a PowerTag C IO or an Acti9 IO module: each has a
+//! command register (1 off, 2 on, 3 toggle) and a status register that reads
+//! the state of the *load* it drives. In contactor mode the output is latched:
+//! it stays as commanded and the contactor follows it. In impulse mode it
+//! drives a bistable impulse relay: a command that changes the relay's state
+//! sends one pulse of [`IMPULSE_MS`] (the relay flips and stays), a command
+//! that would not change it sends none, and a command while a pulse is still
+//! on is answered "busy" (exception 0x06).
+//!
 //! The image is rendered lazily: the first request after a tick boundary
 //! renders the state at that boundary, later requests in the same tick copy the
 //! buffer. What a device serves at wall-clock time `t` is therefore exactly the
@@ -49,9 +58,13 @@ pub struct DeviceSpec {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct OutputState {
+    /// The output contact itself (an impulse output: on during its pulse only).
     on: bool,
-    /// Impulse outputs: when they fall back to off.
+    /// Impulse outputs: when the pulse ends.
     off_at: Option<i64>,
+    /// The load it drives, as the status register reads it: the contactor
+    /// (follows the output) or the impulse relay (latched between pulses).
+    load: bool,
 }
 
 #[derive(Debug)]
@@ -68,6 +81,8 @@ pub(crate) enum Command {
     Done,
     NotAnOutput,
     BadValue,
+    /// An impulse output is still sending its pulse.
+    Busy,
 }
 
 #[derive(Debug)]
@@ -78,6 +93,8 @@ pub(crate) struct Device {
     faults: RwLock<Faults>,
     image: Mutex<Image>,
     requests: AtomicU64,
+    /// Write requests (functions 5, 6, 15, 16...) that reached this device.
+    writes: AtomicU64,
     /// Reads this device was sent, by (function, address, count): what a test
     /// counts to see how often a gateway asks for what.
     reads: Mutex<HashMap<ReadShape, u64>>,
@@ -102,6 +119,7 @@ impl Device {
             faults: RwLock::new(spec.faults.clone()),
             image: Mutex::new(image),
             requests: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             reads: Mutex::new(HashMap::new()),
             model,
             spec,
@@ -168,29 +186,58 @@ impl Device {
         self.model.read(&image.buffer, fc, address, count, out);
     }
 
+    /// Count a write request addressed to this device (whatever became of it).
+    pub(crate) fn count_write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Write requests that reached this device so far.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
     /// Write a command register: 1 off, 2 on, 3 toggle.
     pub(crate) fn command(&self, address: u16, value: u16, now_ms: i64) -> Command {
         let Some(k) = self.model.output_at(address) else {
             return Command::NotAnOutput;
         };
         let mut image = self.lock();
+        expire_impulses(&mut image.outputs, now_ms);
         let state = &mut image.outputs[k];
-        let on = match value {
+        let load = match value {
             1 => false,
             2 => true,
-            3 => !state.on,
+            3 => !state.load,
             _ => return Command::BadValue,
         };
-        state.on = on;
-        state.off_at = (on && self.model.spec.outputs[k].impulse).then_some(now_ms + IMPULSE_MS);
+        if self.model.spec.outputs[k].impulse {
+            if state.off_at.is_some() {
+                return Command::Busy;
+            }
+            if load != state.load {
+                // One pulse flips the relay; it stays when the pulse ends.
+                *state = OutputState {
+                    on: true,
+                    off_at: Some(now_ms + IMPULSE_MS),
+                    load,
+                };
+            }
+        } else {
+            *state = OutputState {
+                on: load,
+                off_at: None,
+                load,
+            };
+        }
         image.tick = i64::MIN; // the status registers follow at once
         Command::Done
     }
 
+    /// Each output's load state (what its status register reads).
     pub(crate) fn outputs(&self, now_ms: i64) -> Vec<bool> {
         let mut image = self.lock();
         expire_impulses(&mut image.outputs, now_ms);
-        image.outputs.iter().map(|o| o.on).collect()
+        image.outputs.iter().map(|o| o.load).collect()
     }
 
     fn refresh(&self, image: &mut Image, now_ms: i64, tick_ms: i64) {
@@ -219,7 +266,7 @@ impl Device {
         }
         for (k, &at) in self.model.output_offsets.iter().enumerate() {
             if let Some(reg) = buffer.get_mut(at) {
-                *reg = u16::from(outputs[k].on);
+                *reg = u16::from(outputs[k].load);
             }
         }
         image.tick = tick;
@@ -296,12 +343,13 @@ impl Device {
     }
 }
 
-/// Turn off impulse outputs whose pulse is over; true if any changed.
+/// End the pulses that are over (the relays keep their state); true if any changed.
 fn expire_impulses(outputs: &mut [OutputState], now_ms: i64) -> bool {
     let mut changed = false;
     for o in outputs.iter_mut() {
         if o.off_at.is_some_and(|t| now_ms >= t) {
-            *o = OutputState::default();
+            o.on = false;
+            o.off_at = None;
             changed = true;
         }
     }
@@ -387,13 +435,37 @@ mod tests {
     }
 
     #[test]
-    fn impulse_outputs_fall_back_by_themselves() {
+    fn impulse_outputs_pulse_and_their_relay_stays() {
         let d = io_device();
         assert_eq!(d.command(51, 2, NOW), Command::Done);
+        // The output pulses (bit 1 of register 10), the relay is on (status register 21).
         assert_eq!(read(&d, 10, 1, NOW + 10), [0b10]);
+        assert_eq!(read(&d, 20, 2, NOW + 10), [0, 1]);
+        // A command during the pulse: busy, nothing changes.
+        assert_eq!(d.command(51, 3, NOW + 10), Command::Busy);
         assert_eq!(d.outputs(NOW + IMPULSE_MS - 1), [false, true]);
+        // The pulse ends, the relay stays on.
         assert_eq!(read(&d, 10, 1, NOW + IMPULSE_MS), [0]);
-        assert_eq!(d.outputs(NOW + IMPULSE_MS), [false, false]);
+        assert_eq!(read(&d, 20, 2, NOW + IMPULSE_MS), [0, 1]);
+        assert_eq!(d.outputs(NOW + IMPULSE_MS), [false, true]);
+        // "On" again changes nothing: no pulse.
+        let later = NOW + IMPULSE_MS;
+        assert_eq!(d.command(51, 2, later), Command::Done);
+        assert_eq!(read(&d, 10, 1, later), [0]);
+        // Toggle: one pulse, the relay goes off.
+        assert_eq!(d.command(51, 3, later), Command::Done);
+        assert_eq!(read(&d, 10, 1, later), [0b10]);
+        assert_eq!(read(&d, 20, 2, later), [0, 0]);
+        assert_eq!(d.outputs(later + IMPULSE_MS), [false, false]);
+    }
+
+    #[test]
+    fn writes_are_counted() {
+        let d = io_device();
+        assert_eq!(d.writes(), 0);
+        d.count_write();
+        d.count_write();
+        assert_eq!(d.writes(), 2);
     }
 
     #[test]

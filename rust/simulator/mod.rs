@@ -266,9 +266,15 @@ impl Simulator {
         Ok(self.device(device)?.reads())
     }
 
-    /// Each output's state (on = true), in the model's output order.
+    /// Each output's load state (on = true, what its status register reads),
+    /// in the model's output order.
     pub fn outputs(&self, device: usize) -> Result<Vec<bool>> {
         Ok(self.device(device)?.outputs(now_ms()))
+    }
+
+    /// How many write requests reached `device` (answered or refused).
+    pub fn writes(&self, device: usize) -> Result<u64> {
+        Ok(self.device(device)?.writes())
     }
 }
 

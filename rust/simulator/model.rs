@@ -118,11 +118,12 @@ pub struct OutputSpec {
     pub id: String,
     pub command_address: u16,
     pub status_address: u16,
-    /// An impulse output falls back to off by itself after [`IMPULSE_MS`].
+    /// Impulse mode: the output drives an impulse relay with pulses of
+    /// [`IMPULSE_MS`]; otherwise (contactor mode) it is latched.
     pub impulse: bool,
 }
 
-/// How long an impulse output stays on.
+/// How long an impulse output's pulse lasts.
 pub const IMPULSE_MS: i64 = 500;
 
 /// A device model, as handed to the simulator.

@@ -76,6 +76,7 @@ impl Service for Listener {
             Request::ReadDiscreteInputs(a, n) => device.count_read(2, a, n),
             Request::ReadHoldingRegisters(a, n) => device.count_read(3, a, n),
             Request::ReadInputRegisters(a, n) => device.count_read(4, a, n),
+            ref request if is_write(request) => device.count_write(),
             _ => {}
         }
         let faults = device.faults();
@@ -97,6 +98,19 @@ impl Service for Listener {
             })
         }
     }
+}
+
+/// Whether a request writes (what a test counts to prove nothing was written).
+fn is_write(request: &Request<'_>) -> bool {
+    matches!(
+        request,
+        Request::WriteSingleCoil(..)
+            | Request::WriteMultipleCoils(..)
+            | Request::WriteSingleRegister(..)
+            | Request::WriteMultipleRegisters(..)
+            | Request::MaskWriteRegister(..)
+            | Request::ReadWriteMultipleRegisters(..)
+    )
 }
 
 fn answer(
@@ -137,6 +151,7 @@ fn answer(
             match device.command(at, value, now_ms()) {
                 Command::Done => any = true,
                 Command::BadValue => return Err(ExceptionCode::IllegalDataValue),
+                Command::Busy => return Err(ExceptionCode::ServerDeviceBusy),
                 Command::NotAnOutput => {}
             }
         }

@@ -10,6 +10,7 @@ holding the storage directory's lock, so a daemon cannot start meanwhile.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +18,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from panelfast.control.wire import Answer, GatewayNotRunning, Wire, socket_for
+from panelfast.control.wire import (
+    Answer,
+    GatewayNotRunning,
+    Wire,
+    daemon_holds_storage,
+    socket_for,
+)
 
 if TYPE_CHECKING:
     from panelfast.config import Settings
@@ -50,19 +57,34 @@ def daemon(config_path: Path) -> Wire | None:
     return Wire(path)
 
 
+#: How long a command waits for a daemon that is starting to answer.
+STARTING_S = 20.0
+
+
 def call(
     config_path: Path, method: str, route: str, body: object = None, *, text: bool = False
 ) -> Answer | None:
-    """One request to the daemon (None: not running); a refusal ends the command."""
-    wire = daemon(config_path)
-    if wire is None:
-        return None
-    try:
-        answer = wire.request(method, route, body, text=text)
-    except GatewayNotRunning:
-        return None
-    except OSError as exc:
-        fail(f"the gateway's control API on {wire.path} did not answer: {exc}")
+    """One request to the daemon (None: not running); a refusal ends the command.
+
+    A daemon that holds the storage directory but does not answer yet is
+    starting: the command waits for it rather than working behind its back.
+    """
+    deadline = time.monotonic() + STARTING_S
+    while True:
+        wire = daemon(config_path)
+        try:
+            answer = wire.request(method, route, body, text=text) if wire else None
+        except GatewayNotRunning:
+            answer = None
+        except OSError as exc:
+            fail(f"the gateway's control API did not answer: {exc}")
+        if answer is not None:
+            break
+        if not daemon_holds_storage(config_path):
+            return None
+        if time.monotonic() > deadline:
+            fail(f"the gateway is running but its control API did not answer in {STARTING_S:.0f} s")
+        time.sleep(0.1)
     if not answer.ok:
         fail(answer.error_message())
     return answer

@@ -48,12 +48,14 @@ def run(
     """Run the gateway: acquisition, sampling, alarms, buffering, publication, control API."""
     import uvloop
 
+    from panelfast.clock import Clock
     from panelfast.control._lock import AlreadyRunning, StorageLock
     from panelfast.daemon import serve
     from panelfast.exceptions import ConfigError
     from panelfast.logs import configure_logging
 
     settings = load(config_path)
+    clock = Clock()  # the gateway's, from its start: its log lines are stamped by it
     logs = settings.logging
     file = log_file or logs.file
     try:
@@ -63,6 +65,7 @@ def run(
             file=file,
             max_bytes=logs.max_mb * 1_000_000,
             backups=logs.backups,
+            clock=clock,
         )
     except OSError as exc:
         fail(f"cannot log to {file}: {exc.strerror} (--log-file, or [logging] file)")
@@ -70,7 +73,9 @@ def run(
     redactor.watch(lambda: secrets)
     try:
         with StorageLock(settings.storage.dir):
-            uvloop.run(serve(settings, config_path=config_path.resolve(), redactor=redactor))
+            uvloop.run(
+                serve(settings, config_path=config_path.resolve(), redactor=redactor, clock=clock)
+            )
     except (AlreadyRunning, ConfigError) as exc:
         fail(str(exc))
 

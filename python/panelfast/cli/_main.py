@@ -28,6 +28,7 @@ COMMANDS = {
     "topology": "_topology",
     "remote-config": "_remote_config",
     "set": "_remote_config",
+    "outputs": "_outputs",
     "demo": "_demo",
     "modbus": "_modbus",
     "simulate": "_simulator",

@@ -104,7 +104,8 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
     """Set a local setting KEY to VALUE, in the running gateway and its configuration file.
 
     Local settings: cloud.request_timeout_s, publication.method (cloud, email or none),
-    gateway.outputs_remote_control, storage.quota_mb, time.mode, time.ntp_server.
+    storage.quota_mb, time.mode, time.ntp_server. Outputs remote control is
+    enabled with `panelfast outputs remote-control enable` (it asks).
     Sampling, alarms and the publication period are the cloud's (remote
     configuration): changing them here is refused.
     """

@@ -98,12 +98,14 @@ class CloudSession:
         retry: RetryPolicy | None = None,
         ntp_timeout_s: float = 3.0,
         resync_s: float = 3600.0,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.store = StateStore(settings.storage.dir)
         self.state: CloudState = self.store.load()
         self.identity = Identity.from_settings(settings.identity, device_id=self.state.device_id)
-        self.clock = Clock()
+        # The gateway's one clock: the daemon's log lines are stamped by it too.
+        self.clock = clock or Clock()
         self.timesync = TimeSync(
             settings.time,
             self.clock,
@@ -168,7 +170,13 @@ class CloudSession:
         if self._transport is None or self._transport.closed:
             if self._transport is not None:
                 self._retired_retries += self._transport.retries
-            self._transport = Transport(self.settings.cloud, retry=self.retry)
+            self._transport = Transport(
+                self.settings.cloud,
+                retry=self.retry,
+                # Shown at the attempt that met it, while the transport retries (§4).
+                on_network_failure=self.outcome,
+                clock=self.clock,
+            )
         return self._transport
 
     @property

@@ -8,7 +8,10 @@ Every cloud request goes through :class:`Transport`, which
   credentials if the proxy URL has some;
 - bounds every request by a timeout;
 - retries 5xx answers, timeouts, reset and refused connections with
-  exponential backoff (1 s doubling to at most 300 s, with jitter);
+  exponential backoff (1 s doubling to at most 300 s, with jitter), and
+  tells ``on_network_failure`` of each attempt that met no answer at all
+  (refused, timeout, DNS...) at once, not after the retries: the Connection
+  diagnostic follows the last attempt (§4);
 - after a 429 sends nothing more to that host for ``Retry-After`` seconds;
 - turns every failure into a :class:`~panelfast.exceptions.CloudError` whose
   ``hint`` names the host and port (or the proxy) that failed.
@@ -22,7 +25,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ import httpx
 
 from panelfast import __version__
 from panelfast._backoff import backoff_delay
+from panelfast.clock import Clock
 from panelfast.config import CloudSettings
 from panelfast.exceptions import (
     BadCredentials,
@@ -104,9 +108,19 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
 class Transport:
     """The one HTTPS client of the cloud connection; see the module docstring."""
 
-    def __init__(self, settings: CloudSettings, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        *,
+        retry: RetryPolicy | None = None,
+        on_network_failure: Callable[[CloudError], None] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.retry = retry or RetryPolicy()
+        self._on_network_failure = on_network_failure
+        # A Retry-After date is the cloud's time: compared with the synchronised clock.
+        self._clock = clock or Clock()
         self.proxy = Endpoint.of(str(settings.proxy)) if settings.proxy else None
         self._blocked_until: dict[Endpoint, float] = {}
         self._closed = False
@@ -173,6 +187,8 @@ class Transport:
                     raise NotConnected("disconnected: no cloud traffic") from None
                 error, retryable = self._transport_failure(exc, endpoint)
                 server_status = None
+                if self._on_network_failure is not None:
+                    self._on_network_failure(error)
             except RuntimeError:
                 if self._closed:  # httpx refuses to use a closed client
                     raise NotConnected("disconnected: no cloud traffic") from None
@@ -180,7 +196,7 @@ class Transport:
             else:
                 if response.status_code in ok:
                     return response
-                error, retryable = _error_from_response(response, endpoint)
+                error, retryable = _error_from_response(response, endpoint, self._clock)
                 server_status = response.status_code
                 if isinstance(error, RateLimited):
                     self._block(endpoint, error.retry_after)
@@ -321,8 +337,8 @@ def _proxy_refusal(
     ), status is None or status >= 500
 
 
-def _retry_after(value: str | None) -> float:
-    """``Retry-After``: delay-seconds or an HTTP date."""
+def _retry_after(value: str | None, clock: Clock) -> float:
+    """``Retry-After``: delay-seconds or an HTTP date (the cloud's: by the synchronised clock)."""
     if not value:
         return DEFAULT_RETRY_AFTER_S
     value = value.strip()
@@ -332,10 +348,12 @@ def _retry_after(value: str | None) -> float:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return DEFAULT_RETRY_AFTER_S
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - clock.now())
 
 
-def _error_from_response(response: httpx.Response, endpoint: Endpoint) -> tuple[CloudError, bool]:
+def _error_from_response(
+    response: httpx.Response, endpoint: Endpoint, clock: Clock
+) -> tuple[CloudError, bool]:
     """A non-success answer → (the error it means, whether to retry)."""
     status = response.status_code
     body: object = None
@@ -365,7 +383,7 @@ def _error_from_response(response: httpx.Response, endpoint: Endpoint) -> tuple[
     if status == 413:
         return PayloadTooLarge(message, status=status, code=code), False
     if status == 429:
-        seconds = _retry_after(response.headers.get("Retry-After"))
+        seconds = _retry_after(response.headers.get("Retry-After"), clock)
         return RateLimited(
             message,
             retry_after=seconds,

@@ -81,6 +81,9 @@ def status_text(status: GatewayStatus) -> str:
     else:
         topology = f"published, version {status.topology_version}"
     rows.append(("Topology", topology))
+    if status.not_configured:
+        gone = ", ".join(status.not_configured)
+        rows.append(("Not configured", f"{gone}: sampled as nil; publish the topology again"))
     b = status.backlog
     rows.append(("Backlog", f"{b.samples_left:,} samples, {b.events_left:,} alarm events waiting"))
     rows.append(("Active alarms", ", ".join(status.active_alarms) or "none"))

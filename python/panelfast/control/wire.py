@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Answer", "GatewayNotRunning", "Wire", "socket_for"]
+from panelfast.exceptions import PanelfastError
+
+__all__ = ["Answer", "GatewayNotRunning", "Wire", "daemon_holds_storage", "socket_for"]
 
 _DEFAULT_STORAGE = Path("/var/lib/panelfast")
 
 
-class GatewayNotRunning(Exception):
+class GatewayNotRunning(PanelfastError):
     """No daemon answers on the control socket."""
 
     def __init__(self, path: Path) -> None:
@@ -32,19 +34,44 @@ class GatewayNotRunning(Exception):
         super().__init__(f"gateway not running (no control API on {path})")
 
 
+def _where(config_path: Path) -> tuple[Path, Path] | None:
+    """(storage directory, control socket) as the configuration names them."""
+    try:
+        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        base = config_path.parent
+        storage = base / Path(document.get("storage", {}).get("dir", _DEFAULT_STORAGE))
+        configured = document.get("control", {}).get("socket")
+        socket_path = base / Path(configured) if configured else storage / "control.sock"
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return storage, socket_path
+
+
 def socket_for(config_path: Path) -> Path | None:
     """The control socket the configuration names; None if the file cannot be read
     (the caller then loads it the full way, which says what is wrong)."""
+    where = _where(config_path)
+    return where[1] if where else None
+
+
+def daemon_holds_storage(config_path: Path) -> bool:
+    """A daemon holds the storage directory (it may still be starting)."""
+    import fcntl
+
+    where = _where(config_path)
+    if where is None:
+        return False
     try:
-        document = tomllib.loads(config_path.read_text(encoding="utf-8"))
-        storage = document.get("storage", {}).get("dir", _DEFAULT_STORAGE)
-        configured = document.get("control", {}).get("socket")
-        base = config_path.parent
-        if configured is not None:
-            return base / Path(configured)
-        return base / Path(storage) / "control.sock"
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
+        fd = os.open(where[0] / "panelfast.lock", os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if this probe took it
+    return False
 
 
 class _UnixConnection(http.client.HTTPConnection):

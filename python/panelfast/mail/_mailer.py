@@ -21,6 +21,7 @@ from panelfast.exceptions import ConfigError, ConfigIssue, MailError
 from panelfast.mail._compose import MailEvent, compose_alarm, compose_test
 from panelfast.mail._queue import MailQueue, QueuedMail
 from panelfast.mail._smtp import Delivery, SmtpSession
+from panelfast.outbox import SavedAlarm
 from panelfast.publication import MailFailure, MailStatus
 from panelfast.remote_config import AlarmRule
 
@@ -69,8 +70,14 @@ class AlarmMailer:
         self._last_error: MailFailure | None = None
         self._last_sent_ms: int | None = None
 
-    async def enqueue(self, events: Sequence[AlarmEvent], rules: Sequence[AlarmRule]) -> None:
-        """Store ``events`` (``rules[event.index]`` is each one's alarm); durable on return."""
+    async def enqueue(
+        self,
+        events: Sequence[AlarmEvent],
+        rules: Sequence[AlarmRule],
+        states: Sequence[SavedAlarm] | None = None,
+    ) -> None:
+        """Store ``events`` (``rules[event.index]`` is each one's alarm) and the alarms'
+        ``states`` they led to, in one transaction; durable on return."""
         name, serial = self._gateway
         items = [
             MailEvent.of(
@@ -82,9 +89,14 @@ class AlarmMailer:
             )
             for e in events
         ]
+        if items or states is not None:
+            await asyncio.to_thread(self._queue.add, items, self.email.queue_limit, states)
         if items:
-            await asyncio.to_thread(self._queue.add, items, self.email.queue_limit)
             self._wake.set()
+
+    def alarm_states(self) -> dict[str, SavedAlarm]:
+        """The email alarms' states stored last (with their events), by alarm id."""
+        return self._queue.alarm_states()
 
     async def run(self) -> None:
         """Send what is queued, now and whenever more comes; retry with backoff on failure."""

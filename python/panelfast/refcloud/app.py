@@ -212,7 +212,7 @@ def create_app(state: CloudState) -> Guard:
             raise RefCloudRequestError(
                 403, "device_not_registered", "this device's serial is no longer enrolled"
             )
-        if expires_at <= time.time():
+        if expires_at <= state.now():
             raise RefCloudRequestError(401, "token_expired", "token expired: bootstrap again")
         state.presence.seen(device_id)
         return device
@@ -241,7 +241,7 @@ def create_app(state: CloudState) -> Guard:
             raise RefCloudRequestError(
                 403, "device_not_registered", f"serial {x_pf_serial} is not enrolled"
             )
-        skew = time.time() - int(x_pf_timestamp)
+        skew = state.now() - int(x_pf_timestamp)
         if abs(skew) > settings.max_skew_s:
             raise RefCloudRequestError(
                 401,
@@ -257,7 +257,9 @@ def create_app(state: CloudState) -> Guard:
             raise RefCloudRequestError(401, "bad_credentials", "claim signature does not verify")
         storage.record_bootstrap(device.device_id, body.model, body.firmware, body.mac)
         state.presence.seen(device.device_id, clock_skew_s=skew)
-        token, expires_at = storage.issue_token(device.device_id, settings.token_lifetime_s)
+        token, expires_at = storage.issue_token(
+            device.device_id, settings.token_lifetime_s, now=state.now()
+        )
         return m.BootstrapResponse(
             device_id=device.device_id,
             hub_url=state.hub_url,
@@ -535,7 +537,7 @@ def create_app(state: CloudState) -> Guard:
         upload_id = storage.create_upload(
             device_id, body.kind, body.size, body.sha256, body.content_type
         )
-        expires = int(time.time()) + settings.upload_url_lifetime_s
+        expires = int(state.now()) + settings.upload_url_lifetime_s
         put_url = (
             f"{state.upload_url}/v1/blobs/{upload_id}"
             f"?expires={expires}&sig={_signature(upload_id, expires)}"
@@ -566,7 +568,7 @@ def create_app(state: CloudState) -> Guard:
         given = sig.lower().encode("utf-8", "replace")
         if not hmac.compare_digest(_signature(upload_id, expires).encode(), given):
             raise RefCloudRequestError(401, "bad_credentials", "put_url signature does not verify")
-        if expires < time.time():
+        if expires < state.now():
             raise RefCloudRequestError(
                 401, "token_expired", "put_url expired: create the upload again"
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,11 @@ class Settings:
     #: Longest a long poll may be asked to wait (spec: 30 s).
     max_wait_s: int = 30
     extra_hosts: tuple[str, ...] = field(default_factory=tuple)
+    #: The cloud's clock is this machine's system clock plus this many seconds.
+    #: A real cloud runs on true time; a test whose gateway has a wrong system
+    #: clock (and NTP that knows better) runs its cloud on "true time" with
+    #: this. Bootstrap's skew check and every expiry follow it.
+    clock_offset_s: float = 0.0
 
 
 class CloudState:
@@ -76,6 +82,10 @@ class CloudState:
         self.hub_url = self.settings.hub_url or hub
         self.upload_url = self.settings.upload_url or upload
         self.operator_url = operator
+
+    def now(self) -> float:
+        """Unix seconds by the cloud's clock (see ``Settings.clock_offset_s``)."""
+        return time.time() + self.settings.clock_offset_s
 
     def close(self) -> None:
         self.presence.flush()

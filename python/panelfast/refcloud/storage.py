@@ -259,9 +259,12 @@ class Storage(Database):
 
     # -- tokens ----------------------------------------------------------------------
 
-    def issue_token(self, device_id: str, lifetime_s: int) -> tuple[str, int]:
+    def issue_token(
+        self, device_id: str, lifetime_s: int, *, now: float | None = None
+    ) -> tuple[str, int]:
+        """A new token, valid ``lifetime_s`` from ``now`` (the cloud's clock)."""
         token = secrets.token_urlsafe(32)
-        expires_at = int(time.time()) + lifetime_s
+        expires_at = int(time.time() if now is None else now) + lifetime_s
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO tokens (token_hash, device_id, issued_at, expires_at) "

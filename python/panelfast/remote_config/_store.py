@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Literal, cast
 
 from panelfast._sqlite import Database
+from panelfast.clock import Clock
 from panelfast.exceptions import ConfigPathError, RemoteConfigRejected, StateStoreError
 from panelfast.remote_config._model import RemoteConfig
 from panelfast.remote_config._validate import restore
@@ -76,8 +77,9 @@ class ReceivedVersion:
         return self.status == "applied"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _stamp(clock: Clock) -> str:
+    moment = datetime.fromtimestamp(clock.now(), UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _compact(document: object) -> str:
@@ -89,7 +91,8 @@ def _compact(document: object) -> str:
 class ConfigStore(Database):
     """The applied remote configuration and the last received version, in SQLite."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         # synchronous=FULL: an applied configuration survives a power cut.
         super().__init__(
             Path(path),
@@ -156,7 +159,7 @@ class ConfigStore(Database):
         """Make ``config`` the applied configuration and the last received, atomically;
         its report is due from then on."""
         document = _compact(config.to_document())
-        now = _now()
+        now = _stamp(self._clock)
         with self._writing() as db:
             db.execute(
                 "INSERT OR REPLACE INTO applied (id, version, document, applied_at) "
@@ -174,7 +177,7 @@ class ConfigStore(Database):
     def save_rejected(self, version: str, errors: Sequence[ConfigPathError]) -> None:
         """Record a rejected version (its report due); the applied configuration stays."""
         listed = _compact([{"path": e.path, "message": e.message} for e in errors])
-        now = _now()
+        now = _stamp(self._clock)
         with self._writing() as db:
             db.execute(
                 "INSERT OR REPLACE INTO received "

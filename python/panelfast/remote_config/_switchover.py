@@ -14,9 +14,12 @@
 
 The outcome and "its report is due" are recorded in one transaction; the
 report is sent before the next poll, and again after a failure or a
-restart until the cloud takes it. What the preparer builds (the new sampler
-and alarm set) is returned to the gateway through ``hand_over``: nothing
-here knows what sampling is.
+restart until the cloud takes it. Before judging a configuration,
+``before_judging`` lets the gateway publish a topology it has no record of
+(a factory-reset gateway): a configuration is judged only against a
+published topology.
+What the preparer builds (the new sampler and alarm set) is returned to the
+gateway through ``hand_over``: nothing here knows what sampling is.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -99,8 +102,11 @@ class Switchover(Generic[T]):
     """Receives, validates, applies or rejects, and reports remote configurations.
 
     ``allowed()`` lists the (device, measurement) pairs a configuration may
-    name; ``prepare`` builds what a valid one needs (off the event loop);
-    ``hand_over(config, built)`` gives it to whoever puts it in force.
+    name, ``withdrawn()`` the published devices no longer configured;
+    ``prepare`` builds what a valid one needs (off the event loop);
+    ``hand_over(config, built)`` gives it to whoever puts it in force;
+    ``before_judging()`` runs before a configuration is validated; the cloud
+    errors it raises leave the configuration unjudged (the poll gets it again).
     """
 
     def __init__(
@@ -112,11 +118,15 @@ class Switchover(Generic[T]):
         prepare: Preparer[T],
         hand_over: Callable[[RemoteConfig, T], None],
         on_progress: ProgressCallback | None = None,
+        withdrawn: Callable[[], Set[str]] = frozenset,
+        before_judging: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.applied = AppliedConfig(store)
         self._hub = hub
         self._allowed = allowed
+        self._withdrawn = withdrawn
+        self._before_judging = before_judging
         self._prepare = prepare
         self._hand_over = hand_over
         self._on_progress = on_progress
@@ -150,9 +160,15 @@ class Switchover(Generic[T]):
     # -- the route
 
     async def receive(self, version: str, document: object) -> bool:
-        """Validate a remote configuration whole, apply it, and report; True if applied."""
+        """Validate a remote configuration whole, apply it, and report; True if applied.
+
+        Raises :class:`~panelfast.exceptions.CloudError` when what must come
+        before judging it (``before_judging``) failed: nothing is recorded then.
+        """
+        if self._before_judging is not None:
+            await self._before_judging()
         try:
-            config = validate(document, self._allowed())
+            config = validate(document, self._allowed(), withdrawn=self._withdrawn())
             built = await self._apply(config)
         except RemoteConfigRejected as rejection:
             return await self._rejected(version, rejection)
@@ -270,7 +286,13 @@ class Switchover(Generic[T]):
                 await asyncio.sleep(backoff.failed())
                 continue
             if answer.status == "new" and answer.version is not None:
-                await self.receive(answer.version, answer.document)
+                try:
+                    await self.receive(answer.version, answer.document)
+                except NotConnected:
+                    await asyncio.sleep(1)
+                except CloudError as exc:
+                    log.warning("remote configuration %s not judged yet: %s", answer.version, exc)
+                    await asyncio.sleep(backoff.failed())
             elif answer.status == "none":
                 # No configuration yet: wait for a topology publication or the long poll.
                 with contextlib.suppress(TimeoutError):

@@ -61,12 +61,18 @@ _SHOWN_CHARS = 40
 
 
 class _Errors:
-    """Collects errors, keeping the first ones and counting the rest."""
+    """Collects errors, keeping the first ones and counting the rest.
 
-    __slots__ = ("items", "total")
+    A limit error (over 5,000 measurements, 500 samples per minute, 100
+    alarms) is listed first, always: it is the one the cloud must fix, and
+    thousands of entry errors must not push it out of the list.
+    """
+
+    __slots__ = ("items", "limits", "total")
 
     def __init__(self) -> None:
         self.items: list[ConfigPathError] = []
+        self.limits: list[ConfigPathError] = []
         self.total = 0
 
     def add(self, path: str, message: str) -> None:
@@ -74,10 +80,15 @@ class _Errors:
         if len(self.items) < MAX_ERRORS:
             self.items.append(ConfigPathError(path, message))
 
+    def limit(self, path: str, message: str) -> None:
+        """A product limit is exceeded (listed before every other error)."""
+        self.total += 1
+        self.limits.append(ConfigPathError(path, message))
+
     def listed(self) -> list[ConfigPathError]:
         if self.total <= MAX_ERRORS:
-            return self.items
-        kept = self.items[: MAX_ERRORS - 1]
+            return [*self.limits, *self.items]
+        kept = [*self.limits, *self.items][: MAX_ERRORS - 1]
         hidden = self.total - len(kept)
         return [*kept, ConfigPathError(DOCUMENT_PATH, f"… {hidden} more errors not listed")]
 
@@ -153,12 +164,19 @@ def _required_name(entry: dict[str, Any], name: str, path: str, errors: _Errors)
 
 
 class _Topology:
-    """The names a document may use: the last published topology (None: trust, for restore)."""
+    """The names a document may use: the last published topology (None: trust, for restore).
 
-    __slots__ = ("_devices", "pairs")
+    ``withdrawn``: devices of that topology the gateway no longer has (removed
+    from its configuration file since), named as such in their errors.
+    """
 
-    def __init__(self, pairs: Set[tuple[str, str]] | None) -> None:
+    __slots__ = ("_devices", "pairs", "withdrawn")
+
+    def __init__(
+        self, pairs: Set[tuple[str, str]] | None, withdrawn: Set[str] = frozenset()
+    ) -> None:
         self.pairs = pairs
+        self.withdrawn = withdrawn
         # Only needed to word an error: built on the first unknown name.
         self._devices: set[str] | None = None
 
@@ -172,7 +190,13 @@ class _Topology:
             return True
         if self._devices is None:
             self._devices = {known for known, _ in self.pairs}
-        if device not in self._devices:
+        if device in self.withdrawn:
+            errors.add(
+                f"{path}.device",
+                f"device {_shown(device)} is no longer configured on the gateway: "
+                "its topology must be published again",
+            )
+        elif device not in self._devices:
             errors.add(
                 f"{path}.device",
                 f"unknown device {_shown(device)}: not in the last published topology",
@@ -250,10 +274,10 @@ def _measurements(
             sampled.append(checked)
     rate = sum((Fraction(60 * n, p) for p, n in periods.items()), Fraction(0))
     if len(value) > MAX_MEASUREMENTS:
-        errors.add("measurements", f"{len(value)} measurements; at most {MAX_MEASUREMENTS:,}")
+        errors.limit("measurements", f"{len(value)} measurements; at most {MAX_MEASUREMENTS:,}")
     if rate > MAX_SAMPLES_PER_MINUTE:
         shown = str(rate.numerator) if rate.denominator == 1 else f"{rate} (≈ {float(rate):.3f})"
-        errors.add(
+        errors.limit(
             "measurements",
             f"{shown} samples per minute (sum of 60 / period_s); at most {MAX_SAMPLES_PER_MINUTE}",
         )
@@ -344,7 +368,7 @@ def _alarms(
         if rule is not None:
             rules.append(rule)
     if len(value) > MAX_ALARMS:
-        errors.add(where, f"{len(value)} alarms; at most {MAX_ALARMS}")
+        errors.limit(where, f"{len(value)} alarms; at most {MAX_ALARMS}")
     return rules
 
 
@@ -370,12 +394,14 @@ def validate_alarms(
     return tuple(rules)
 
 
-def _check(document: object, published: Set[tuple[str, str]] | None) -> RemoteConfig:
+def _check(
+    document: object, published: Set[tuple[str, str]] | None, withdrawn: Set[str] = frozenset()
+) -> RemoteConfig:
     errors = _Errors()
     if not isinstance(document, dict):
         errors.add(DOCUMENT_PATH, f"must be a JSON object, got {_shown(document)}")
         raise RemoteConfigRejected(errors.listed())
-    topology = _Topology(published)
+    topology = _Topology(published, withdrawn)
 
     version = document.get("version")
     if "version" not in document:
@@ -425,13 +451,17 @@ def _check(document: object, published: Set[tuple[str, str]] | None) -> RemoteCo
     )
 
 
-def validate(document: object, published: Set[tuple[str, str]]) -> RemoteConfig:
+def validate(
+    document: object, published: Set[tuple[str, str]], *, withdrawn: Set[str] = frozenset()
+) -> RemoteConfig:
     """Check a parsed document whole against the last published topology's measurements.
 
     Returns the typed configuration, or raises :class:`RemoteConfigRejected`
     listing every problem; never applies or keeps any part of a bad document.
+    ``withdrawn`` names devices of the published topology that are no longer
+    configured (``published`` does not list their measurements any more).
     """
-    return _check(document, published)
+    return _check(document, published, withdrawn)
 
 
 def restore(document: object) -> RemoteConfig:

@@ -1,0 +1,256 @@
+""":class:`CommandService`: everything the gateway needs to run the cloud's commands (§9).
+
+The gateway constructs one and runs :meth:`CommandService.run` beside its
+other loops::
+
+    commands = CommandService(settings, session, acquisition, devices,
+                              topology=lambda: gateway.topology().body)
+    task = asyncio.create_task(commands.run())
+    ...
+    await gateway.connect(); commands.wake()      # Connect resumes the long poll at once
+    task.cancel(); commands.close()
+
+``run`` settles commands a crash interrupted, then runs: the commands long
+poll and its results (while connected), the output state reports (while
+connected), the schedules (always: they do not need the cloud), and the
+watch of the outputs for changes made on the devices. The control API and the
+CLI use the rest: remote control, history, schedules, outputs, local switching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from panelfast.acquisition import Acquisition
+from panelfast.clock import Clock
+from panelfast.cloud import CloudSession
+from panelfast.commands._bundle import (
+    CONTENT_TYPE,
+    BundleParts,
+    RecentLogs,
+    build_bundle,
+    settings_secrets,
+)
+from panelfast.commands._cloud_loops import CommandLoop, StateReporter
+from panelfast.commands._executor import Executor
+from panelfast.commands._model import Action, OutputRef, Schedule
+from panelfast.commands._outputs import OutputControl, OutputInfo, SwitchResult
+from panelfast.commands._remote_control import (
+    RemoteControlStatus,
+    disable_remote_control,
+    enable_remote_control,
+    remote_control_status,
+)
+from panelfast.commands._scheduler import Scheduler
+from panelfast.commands._store import AuditEntry, CommandStore
+from panelfast.config import DeviceSettings, Settings
+from panelfast.exceptions import PanelfastError
+from panelfast.models import DeviceModel
+
+__all__ = ["STORE_FILE", "CommandService"]
+
+log = logging.getLogger(__name__)
+
+#: The command store, in the storage folder.
+STORE_FILE = "commands.sqlite"
+
+
+class CommandService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: CloudSession,
+        acquisition: Acquisition,
+        devices: Sequence[tuple[DeviceSettings, DeviceModel]],
+        *,
+        topology: Callable[[], bytes] | None = None,
+        status: Callable[[], Mapping[str, Any]] | None = None,
+        logs: RecentLogs | None = None,
+        log_files: Sequence[Path] = (),
+        clock: Clock | None = None,
+        store_path: Path | None = None,
+        command_wait_s: int = 30,
+        schedule_max_sleep_s: float = 30.0,
+        watch_interval_s: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.clock = clock or session.clock
+        self.store = CommandStore(store_path or settings.storage.dir / STORE_FILE)
+        self._acquisition = acquisition
+        self._topology = topology
+        self._status = status
+        self._own_logs = logs is None
+        self.logs = logs or RecentLogs()
+        if self._own_logs:  # from now on: the bundle shows how the gateway started
+            logging.getLogger("panelfast").addHandler(self.logs)
+        self._log_files = tuple(log_files)
+        self._reporter = StateReporter(session.hub, self.store, self._connected)
+        self.outputs_control = OutputControl(
+            acquisition,
+            devices,
+            self.store,
+            self.clock,
+            on_change=self._reporter.wake,
+            watch_interval_s=watch_interval_s,
+        )
+        self.scheduler = Scheduler(
+            self.store,
+            self.outputs_control,
+            self.clock,
+            self._enabled,
+            max_sleep_s=schedule_max_sleep_s,
+        )
+        executor = Executor(
+            self.store,
+            self.outputs_control,
+            self.scheduler,
+            self.clock,
+            self._enabled,
+            self.upload_logs,
+        )
+        self._loop = CommandLoop(
+            session.hub, self.store, executor, self.clock, self._connected, wait_s=command_wait_s
+        )
+
+    def _connected(self) -> bool:
+        return self.session.connect_requested
+
+    def _enabled(self) -> bool:
+        # Read from the store each time: a change made by another process counts at once.
+        return remote_control_status(self.store).enabled
+
+    # -- running
+
+    async def run(self) -> None:
+        """Run until cancelled (see the module docstring)."""
+        await asyncio.to_thread(self._loop.settle_interrupted)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._loop.run(), name="commands")
+            group.create_task(self._reporter.run(), name="output states")
+            group.create_task(self.scheduler.run(), name="schedules")
+            group.create_task(self.outputs_control.watch(), name="outputs watch")
+
+    def wake(self) -> None:
+        """After Connect: poll and report at once rather than at the next check."""
+        self._loop.wake()
+        self._reporter.wake()
+
+    def close(self) -> None:
+        if self._own_logs:
+            logging.getLogger("panelfast").removeHandler(self.logs)
+        self.store.close()
+
+    # -- what the control API and the CLI use
+
+    def remote_control(self) -> RemoteControlStatus:
+        return remote_control_status(self.store)
+
+    def enable_remote_control(self, *, confirmed: bool) -> RemoteControlStatus:
+        """Enable it; refused (RemoteControlNotConfirmed) unless the user confirmed the risk."""
+        status = enable_remote_control(self.store, self.clock, confirmed=confirmed)
+        self.scheduler.wake()
+        return status
+
+    def disable_remote_control(self) -> RemoteControlStatus:
+        status = disable_remote_control(self.store, self.clock)
+        self.scheduler.wake()
+        return status
+
+    def scheduling_active(self) -> bool:
+        """True while a schedule may act: the header's "Control scheduling"."""
+        return self.remote_control().scheduling_active
+
+    def schedules(self) -> list[Schedule]:
+        return [schedule for schedule, _ in self.scheduler.schedules()]
+
+    def history(self, limit: int = 100, before: int | None = None) -> list[AuditEntry]:
+        return self.store.history(limit, before)
+
+    def outputs(self) -> list[OutputInfo]:
+        return self.outputs_control.outputs()
+
+    async def switch(self, output: str, action: Action) -> SwitchResult:
+        """Switch an output from the local page or API (source ``local``), audited."""
+        result = await self.outputs_control.switch(OutputRef.parse(output), action, source="local")
+        await asyncio.to_thread(
+            self.store.audit,
+            self.clock.now_ms(),
+            source="local",
+            kind="output",
+            target=output,
+            action=action,
+            status=result.status,
+            reason=result.reason,
+            readback=result.readback,
+        )
+        return result
+
+    # -- log upload
+
+    def bundle_parts(self) -> BundleParts:
+        """What a diagnostics bundle holds now."""
+        token = self.session.state.token
+        secrets = settings_secrets(self.settings)
+        if token is not None:
+            secrets.append(token.get_secret_value())
+        status: dict[str, Any] = {"cloud": dict(self.session.status().rows())}
+        if self._status is not None:
+            try:
+                status.update(self._status())
+            except Exception:  # the bundle is a diagnosis aid: go on without it
+                log.exception("the gateway status could not be added to the bundle")
+        topology = None
+        if self._topology is not None:
+            try:
+                topology = self._topology()
+            except PanelfastError as exc:  # why it cannot be built is worth sending too
+                status["topology_error"] = str(exc)
+        remote = self.remote_control()
+        return BundleParts(
+            settings=self.settings,
+            topology=topology,
+            devices=[_diagnostics_json(d) for d in self._acquisition.diagnostics()],
+            status=status,
+            commands={
+                "remote_control": {
+                    "enabled": remote.enabled,
+                    "changed_at_ms": remote.changed_at_ms,
+                },
+                "schedules": [s.model_dump(mode="json") for s in self.schedules()],
+                "history": [e.to_json() for e in self.history(200)],
+            },
+            log_lines=self.logs.lines(),
+            log_files=self._log_files,
+            secrets=secrets,
+        )
+
+    async def upload_logs(self) -> str:
+        """Build the bundle and send it through the upload service; the upload id."""
+        parts = await asyncio.to_thread(self.bundle_parts)
+        data = await asyncio.to_thread(build_bundle, parts, self.clock.now())
+        result = await self.session.hub.upload("logs", data, CONTENT_TYPE)
+        log.info("diagnostics bundle uploaded (%d bytes), upload %s", len(data), result.upload_id)
+        return result.upload_id
+
+
+def _diagnostics_json(value: Any) -> Any:
+    """A device's diagnostics (native objects with properties) as plain JSON values."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_diagnostics_json(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _diagnostics_json(v) for k, v in dataclasses.asdict(value).items()}
+    return {
+        name: _diagnostics_json(getattr(value, name))
+        for name in dir(value)
+        if not name.startswith("_") and not callable(getattr(value, name))
+    }
