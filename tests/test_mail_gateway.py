@@ -225,13 +225,17 @@ def test_an_alarm_raised_on_the_simulator_reaches_every_recipient_once(
         assert shown["q1-on"] == "io-1 OutputQ1 over 0.5 (hysteresis 0, delay 0 s, severity high)"
         assert PASSWORD not in publication.stdout + status.stdout
 
-        # A clean restart: nothing is sent again. Emails go in order, so a
-        # repeat would come before the email of the next alarm.
+        # A restart while the alarm is active: it is not emailed again (its state
+        # was kept with its event). Emails go in order, so a repeat would come
+        # before the email of the alarm's clearing.
+        set_q1(system, True)
+        mailbox.wait_for(3)
+        wait_until(lambda: mail(system)["sent"] == 3, 30, "the third marked sent")
         daemon.stop()
         start(daemon, system)
-        set_q1(system, True)
-        received = mailbox.wait_for(3)
-        assert [state_of(r.message) for r in received] == ["on", "off", "on"]
+        set_q1(system, False)
+        received = mailbox.wait_for(4)
+        assert [state_of(r.message) for r in received] == ["on", "off", "on", "off"]
         check_each_to_every_recipient_once(received)
 
         # The test email, through the daemon: the server's answer.
@@ -241,7 +245,7 @@ def test_an_alarm_raised_on_the_simulator_reaches_every_recipient_once(
             f"test email sent by 127.0.0.1:{server.port} to 3 recipient(s)",
             "server answer: 250 2.0.0 accepted",
         ]
-        test_email = mailbox.wait_for(4)[-1].message
+        test_email = mailbox.wait_for(5)[-1].message
         assert subject(test_email) == "Test email from Panel Server demo PS-0042-7A19"
     audit = cli(system, "audit")
     assert "email.test" in audit.stdout
@@ -254,7 +258,7 @@ def test_while_the_server_is_down_emails_wait_then_go_in_order_once_even_after_a
     server = SmtpServer(ca, mailbox, port=free_port())  # down for now
     email_config(system, tmp_path, ca, server.port, method="email")
     start(daemon, system)
-    for n, on in enumerate((True, False, True, False), 1):
+    for n, on in enumerate((True, False, True), 1):
         set_q1(system, on)
         wait_until(lambda n=n: mail(system)["queued"] == n, 60, f"alarm event {n} stored")
     failing = mail(system)
@@ -265,32 +269,32 @@ def test_while_the_server_is_down_emails_wait_then_go_in_order_once_even_after_a
         in (failing["last_error"]["message"])
     )
     shown = rows(cli(system, "publication", "show").stdout)
-    assert shown["Alarm emails"] == "4 queued, 0 sent, 0 dropped"
+    assert shown["Alarm emails"] == "3 queued, 0 sent, 0 dropped"
     assert shown["Last email error"].startswith(
         "FAILING, retried: connect: cannot reach the SMTP server"
     )
 
-    daemon.kill()  # as a power cut: no cleanup of any kind
+    daemon.kill()  # as a power cut, with the alarm active: no cleanup of any kind
     start(daemon, system)
-    assert mail(system)["queued"] == 4, "every event stored survived"
-    set_q1(system, True)  # and one more while the server is still down
-    wait_until(lambda: mail(system)["queued"] == 5, 60, "the fifth alarm event stored")
+    assert mail(system)["queued"] == 3, "every event stored survived"
+    set_q1(system, False)  # its clearing, while the server is still down
+    wait_until(lambda: mail(system)["queued"] == 4, 60, "the fourth alarm event stored")
 
     server.start()
     try:
-        received = mailbox.wait_for(5, within_s=120)
+        received = mailbox.wait_for(4, within_s=120)
         wait_until(lambda: mail(system)["queued"] == 0, 30, "the queue drained")
         # A repeat of any would come before the next alarm's email.
-        set_q1(system, False)
-        received = mailbox.wait_for(6)
+        set_q1(system, True)
+        received = mailbox.wait_for(5)
     finally:
         server.stop()
-    assert [state_of(r.message) for r in received] == ["on", "off", "on", "off", "on", "off"]
+    assert [state_of(r.message) for r in received] == ["on", "off", "on", "off", "on"]
     dates = [parsedate_to_datetime(str(r.message["Date"])) for r in received]
     assert dates == sorted(dates), "in the order of the events"
     check_each_to_every_recipient_once(received)
     after = mail(system)
-    assert (after["queued"], after["sent"], after["dropped"]) == (0, 6, 0)
+    assert (after["queued"], after["sent"], after["dropped"]) == (0, 5, 0)
     assert after["failing"] is False
 
 

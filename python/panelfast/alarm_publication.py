@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 #: Keeps the remote configuration's alarms' states, with the transitions to publish.
 ToOutbox = Callable[[Sequence[AlarmEvent], Sequence[SavedAlarm]], Awaitable[None]]
 
-__all__ = ["AlarmPublication", "LocalAlarms", "leftover_mail"]
+__all__ = ["AlarmPublication", "LocalAlarms", "Switch", "leftover_mail"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,15 @@ class _Email:
     rules: LocalAlarms
     alarms: AlarmSet
     mailer: AlarmMailer
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """A switch of the publication method made ready (:meth:`AlarmPublication.prepare`)."""
+
+    settings: Settings
+    #: Email mode's alarm set and open mailer, when switching to email.
+    email: _Email | None
 
 
 def _email_settings(settings: Settings) -> EmailSettings:
@@ -177,15 +186,29 @@ class AlarmPublication:
             log.warning("email publication of alarms is on, but [[email.alarms]] lists none")
         return rules, alarm_set(rules, self._lookup)
 
-    async def switch(self, settings: Settings) -> None:
-        """Put ``settings.publication.method`` in force (already checked and stored):
-        the alarm set watched, the events' destination, the mailer started or stopped."""
+    async def prepare(self, settings: Settings) -> Switch:
+        """Everything switching to ``settings.publication.method`` needs, made ready
+        before the switch is stored: for email, the alarms checked and the mailer's
+        queue open (a failure changes nothing). :meth:`switch` puts it in force;
+        :meth:`abandon` drops it."""
+        method = settings.publication.method
+        wanted = method == "email" and self.method != "email"
+        opened = await self._open(self.check(settings), settings) if wanted else None
+        return Switch(settings, opened)
+
+    async def abandon(self, prepared: Switch) -> None:
+        if prepared.email is not None:
+            await prepared.email.mailer.close()
+
+    async def switch(self, prepared: Switch) -> None:
+        """Put the prepared method in force (checked and stored already): the alarm
+        set watched, the events' destination, the mailer started or stopped."""
         async with self._switching:
+            settings, opened = prepared.settings, prepared.email
             method = settings.publication.method
             if method == self.method:
                 self._settings = settings
                 return
-            opened = await self._open(self.check(settings), settings) if method == "email" else None
             # One step on the event loop: the method, the set watched, the destination.
             leaving, self._email = self._email, None
             self.method, self._settings = method, settings

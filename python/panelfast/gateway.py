@@ -464,12 +464,15 @@ class Gateway:
             applied_version=current.version if current else None,
             cloud_on=cloud_on,
         )
-        if change.changed and change.method == "email":
-            self.alarm_publication.check(settings)
+        prepared = await self.alarm_publication.prepare(settings)
         if store is not None:
-            await asyncio.to_thread(store, change.method)
+            try:
+                await asyncio.to_thread(store, change.method)
+            except BaseException:
+                await self.alarm_publication.abandon(prepared)
+                raise
         self.settings = settings
-        await self.alarm_publication.switch(settings)
+        await self.alarm_publication.switch(prepared)
         log.info(
             change.audit_text(),
             extra={"event": "publication.method", "method": change.method},
