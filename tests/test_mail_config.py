@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mail_support import PASSWORD, RECIPIENTS, alarm, write_config, write_password
-from panelfast.cloud._state import StateStore
+from panelfast.cloud import StateStore
 from panelfast.config import load_settings
-from panelfast.control._audit import AuditLog
+from panelfast.control import AuditLog
 from panelfast.exceptions import ConfigError, PublicationConflict
 from panelfast.publication import change_publication_method, ensure_cloud_services_allowed
 

@@ -28,8 +28,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from panelfast.cloud import CloudStatus, FirewallRule
-from panelfast.control._audit import AuditEntry
-from panelfast.control._schema import (
+from panelfast.control import (
+    AuditEntry,
     ConfigOutcome,
     DeviceStatus,
     PublicationInfo,

@@ -60,7 +60,7 @@ def _refuse_unknown(key: str) -> ConfigError:
 
 def cloud_services_on(settings: Settings) -> bool:
     """Whether the user's Connect holds, as the gateway last stored it."""
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import StateStore
 
     return StateStore(settings.storage.dir).load().connect
 

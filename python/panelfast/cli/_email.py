@@ -12,9 +12,9 @@ from typing import Any, NoReturn
 
 import click
 
-from panelfast.cli._daemon import config_option, daemon, fail, load
+from panelfast.cli._daemon import call, config_option, load
 from panelfast.cli._main import main
-from panelfast.control.wire import GatewayNotRunning
+from panelfast.control.wire import Answer
 
 
 @main.group()
@@ -53,20 +53,15 @@ def _not_sent(message: str, code: int | None, text: str | None) -> NoReturn:
 
 def _through_daemon(config_path: Path) -> dict[str, Any] | None:
     """The daemon's answer (TestEmailSent as JSON); None when no daemon runs."""
-    wire = daemon(config_path)
-    if wire is None:
+
+    def not_sent(answer: Answer) -> None:
+        if answer.status == 502:  # the SMTP server's answer, as the local path shows it
+            error = answer.json()
+            _not_sent(error["message"], error.get("code"), error.get("text"))
+
+    answer = call(config_path, "POST", "/v1/email/test", refused=not_sent)
+    if answer is None:
         return None
-    try:
-        answer = wire.request("POST", "/v1/email/test")
-    except GatewayNotRunning:
-        return None
-    except OSError as exc:
-        fail(f"the gateway's control API on {wire.path} did not answer: {exc}")
-    if answer.status == 502:
-        error = answer.json()
-        _not_sent(error["message"], error.get("code"), error.get("text"))
-    if not answer.ok:
-        fail(answer.error_message())
     sent: dict[str, Any] = answer.json()
     return sent
 

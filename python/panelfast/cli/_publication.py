@@ -56,8 +56,7 @@ def _show(config_path: Path) -> None:
         click.echo(answer.text(), nl=False)
         return
     from panelfast.alarm_publication import leftover_mail
-    from panelfast.control._schema import PublicationInfo
-    from panelfast.control._text import publication_text
+    from panelfast.control import PublicationInfo, publication_text
     from panelfast.local_settings import cloud_services_on
     from panelfast.publication import EmailSetup
 
@@ -138,7 +137,7 @@ def _check_email(settings: Settings) -> None:
 
 def _audit(settings: Settings, detail: dict[str, str], outcome: str) -> None:
     from panelfast.clock import Clock
-    from panelfast.control._audit import AuditLog
+    from panelfast.control import AuditLog
 
     audit = AuditLog(settings.storage.dir / "audit.sqlite")
     try:
