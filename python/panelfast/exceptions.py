@@ -17,7 +17,7 @@ PanelfastError
 ├── ConfigError       the gateway's configuration file is invalid
 ├── ReloadRefused     a configuration read again changes what cannot change while
 │                     the gateway runs (identity, storage folder...): the running one stays
-├── PublicationConflict  enabling cloud or email publication while the other is on
+├── PublicationConflict  cloud services and email publication asked for together
 ├── MailError         an email was not sent; ``stage``, ``code``, ``text``: the SMTP server's answer
 ├── ModelError        a device model file is invalid, or no model has that name
 ├── TopologyError     the devices cannot be described as a topology (§5)
@@ -149,18 +149,17 @@ class ReloadRefused(PanelfastError):
 
 
 class PublicationConflict(PanelfastError):
-    """Cloud and email publication are mutually exclusive: one was asked for while
-    the other is on. ``current`` is the method on, ``requested`` the one refused."""
+    """Cloud services and email publication of alarms are mutually exclusive: one was
+    asked for while the other is on (see :mod:`panelfast.publication` for the rule).
 
-    def __init__(self, current: str, requested: str) -> None:
-        self.current = current
-        self.requested = requested
-        names = {"cloud": "cloud publication", "email": "email publication of alarms"}
-        super().__init__(
-            f"cannot enable {names.get(requested, requested)}: {names.get(current, current)} "
-            f"is on, and the two are mutually exclusive; turn {current} publication off first "
-            f'(publication method "none"), then enable {requested}'
-        )
+    ``turn_off`` names what is on and must be turned off first (``"cloud services"``
+    or ``"email publication"``); ``hint`` is the command that does it.
+    """
+
+    def __init__(self, message: str, *, turn_off: str, hint: str) -> None:
+        self.turn_off = turn_off
+        self.hint = hint
+        super().__init__(message)
 
 
 class MailError(PanelfastError):

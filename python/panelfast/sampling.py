@@ -24,9 +24,10 @@ from numpy.typing import NDArray
 
 from panelfast._native import AlarmSet, SampleRing, SeriesSet
 from panelfast.clock import Clock
-from panelfast.remote_config import ApplyPlan, RemoteConfig, SectionProgress
+from panelfast.remote_config import AlarmRule, ApplyPlan, RemoteConfig, SectionProgress
 
 __all__ = [
+    "AlarmRules",
     "Handover",
     "Instants",
     "LiveSet",
@@ -173,8 +174,19 @@ class Sampler:
 AlarmSpec = tuple[str, int, Literal["over", "under"], float, float, int]
 
 
-def alarm_specs(config: RemoteConfig, lookup: PointLookup) -> list[AlarmSpec]:
-    """The configuration's alarms, reading their measurements straight from the snapshot."""
+class AlarmRules(Protocol):
+    """What an alarm set is built from: a remote configuration, or the local
+    configuration's alarms of email publication
+    (:class:`~panelfast.alarm_publication.LocalAlarms`)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def alarms(self) -> tuple[AlarmRule, ...]: ...
+
+
+def alarm_specs(config: AlarmRules, lookup: PointLookup) -> list[AlarmSpec]:
+    """The alarms of ``config``, reading their measurements straight from the snapshot."""
     return [
         (
             a.id,
@@ -188,7 +200,7 @@ def alarm_specs(config: RemoteConfig, lookup: PointLookup) -> list[AlarmSpec]:
     ]
 
 
-def alarm_set(config: RemoteConfig, lookup: PointLookup) -> AlarmSet:
+def alarm_set(config: AlarmRules, lookup: PointLookup) -> AlarmSet:
     return AlarmSet(alarm_specs(config, lookup))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -63,9 +63,16 @@ STARTING_S = 20.0
 
 
 def call(
-    config_path: Path, method: str, route: str, body: object = None, *, text: bool = False
+    config_path: Path,
+    method: str,
+    route: str,
+    body: object = None,
+    *,
+    text: bool = False,
+    refused: Callable[[Answer], None] | None = None,
 ) -> Answer | None:
-    """One request to the daemon (None: not running); a refusal ends the command.
+    """One request to the daemon (None: not running); a refusal ends the command
+    (``refused`` sees it first, to say more than the daemon's message).
 
     A daemon that holds the storage directory but does not answer yet is
     starting: the command waits for it rather than working behind its back.
@@ -89,6 +96,8 @@ def call(
             fail(f"the gateway is running but its control API did not answer in {STARTING_S:.0f} s")
         time.sleep(0.1)
     if not answer.ok:
+        if refused is not None:
+            refused(answer)
         fail(answer.error_message())
     return answer
 

@@ -35,6 +35,7 @@ COMMANDS = {
     "simulate": "_simulator",
     "refcloud": "_refcloud",
     "email": "_email",
+    "publication": "_publication",
     "service": "_service",
     "doctor": "_doctor",
 }

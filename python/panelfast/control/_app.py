@@ -27,17 +27,30 @@ from panelfast.cloud import Identity, mask_secret
 from panelfast.control import _text
 from panelfast.control._audit import AuditEntry, AuditLog
 from panelfast.control._events import EventStream, TooManySubscribers
-from panelfast.control._schema import API_TYPES, ConfigOutcome, DeviceStatus, openapi_document
+from panelfast.control._schema import (
+    API_TYPES,
+    ConfigOutcome,
+    DeviceStatus,
+    PublicationInfo,
+    PublicationSwitched,
+    RefusedRecipient,
+    SmtpReply,
+    TestEmailSent,
+    openapi_document,
+)
 from panelfast.exceptions import (
     CloudError,
     ConfigError,
+    MailError,
     NotConnected,
     PanelfastError,
+    PublicationConflict,
     ReloadRefused,
     RemoteConfigReadOnly,
 )
 from panelfast.gateway import Gateway
 from panelfast.local_settings import LOCAL_SETTINGS, edit_config_file
+from panelfast.publication import EmailSetup, PublicationChange
 from panelfast.reload import ReloadOutcome
 
 __all__ = ["ControlApp"]
@@ -105,6 +118,9 @@ class ControlApp:
             Route("/v1/devices", self.devices, methods=get),
             Route("/v1/backlog", self.backlog, methods=get),
             Route("/v1/audit", self.audit_log, methods=get),
+            Route("/v1/publication", self.publication, methods=get),
+            Route("/v1/publication", self.change_publication, methods=["PUT"]),
+            Route("/v1/email/test", self.email_test, methods=post),
             Route("/v1/events", self.event_stream, methods=get),
             Route("/openapi.json", self.openapi, methods=get),
         ]
@@ -213,6 +229,22 @@ class ControlApp:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
+    async def publication(self, request: Request) -> Response:
+        info = await asyncio.to_thread(self._publication_info)
+        if _wants_text(request):
+            return PlainTextResponse(_text.publication_text(info))
+        return _json(info, API_TYPES["PublicationInfo"])
+
+    def _publication_info(self) -> PublicationInfo:
+        status = self.gateway.publication_status()
+        email = self.gateway.settings.email
+        return PublicationInfo(
+            status.method,
+            status.cloud_services,
+            EmailSetup.of(email) if email is not None else None,
+            status.email,
+        )
+
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_document())
 
@@ -240,7 +272,10 @@ class ControlApp:
                 self.events.changed()
 
     async def connect(self, request: Request) -> Response:
-        status = await self._change(request, "connect", {}, self.gateway.connect)
+        try:
+            status = await self._change(request, "connect", {}, self.gateway.connect)
+        except PublicationConflict as exc:
+            return _conflict(exc)
         return (
             _json(status, API_TYPES["CloudStatus"])
             if not _wants_text(request)
@@ -273,6 +308,12 @@ class ControlApp:
             value = body["value"]
         except (ValueError, KeyError, TypeError):
             return _error(400, "invalid_request", 'the body must be {"value": ...}')
+
+        if key == "publication.method":
+            outcome = await self._switch_publication(request, value)
+            if isinstance(outcome, Response):
+                return outcome
+            return JSONResponse({"key": key, "value": outcome.method})
 
         async def do() -> object:
             # The file first: it is validated and written whole, or not at all;
@@ -333,6 +374,64 @@ class ControlApp:
     async def _reload_file(self) -> ReloadOutcome:
         return await self.gateway.reload_file(self.config_path)
 
+    async def change_publication(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+            method = body["method"]
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "invalid_request", 'the body must be {"method": ...}')
+        outcome = await self._switch_publication(request, method)
+        if isinstance(outcome, Response):
+            return outcome
+        info = await asyncio.to_thread(self._publication_info)
+        if _wants_text(request):
+            return PlainTextResponse(outcome.audit_text() + "\n" + _text.publication_text(info))
+        switched = PublicationSwitched(outcome.previous, outcome.method, outcome.changed, info)
+        return _json(switched, API_TYPES["PublicationSwitched"])
+
+    async def _switch_publication(
+        self, request: Request, method: object
+    ) -> PublicationChange | Response:
+        """Switch the method: checked, written into the file, in force at once, audited."""
+        gateway = self.gateway
+
+        def store(checked: str) -> None:
+            current = gateway.remote.current
+            edit_config_file(
+                self.config_path,
+                "publication.method",
+                checked,
+                applied_version=current.version if current else None,
+                cloud_on=gateway.session.connect_requested,
+            )
+
+        async def do() -> PublicationChange:
+            return await gateway.change_publication_method(method, store=store)
+
+        try:
+            return await self._change(request, "publication.method", {"method": method}, do)
+        except PublicationConflict as exc:
+            return _conflict(exc)
+        except ConfigError as exc:
+            return _invalid(exc)
+
+    async def email_test(self, request: Request) -> Response:
+        try:
+            delivery = await self._change(request, "email.test", {}, self.gateway.send_test_email)
+        except MailError as exc:
+            return _error(502, "mail", str(exc), stage=exc.stage, code=exc.code, text=exc.text)
+        except ConfigError as exc:
+            return _invalid(exc)
+        email = self.gateway.settings.email
+        assert email is not None  # send_test_email refuses a gateway without one
+        sent = TestEmailSent(
+            f"{email.host}:{email.smtp_port}",
+            SmtpReply(delivery.answer.code, delivery.answer.text),
+            delivery.recipients,
+            tuple(RefusedRecipient(a, r.code, r.text) for a, r in delivery.refused),
+        )
+        return _json(sent, API_TYPES["TestEmailSent"])
+
     # -- the event stream's topics
 
     def _topics(self) -> dict[str, bytes]:
@@ -361,6 +460,15 @@ async def _named_file(request: Request) -> Path | Response | None:
     if not isinstance(named, str) or not named:
         return _error(400, "invalid_request", 'the body is empty, or {"config": "<file>"}')
     return Path(named)
+
+
+def _conflict(exc: PublicationConflict) -> Response:
+    return _error(409, "publication_conflict", str(exc), hint=exc.hint, turn_off=exc.turn_off)
+
+
+def _invalid(exc: ConfigError) -> Response:
+    issues = [{"path": i.key, "message": i.message} for i in exc.issues]
+    return _error(400, "invalid_setting", str(exc), issues=issues)
 
 
 def _identification_fields(identity: Identity) -> list[tuple[str, object]]:

@@ -274,11 +274,13 @@ class Reloader:
             raise ReloadRefused(source, [ConfigIssue("devices", str(exc))]) from None
 
         def switch() -> None:
-            if live is not None:
-                watch = gateway.alarms
-                carry_states(watch.alarms, watch.config, live.alarms, live.config)
+            remote = gateway.alarm_publication.remote
+            if live is not None and remote is not None:
+                carry_states(*remote, live.alarms, live.config)
             gateway.acquisition.switch_to(acquisition, carry=changes.unchanged_polling)
             self._adopt(new, new_models)
+            # After the switch: the email alarms' lookup reads the new device set.
+            gateway.alarm_publication.reindex()
             gateway.alarms.interval_s = watch_interval_s(
                 (d.connection.period_ms for d in new.devices), self._alarm_interval_s
             )
