@@ -230,7 +230,10 @@ def measure(folder: Path, days: int) -> dict[str, Any]:
             stored = outbox.stats().bytes_used
             assert system.cloud.process is not None
             cloud = psutil.Process(system.cloud.process.pid)
-            at_cloud: Callable[[], int] = lambda: len(system.operator.batches(SERIAL))  # noqa: E731
+
+            def at_cloud() -> int:
+                return len(system.operator.batches(SERIAL))
+
             result = asyncio.run(deliver(system.settings, outbox, cloud, at_cloud))
             left = outbox.stats().pending_samples
         finally:
