@@ -10,8 +10,10 @@ simulator in its own process, the reference cloud, 5,000 measurements and
   them, and the number of modules loaded;
 - RSS and Python-heap size (tracemalloc) every few seconds once it serves,
   through applying the ceiling configuration to the steady state;
-- the 20 largest Python allocation sites at the end (tracemalloc, by line)
-  and the largest top-level packages by the allocations their import left.
+- the 20 largest Python allocation sites at the end (tracemalloc, by line),
+  the largest top-level packages by the allocations their import left, and
+  the resident memory by mapping (the native side: malloc arenas, thread
+  stacks, shared libraries), which tracemalloc does not see.
 
 tracemalloc costs time and some memory of its own (it is started after the
 import phase, whose figures are plain RSS); the RSS figures are the
@@ -55,6 +57,31 @@ def rss() -> str:
     return f"RSS {status_kib('VmRSS') / 1024:6.1f} MiB (peak {status_kib('VmHWM') / 1024:6.1f})"
 
 
+def package(filename: str) -> str:
+    """The top-level package a source file belongs to (or the file, outside packages)."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/")[-1].split("/")[0]
+    if "/panelfast/" in filename:
+        return "panelfast"
+    if "/lib/python3" in filename:
+        return "stdlib"
+    return filename
+
+
+def mappings() -> list[tuple[str, int]]:
+    """Resident KiB per mapped file, [heap], [stack] or anonymous (malloc arenas,
+    thread stacks, the Rust core's allocations), largest first."""
+    resident: dict[str, int] = {}
+    name = "?"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5:
+            name = fields[5] if len(fields) > 5 else "anonymous"
+        elif fields and fields[0] == "Rss:":
+            resident[name] = resident.get(name, 0) + int(fields[1])
+    return sorted(resident.items(), key=lambda kv: -kv[1])
+
+
 def child(config_path: Path, seconds: int) -> None:
     print(f"start                              {rss()}", flush=True)
     for name in IMPORTS:
@@ -93,16 +120,14 @@ def child(config_path: Path, seconds: int) -> None:
             print(f"  {stat.size / 1024:8.0f} KiB {stat.count:7d} blocks  {frame}")
         by_package: dict[str, int] = {}
         for stat in snapshot.statistics("filename"):
-            name = stat.traceback[0].filename
-            key = (
-                name.split("site-packages/")[-1].split("/")[0]
-                if "site-packages" in name
-                else ("panelfast" if "/panelfast/" in name else name.rsplit("/", 2)[-2])
-            )
+            key = package(stat.traceback[0].filename)
             by_package[key] = by_package.get(key, 0) + stat.size
         print("\nPython heap by package (tracemalloc, steady state):")
         for key, size in sorted(by_package.items(), key=lambda kv: -kv[1])[:12]:
             print(f"  {size / 1024:8.0f} KiB  {key}")
+        print("\nresident memory by mapping (/proc/self/smaps, steady state):")
+        for name, kib in mappings()[:12]:
+            print(f"  {kib / 1024:8.1f} MiB  {name}")
 
     uvloop.run(watch())
 
