@@ -4,7 +4,7 @@
 :mod:`benches.gateway` (10 devices × 500 FLOAT32 points served by the
 simulator in its own process, the reference cloud, 5,000 measurements and
 100 alarms) and then runs, in a child process that holds nothing else, what
-``panelfast run`` runs (:func:`panelfast.cli._gateway.serve`), printing:
+``panelfast run`` runs (:func:`panelfast.daemon.serve`), printing:
 
 - RSS after each group of imports the daemon makes, in the order it makes
   them, and the number of modules loaded;
@@ -91,7 +91,7 @@ def child(config_path: Path, seconds: int) -> None:
 
     import uvloop
 
-    from panelfast.cli._gateway import serve
+    from panelfast.daemon import serve
     from panelfast.config import load_settings
 
     tracemalloc.start(1)
@@ -102,7 +102,7 @@ def child(config_path: Path, seconds: int) -> None:
 
     async def watch() -> None:
         start = time.monotonic()
-        task = asyncio.create_task(serve(settings, resolved))
+        task = asyncio.create_task(serve(settings, config_path=resolved))
         while time.monotonic() - start < seconds:
             await asyncio.sleep(5)
             heap, _ = tracemalloc.get_traced_memory()
