@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
-from cloud_testserver import CLAIM_KEY, SERIAL, TestCloud, write_config
+from cli_support import panelfast
+from cloud_support import CLAIM_KEY, SERIAL, MakeCloud, ca_fixture, make_cloud_fixture, write_config
+from cloud_testserver import TestCloud
 
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+__all__ = ["ca_fixture", "make_cloud_fixture"]  # fixtures used by name
 
 
 @pytest.fixture
-def cloud(ca: trustme.CA) -> Iterator[TestCloud]:
-    server = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY}, ntp_server="time.cloud.example:1123")
-    yield server
-    server.close()
-
-
-def panelfast(*args: str) -> subprocess.CompletedProcess[str]:
-    started = time.monotonic()
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "panelfast", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        print(args[0], f"{time.monotonic() - started:.2f} s")
+def cloud(make_cloud: MakeCloud) -> TestCloud:
+    return make_cloud(ntp_server="time.cloud.example:1123")
 
 
 def test_connect_status_identification_firewall_disconnect(

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cloud_testserver import free_port, sntp_server
+from cloud_support import free_port, sntp_server
 from panelfast.cloud import Clock, SyncStatus, TimeSync
 from panelfast.cloud._timesync import parse_ntp_server
 from panelfast.config import TimeSettings
