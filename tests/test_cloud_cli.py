@@ -100,7 +100,7 @@ def test_firewall_before_the_first_bootstrap(tmp_path: Path) -> None:
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     config = write_config(tmp_path, bootstrap_url="http://insecure.example", ca_bundle=None)
     result = panelfast("status", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "cloud.bootstrap_url" in result.stderr
     assert "HTTPS" in result.stderr
     assert "Traceback" not in result.stderr
@@ -110,6 +110,6 @@ def test_unsafe_claim_key_file_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, bootstrap_url="https://boot.example.net", ca_bundle=None)
     (tmp_path / "claim.key").chmod(0o644)
     result = panelfast("identification", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "chmod 600" in result.stderr
     assert CLAIM_KEY not in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
+from panelfast.config import write_secret
 from panelfast.models.loader import ModelLibrary
 from waiting import PATIENCE_S
 
@@ -83,6 +84,7 @@ def free_port() -> int:
 
 def test_simulate_serves_the_devices_of_a_gateway_configuration(tmp_path: Path) -> None:
     port = free_port()
+    write_secret(tmp_path / "claim.key", "ab" * 32)  # checked as every command checks it
     config = tmp_path / "panelfast.toml"
     config.write_text(
         f"""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from panelfast.cli._config import config_option, load_config
 from panelfast.cli._main import main
 from panelfast.cloud import (
     CloudSession,
@@ -17,23 +18,11 @@ from panelfast.cloud import (
     firewall_rules,
 )
 from panelfast.cloud._state import StateStore
-from panelfast.config import Settings, load_settings
+from panelfast.config import Settings
 from panelfast.exceptions import ConfigError, PanelfastError
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the gateway's configuration file (TOML)",
-)
-
-
-def _settings(path: Path) -> Settings:
-    try:
-        return load_settings(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+#: The name the command modules knew the loader by (cli._config has it now).
+_settings = load_config
 
 
 def _session(settings: Settings, retry: RetryPolicy | None = None) -> CloudSession:
@@ -59,7 +48,7 @@ def connect(config_path: Path, attempts: int) -> None:
     """
 
     async def go() -> ConnectionStatus:
-        session = _session(_settings(config_path), RetryPolicy(max_attempts=attempts))
+        session = _session(load_config(config_path), RetryPolicy(max_attempts=attempts))
         try:
             status = await session.connect()
         finally:
@@ -77,7 +66,7 @@ def disconnect(config_path: Path) -> None:
     """Disconnect from the cloud: tell it, then stop all cloud traffic."""
 
     async def go() -> None:
-        status = await _session(_settings(config_path)).disconnect()
+        status = await _session(load_config(config_path)).disconnect()
         click.echo(status.text())
 
     asyncio.run(go())
@@ -87,14 +76,14 @@ def disconnect(config_path: Path) -> None:
 @config_option
 def status(config_path: Path) -> None:
     """Show the Connection status, diagnostics with a hint, and time synchronisation."""
-    click.echo(_session(_settings(config_path)).saved_status().text())
+    click.echo(_session(load_config(config_path)).saved_status().text())
 
 
 @main.command()
 @config_option
 def identification(config_path: Path) -> None:
     """Show the Panel Server Identification (the claim key masked)."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     state = StateStore(settings.storage.dir).load()
     try:
         identity = Identity.from_settings(settings.identity, device_id=state.device_id)
@@ -107,6 +96,6 @@ def identification(config_path: Path) -> None:
 @config_option
 def firewall(config_path: Path) -> None:
     """List every host and port the site's firewall must let the gateway reach."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     for rule in firewall_rules(settings, StateStore(settings.storage.dir).load()):
         click.echo(rule.text())

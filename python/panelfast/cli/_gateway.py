@@ -12,9 +12,10 @@ import click
 import uvloop
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from panelfast.cli._cloud import _settings, config_option
+from panelfast.cli._config import config_option, load_config
 from panelfast.cli._main import main
 from panelfast.config import Settings
+from panelfast.exceptions import PanelfastError
 from panelfast.gateway import Gateway
 from panelfast.outbox import Outbox
 
@@ -40,14 +41,20 @@ async def serve(settings: Settings) -> None:
 )
 def run(config_path: Path, log_level: str) -> None:
     """Run the gateway: acquisition, sampling, alarms, buffering and publication."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     # The cloud client's HTTP library logs every request at INFO: too chatty for a daemon.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    except OSError as exc:  # its storage folder, most likely: not the user's to debug
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise click.ClickException(f"{where}{exc.strerror or exc}") from None
+    except PanelfastError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -55,7 +62,7 @@ def run(config_path: Path, log_level: str) -> None:
 @click.option("--watch", is_flag=True, help="follow the delivery until the backlog is empty")
 def backlog(config_path: Path, watch: bool) -> None:
     """Show what waits for the cloud (a progress bar with --watch)."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     outbox = Outbox(
         settings.storage.dir / "outbox.sqlite", quota_bytes=settings.storage.quota_mb * 1_000_000
     )

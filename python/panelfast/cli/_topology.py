@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from panelfast.cli._cloud import _session, _settings, config_option
+from panelfast.cli._cloud import _session
+from panelfast.cli._config import config_option, load_config
 from panelfast.cli._main import main
 from panelfast.config import Settings
 from panelfast.exceptions import CloudError, PanelfastError
@@ -40,7 +41,7 @@ def topology() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the document itself")
 def show(config_path: Path, as_json: bool) -> None:
     """Show the topology, and whether it must be published again."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     current = _topology(settings)
     if as_json:
         click.echo(json.dumps(current.document(), indent=2, ensure_ascii=False))
@@ -66,7 +67,7 @@ def show(config_path: Path, as_json: bool) -> None:
 @config_option
 def publish(config_path: Path) -> None:
     """Publish the topology to the cloud (the gateway must be connected)."""
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     current = _topology(settings)
     session = _session(settings)
 
