@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
-from panelfast.cli._cloud import _settings, config_option
+from panelfast.cli._config import config_option, load_config
 from panelfast.cli._main import main
+from panelfast.config import Settings
 from panelfast.exceptions import (
     ConfigError,
     RemoteConfigReadOnly,
@@ -31,19 +32,21 @@ def remote_config() -> None:
 
 @remote_config.command("check")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--topology",
-    "topology_state",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The published topology state file (what the gateway last published).",
-)
-def check(document: Path, topology_state: Path) -> None:
-    """Validate DOCUMENT as the gateway would, listing every error by path."""
+@config_option
+def check(document: Path, config_path: Path) -> None:
+    """Validate DOCUMENT as the gateway would, listing every error by path.
+
+    It is checked against the topology the gateway last published.
+    """
+    settings = load_config(config_path)
+    topology_state = _topology_state(settings)
     try:
         published = PublishedTopologyStore(topology_state).load()
         if published is None:
-            raise click.ClickException(f"{topology_state}: no published topology")
+            raise click.ClickException(
+                f"no topology published yet ({topology_state}): "
+                "run `panelfast topology publish` first"
+            )
         config = validate_bytes(document.read_bytes(), published.measurements)
     except StateStoreError as exc:
         raise click.ClickException(str(exc)) from None
@@ -62,20 +65,18 @@ def check(document: Path, topology_state: Path) -> None:
 
 
 @remote_config.command("status")
-@click.option(
-    "--state",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The gateway's remote configuration database.",
-)
-def status(state: Path) -> None:
+@config_option
+def status(config_path: Path) -> None:
     """Show the applied configuration and the last version received."""
-    try:
-        with ConfigStore(state) as store:
-            applied = store.applied()
-            received = store.last_received()
-    except StateStoreError as exc:
-        raise click.ClickException(str(exc)) from None
+    state = _config_state(load_config(config_path))
+    applied = received = None
+    if state.exists():  # else the gateway never stored one: nothing to create here
+        try:
+            with ConfigStore(state) as store:
+                applied = store.applied()
+                received = store.last_received()
+        except StateStoreError as exc:
+            raise click.ClickException(str(exc)) from None
     if applied is None:
         click.echo("applied: none (sampling waits for a valid remote configuration)")
     else:
@@ -92,6 +93,16 @@ def status(state: Path) -> None:
         click.echo(f"  {error.path}: {error.message}")
 
 
+def _config_state(settings: Settings) -> Path:
+    """Where the gateway keeps the remote configuration it applied and received."""
+    return settings.storage.dir / "remote-config.sqlite"
+
+
+def _topology_state(settings: Settings) -> Path:
+    """Where the gateway keeps the topology it last published."""
+    return settings.storage.dir / "topology.json"
+
+
 @main.command("set")
 @config_option
 @click.argument("key")
@@ -105,9 +116,9 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
     configuration): changing them here is refused. Restart the gateway
     (``panelfast run``) for the change to take effect.
     """
-    settings = _settings(config_path)
+    settings = load_config(config_path)
     try:
-        state = settings.storage.dir / "remote-config.sqlite"
+        state = _config_state(settings)
         applied = None
         if state.exists():
             with ConfigStore(state) as store:
