@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,34 @@ async def test_a_new_disk_continues_after_the_clouds_last_seq(
     conflicts = [r for r in caplog.records if "data seq" in r.getMessage()]
     assert conflicts == [], "numbered on from bootstrap's data_seq, not corrected by a 409"
     assert system.cloud.last_seq(system.serial) > before
+
+
+async def test_a_clock_set_back_takes_no_instant_twice_and_skips_none(
+    system: EmbeddedSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Time sync sets the gateway's clock back a little: sampling goes on from
+    the instant after the last (it used to take the last one again and fail)."""
+    async with Gateway(system.settings, flush_s=1.0) as gateway:
+        await gateway.connect()
+        await gateway.publish_topology()
+        system.cloud.set_config(system.serial, CONFIG)
+
+        def taken() -> int:
+            """Samples taken so far (flushed): at the cloud or waiting in the outbox."""
+            at_cloud = len(system.cloud.sample_counts(system.serial))
+            return at_cloud + gateway.backlog().samples_left
+
+        await eventually(lambda: taken() > 0, "sampling")
+        for _ in range(3):
+            before = taken()
+            gateway.clock.offset_s -= 0.9
+            await eventually(
+                lambda b=before: taken() > b + 2 * len(MEASURED),
+                "sampling after the clock was set back",
+            )
+        await gateway.publisher.publish_data()
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    for name, points in system.cloud.samples(system.serial).items():
+        instants = [t for t, _ in points]
+        step = 2000 if name.startswith("mb-2") else 1000
+        assert instants == list(range(instants[0], instants[-1] + step, step)), name

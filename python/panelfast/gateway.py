@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PUBLISHER_PERIOD_S = 600
 #: Longest wait of a configuration long poll (§6 allows 0..30).
 CONFIG_WAIT_S = 30
+#: How late the sampling loop may be and still take every instant it missed
+#: (with the readings of now); later than that it resumes at the next instant.
+MAX_CATCH_UP_MS = 5000
 _INTEGER_TYPES = {"INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64", "BITMAP"}
 
 
@@ -483,8 +486,14 @@ class Gateway:
 
     async def _sampling_loop(self) -> None:
         last_flush = self._now_ms()
+        t = last_flush // 1000 * 1000
         while True:
-            t = (self._now_ms() // 1000 + 1) * 1000
+            # The instant after the last one: a loop woken a hair early must not
+            # take an instant twice, nor a late one skip any; only after a long
+            # hold-up (a suspended machine, a clock step) it resumes at the next.
+            t += 1000
+            if self._now_ms() - t > MAX_CATCH_UP_MS:
+                t = (self._now_ms() // 1000 + 1) * 1000
             await self._sleep_until(t)
             if self._switch is not None:
                 await self._make_live(t)
