@@ -212,10 +212,10 @@ _EXPECTED = {"int_type": "a whole number", "float_type": "a number", "bool_type"
 def _unquoted(text: str) -> bool:
     """Whether ``text`` would be a TOML number or boolean without its quotes."""
     try:
-        tomllib.loads(f"v = {text}")
+        value = tomllib.loads(f"v = {text}").get("v")
     except tomllib.TOMLDecodeError:
         return False
-    return True
+    return isinstance(value, int | float)  # a bool is an int
 
 
 def _message(err: ErrorDetails) -> str:
