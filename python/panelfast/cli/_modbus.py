@@ -50,6 +50,7 @@ _TABLES = {
 }
 #: How the engine names a failed read: ``read <function>@<start>+<count>: <why>``.
 _ENGINE_READ = re.compile(r"read (\d+)@(\d+)\+(\d+): (.*)", re.DOTALL)
+_NEXT_ATTEMPT = re.compile(r"; next attempt in \d+ ms$")
 
 
 def _failure(target: str, unit_id: int, message: str) -> str:
@@ -61,6 +62,7 @@ def _failure(target: str, unit_id: int, message: str) -> str:
     function, start, count = (int(read.group(k)) for k in (1, 2, 3))
     one, many = _TABLES.get(function, ("register", "registers"))
     why = read.group(4).removeprefix("transport error: ")  # what follows says which
+    why = _NEXT_ATTEMPT.sub("", why)  # the engine's own retry: this read ends here
     return (
         f"reading {count} {one if count == 1 else many} at address {start} "
         f"from {device} failed: {why}"
