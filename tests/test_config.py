@@ -125,11 +125,11 @@ def test_numbers_and_booleans_are_not_read_from_text(tmp_path: Path) -> None:
 
 def test_toml_types_are_taken_as_they_are(tmp_path: Path) -> None:
     good = GOOD.replace("[cloud]\n", "[cloud]\nrequest_timeout_s = 5\n") + (
-        "\n[gateway]\noutputs_remote_control = true\n"
+        "\n[gateway]\noutputs_remote_control = false\n"
     )
     settings = load_settings(write_config(tmp_path, good))
     assert settings.cloud.request_timeout_s == 5.0
-    assert settings.gateway.outputs_remote_control is True
+    assert settings.gateway.outputs_remote_control is False
 
 
 def test_what_the_file_refers_to_is_checked_too(tmp_path: Path) -> None:

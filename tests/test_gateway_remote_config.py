@@ -249,6 +249,11 @@ async def test_rejected_at_each_limit_plus_one_accepted_at_the_limits(
             lambda: gateway.status().remote_config.applied_version == rate_version,
             what="500 samples per minute applied",
         )
+        # Applied first, reported next: the cloud hears of it a moment later.
+        await wait_for(
+            lambda: any(r["version"] == rate_version for r in cloud.reports(system.serial)),
+            what="its report received",
+        )
 
     statuses = [(r["version"], r["status"]) for r in cloud.reports(system.serial)]
     assert statuses == [

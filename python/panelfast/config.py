@@ -516,12 +516,13 @@ def _email_alarms(document: dict[str, Any], issues: list[ConfigIssue]) -> None:
     document["email"] = email
 
 
-def load_settings(path: str | os.PathLike[str]) -> Settings:
+def load_settings(path: str | os.PathLike[str], *, whole: bool = True) -> Settings:
     """Read and check a configuration file; relative paths are from its folder.
 
     Besides the file itself, what it refers to is checked too (the claim key
     file, each device's model): every command and the daemon start from a
-    configuration known to be whole.
+    configuration known to be whole. ``whole=False`` leaves those to the
+    caller (``panelfast doctor`` checks them one by one, each with its fix).
     """
     path = Path(path)
     try:
@@ -542,7 +543,7 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigIssue("(file)", f"not valid TOML: {exc}")]) from None
     settings = parse_settings(document, str(path))
-    issues = referred_problems(settings)
+    issues = referred_problems(settings) if whole else []
     if issues:
         raise ConfigError(str(path), issues)
     return settings

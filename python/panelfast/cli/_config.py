@@ -48,12 +48,12 @@ class ConfigFileError(click.ClickException):
             click.echo(f"Error: {line}", file=file, err=file is None)
 
 
-def load_config(path: Path) -> Settings:
+def load_config(path: Path, *, whole: bool = True) -> Settings:
     """The settings of the file at ``path``, checked whole; :class:`ConfigFileError` if not."""
     from panelfast.config import load_settings
     from panelfast.exceptions import ConfigError
 
     try:
-        return load_settings(path)
+        return load_settings(path, whole=whole)
     except ConfigError as exc:
         raise ConfigFileError(exc) from None

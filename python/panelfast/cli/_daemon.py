@@ -25,6 +25,7 @@ from panelfast.control.wire import (
     Wire,
     hold_storage,
     holding,
+    release_storage,
     socket_for,
 )
 
@@ -89,6 +90,10 @@ def call(
         if answer is not None:
             break
         if hold_storage(config_path):
+            # Held until the command ends (in a process that runs several, released).
+            context = click.get_current_context(silent=True)
+            if context is not None:
+                context.call_on_close(release_storage)
             return None
         if time.monotonic() > deadline:
             fail(f"the gateway is running but its control API did not answer in {STARTING_S:.0f} s")

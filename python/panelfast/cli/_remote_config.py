@@ -20,7 +20,7 @@ from panelfast.exceptions import (
     StateStoreError,
 )
 from panelfast.local_settings import edit_config_file
-from panelfast.remote_config import ConfigStore, validate_bytes
+from panelfast.remote_config import ConfigStore, ReceivedVersion, validate_bytes
 from panelfast.topology import PublishedTopologyStore
 
 
@@ -75,15 +75,15 @@ def status(config_path: Path) -> None:
 
     settings = load(config_path)
     state = settings.storage.dir / "remote-config.sqlite"
-    if not state.exists():
-        not_running("and no remote configuration was ever received")
-        return
-    try:
-        with ConfigStore(state) as store:
-            applied, received = store.applied(), store.last_received()
-            history = store.history(10)
-    except StateStoreError as exc:
-        fail(str(exc))
+    applied = received = None
+    history: list[ReceivedVersion] = []
+    if state.exists():  # else the gateway never stored one: nothing to create here
+        try:
+            with ConfigStore(state) as store:
+                applied, received = store.applied(), store.last_received()
+                history = store.history(10)
+        except StateStoreError as exc:
+            fail(str(exc))
     shown = RemoteConfigStatus(
         applied_version=applied.version if applied else None,
         received_version=received.version if received else None,

@@ -20,7 +20,15 @@ from typing import Any
 
 from panelfast.exceptions import PanelfastError
 
-__all__ = ["Answer", "GatewayNotRunning", "Wire", "hold_storage", "holding", "socket_for"]
+__all__ = [
+    "Answer",
+    "GatewayNotRunning",
+    "Wire",
+    "hold_storage",
+    "holding",
+    "release_storage",
+    "socket_for",
+]
 
 _DEFAULT_STORAGE = Path("/var/lib/panelfast")
 
@@ -54,6 +62,13 @@ def socket_for(config_path: Path) -> Path | None:
 
 
 _held: dict[Path, int] = {}
+
+
+def release_storage() -> None:
+    """Let go of every storage directory :func:`hold_storage` took."""
+    while _held:
+        _, fd = _held.popitem()
+        os.close(fd)
 
 
 def holding(storage: Path) -> bool:
