@@ -36,6 +36,7 @@ COMMANDS = {
     "email": "_email",
     "service": "_service",
     "doctor": "_doctor",
+    "web": "_web",
 }
 
 
