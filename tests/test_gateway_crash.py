@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from pathlib import Path
 
@@ -94,7 +95,10 @@ def test_killed_gateway_loses_nothing_committed_and_duplicates_nothing(tmp_path:
                 every_s=0.5,
             )
             wait_until(
-                lambda: "samples waiting: 0 " in backlog_cli(system.config_path),
+                lambda: (
+                    re.search(r"^Samples waiting:\s+0$", backlog_cli(system.config_path), re.M)
+                    is not None
+                ),
                 15,
                 "panelfast backlog shows nothing pending",
                 every_s=0.2,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -278,7 +279,9 @@ async def test_disk_quota_drops_oldest_counted_shown_sampling_goes_on(tmp_path: 
             later = outbox_instants(outbox_path, names)
             status = gateway.status()
 
-    shown = int(cli.split("dropped (disk quota): ")[1].split()[0])
+    found = re.search(r"^Dropped \(disk quota\):\s+([\d,]+)$", cli, re.M)
+    assert found, cli
+    shown = int(found[1].replace(",", ""))
     assert dropped <= shown <= status.backlog.dropped_samples, cli
     gone = set(before) - set(after)
     assert len(gone) == dropped, "every dropped sample is counted, and only those"

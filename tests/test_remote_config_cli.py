@@ -68,12 +68,16 @@ def test_check_reports_a_corrupt_topology_state(tmp_path: Path) -> None:
 
 
 def test_status_shows_applied_and_rejected(tmp_path: Path) -> None:
-    path = tmp_path / "rc.sqlite"
+    from cloud_testserver import write_config
+
+    config = write_config(tmp_path, bootstrap_url="https://boot.example.net", ca_bundle=None)
+    path = tmp_path / "state" / "remote-config.sqlite"
     with ConfigStore(path) as store:
         store.save_applied(validate(DOC, PAIRS))
         store.save_rejected("18", [ConfigPathError("alarms[0].threshold", "must be finite")])
-    result = CliRunner().invoke(main, ["remote-config", "status", "--state", str(path)])
+    result = CliRunner().invoke(main, ["remote-config", "status", "--config", str(config)])
     assert result.exit_code == 0, result.output
+    assert "gateway not running" in result.output
     assert "applied: version '17', 1 measurements, 0 alarms" in result.output
     assert "received: version '18' rejected (INVALID)" in result.output
     assert "alarms[0].threshold: must be finite" in result.output

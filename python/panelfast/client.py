@@ -28,8 +28,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from panelfast.cloud import CloudStatus, FirewallRule
-from panelfast.control._audit import AuditEntry
-from panelfast.control._schema import ConfigOutcome, DeviceStatus
+from panelfast.control import AuditEntry, ConfigOutcome, DeviceStatus
 from panelfast.control.wire import GatewayNotRunning, socket_for
 from panelfast.exceptions import PanelfastError
 from panelfast.gateway import GatewayStatus

@@ -151,9 +151,7 @@ async def _control_api(
     gateway: Gateway, settings: Settings, config_path: Path
 ) -> AsyncIterator[ControlApp]:
     """The one door into the running gateway (:mod:`panelfast.control`), for its life."""
-    from panelfast.control._app import ControlApp
-    from panelfast.control._audit import AuditLog
-    from panelfast.control._server import ControlServer, socket_path
+    from panelfast.control import AuditLog, ControlApp, ControlServer, socket_path
 
     storage = settings.storage.dir
     audit = AuditLog(storage / "audit.sqlite")

@@ -118,8 +118,7 @@ def identification(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.cloud import Identity
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import Identity, StateStore
     from panelfast.exceptions import ConfigError
 
     settings = load(config_path)
@@ -139,8 +138,7 @@ def firewall(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.cloud import firewall_rules
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import StateStore, firewall_rules
 
     settings = load(config_path)
     for rule in firewall_rules(settings, StateStore(settings.storage.dir).load()):

@@ -103,7 +103,7 @@ def not_running(what: str) -> None:
 @contextmanager
 def holding_storage(settings: Settings) -> Iterator[None]:
     """Hold the storage directory while working on the gateway's state without a daemon."""
-    from panelfast.control._lock import AlreadyRunning, StorageLock
+    from panelfast.control import AlreadyRunning, StorageLock
 
     lock = StorageLock(settings.storage.dir)
     try:

@@ -49,7 +49,7 @@ def run(
     import uvloop
 
     from panelfast.clock import Clock
-    from panelfast.control._lock import AlreadyRunning, StorageLock
+    from panelfast.control import AlreadyRunning, StorageLock
     from panelfast.daemon import serve
     from panelfast.exceptions import ConfigError
     from panelfast.logs import configure_logging
@@ -132,7 +132,9 @@ def _watch(config_path: Path) -> None:
 
 
 def _backlog_from_outbox(config_path: Path) -> None:
+    from panelfast.control._text import backlog_rows, rows_text
     from panelfast.outbox import Outbox
+    from panelfast.publisher import Backlog
 
     settings = load(config_path)
     with holding_storage(settings):
@@ -145,10 +147,15 @@ def _backlog_from_outbox(config_path: Path) -> None:
         finally:
             outbox.close()
     not_running("what its outbox holds:")
-    click.echo(
-        f"samples waiting: {stats.pending_samples}   alarm events waiting: {stats.pending_events}\n"
-        f"last batch acknowledged: {stats.last_acked}   next: {stats.next_seq}\n"
-        f"dropped (disk quota): {stats.dropped_samples}   refused by the cloud: "
-        f"{stats.refused_batches}\n"
-        f"outbox: {stats.bytes_used / 1e6:.1f} MB of {stats.quota_bytes / 1e6:.0f} MB"
+    nothing_moves = Backlog(
+        samples_left=stats.pending_samples,
+        batches_left=stats.chunks,
+        events_left=stats.pending_events,
+        rate_samples_per_s=0.0,
+        eta_s=None,
+        dropped_samples=stats.dropped_samples,
+        refused_batches=stats.refused_batches,
+        last_acked=stats.last_acked,
     )
+    disk = f"{stats.bytes_used / 1e6:.1f} MB of {stats.quota_bytes / 1e6:.0f} MB"
+    click.echo(rows_text([*backlog_rows(nothing_moves), ("Outbox on disk", disk)]), nl=False)

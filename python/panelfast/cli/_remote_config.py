@@ -70,7 +70,7 @@ def status(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.control._text import remote_config_text
+    from panelfast.control import remote_config_text
     from panelfast.remote_config import RemoteConfigStatus
 
     settings = load(config_path)

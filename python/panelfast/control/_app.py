@@ -22,8 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from panelfast.cloud import Identity
-from panelfast.cloud._identity import mask_secret
+from panelfast.cloud import Identity, mask_secret
 from panelfast.control import _text
 from panelfast.control._audit import AuditEntry, AuditLog
 from panelfast.control._events import EventStream, TooManySubscribers
