@@ -54,6 +54,8 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    #: Every Set-Cookie header (``headers`` keeps one of each name).
+    set_cookies: list[str] = field(default_factory=list)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -95,15 +97,18 @@ class HttpsClient:
             connection.request(method, path, body=body, headers=sent)
             response = connection.getresponse()
             data = response.read()
+            set_cookies = []
             for name, value in response.getheaders():
                 if name.lower() == "set-cookie":
+                    set_cookies.append(value)
                     pair = value.split(";", 1)[0]
                     key, _, cookie = pair.partition("=")
-                    if 'max-age=0' in value.lower() or not cookie.strip('"'):
+                    if "max-age=0" in value.lower() or not cookie.strip('"'):
                         self.cookies.pop(key, None)
                     else:
                         self.cookies[key] = cookie
-            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+            headers_seen = {k.lower(): v for k, v in response.getheaders()}
+            return Answer(response.status, headers_seen, data, set_cookies)
         finally:
             connection.close()
 

@@ -320,16 +320,13 @@ class Acquisition:
         valid, read_at = snap.valid[span].tolist(), snap.read_at_ms[span].tolist()
         readings = []
         for k, m in enumerate(model.measurements):
-            value: float | int | str | None = None
-            if valid[k]:
-                text = snap.texts.get(first + k)
-                if text is not None:
-                    value = text
-                elif integers[k] != _NO_INTEGER:
-                    value = integers[k]
-                else:
-                    value = values[k]
-            readings.append(MeasurementReading(m.id, m.name, m.unit, value, read_at[k] or None))
+            # Text is kept apart from the numeric arrays (whose valid flag it lacks).
+            value: float | int | str | None = snap.texts.get(first + k)
+            if value is None and valid[k]:
+                value = integers[k] if integers[k] != _NO_INTEGER else values[k]
+            readings.append(
+                MeasurementReading(m.id, m.name, m.unit, m.type, value, read_at[k] or None)
+            )
         return readings
 
     def raw_blocks(self, device_id: str) -> list[RawBlock]:

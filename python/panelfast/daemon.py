@@ -33,7 +33,7 @@ from panelfast.systemd import Notifier, ServiceWatch
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from panelfast.control._app import ControlApp
+    from panelfast.control import ControlApp
     from panelfast.web import WebListener
 
 __all__ = ["serve"]

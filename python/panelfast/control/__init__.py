@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from panelfast.control._audit import AuditEntry, AuditLog
     from panelfast.control._lock import AlreadyRunning, StorageLock
     from panelfast.control._schema import ConfigOutcome, DeviceStatus
-    from panelfast.control._server import ControlServer, socket_path
+    from panelfast.control._server import ControlServer, EmbeddedServer, socket_path
     from panelfast.control._text import remote_config_text
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ControlApp",
     "ControlServer",
     "DeviceStatus",
+    "EmbeddedServer",
     "StorageLock",
     "remote_config_text",
     "socket_path",
@@ -54,6 +55,7 @@ _WHERE = {
     "ConfigOutcome": "_schema",
     "DeviceStatus": "_schema",
     "ControlServer": "_server",
+    "EmbeddedServer": "_server",
     "socket_path": "_server",
     "remote_config_text": "_text",
 }

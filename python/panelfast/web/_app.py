@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from panelfast.config import WebSettings
-from panelfast.control._app import ControlApp
+from panelfast.control import ControlApp
 from panelfast.gateway import GatewayStatus
 from panelfast.web import _views
 from panelfast.web._guard import (
@@ -85,14 +85,17 @@ def _iso(text: str | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
+    """``90`` → ``1 min 30 s``, ``3600`` → ``1 h``: the two largest units, zeros left out."""
     if seconds is None:
         return "—"
-    minutes, s = divmod(round(seconds), 60)
-    hours, m = divmod(minutes, 60)
-    days, h = divmod(hours, 24)
-    if days:
-        return f"{days} d {h} h"
-    return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
+    left = round(seconds)
+    parts = []
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
+        if left >= size or (size == 1 and not parts):
+            parts.append(f"{left // size} {unit}")
+            left %= size
+    kept = parts[:2]
+    return " ".join(p for p in kept if not p.startswith("0 ") or len(kept) == 1)
 
 
 def _number(value: float | int) -> str:

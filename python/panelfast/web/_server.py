@@ -22,7 +22,7 @@ import uvicorn
 
 from panelfast._durable import write_atomically
 from panelfast.config import Settings, split_host_port
-from panelfast.control._server import EmbeddedServer
+from panelfast.control import EmbeddedServer
 from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.web._password import PasswordFile, initial_password
 from panelfast.web._tls import fingerprint, server_context, tls_files
@@ -30,7 +30,7 @@ from panelfast.web._tls import fingerprint, server_context, tls_files
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from panelfast.control._app import ControlApp
+    from panelfast.control import ControlApp
 
 __all__ = ["WebListener", "serve_web"]
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from panelfast.cloud import ConnectionStatus, Diagnostic
-from panelfast.control._app import ControlApp
-from panelfast.control._schema import DeviceStatus
+from panelfast.control import ControlApp, DeviceStatus
 from panelfast.gateway import GatewayStatus
 from panelfast.local_settings import LOCAL_SETTINGS
 
