@@ -437,3 +437,27 @@ def test_a_session_ends_when_idle_and_at_its_absolute_limit_whatever_happens() -
     assert limiter.wait_s("10.0.0.2") == 0, "per client"
     now[0] += 100
     assert limiter.wait_s("10.0.0.1") == 0
+
+
+def test_the_event_stream_ends_with_the_session(web: WebGateway) -> None:
+    client = web.client()
+    client.log_in()
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", web.port, context=client._context(), timeout=60
+    )
+    try:
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        connection.request("GET", "/v1/events", headers={"Cookie": cookie})
+        response = connection.getresponse()
+        assert response.status == 200
+        seen = b""
+        while b"event: status" not in seen:
+            seen += response.read1(65536)
+        started = time.monotonic()
+        assert set_password(web.system.config_path, "another passphrase").returncode == 0
+        while response.read1(65536):  # keeps coming until the daemon ends it
+            assert time.monotonic() - started < 30, "the stream outlived its session"
+        assert response.isclosed(), "a complete response, its last chunk sent"
+    finally:
+        connection.close()
+    assert " ERROR " not in web.daemon.tail(100)

@@ -89,7 +89,7 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     left = round(seconds)
-    parts = []
+    parts: list[str] = []
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min"), (1, "s")):
         if left >= size or (size == 1 and not parts):
             parts.append(f"{left // size} {unit}")

@@ -172,7 +172,7 @@ class Guard:
                 return
         scope["panelfast.user"] = user
         if path == "/v1/events" and session is not None:
-            receive = self._until_expiry(receive, session)
+            receive, send = self._until_expiry(session, receive, send)
         await self.app(scope, receive, send)
 
     async def _refuse_anonymous(
@@ -244,32 +244,46 @@ class Guard:
         )
         return None
 
-    def _until_expiry(self, receive: Receive, session: Session) -> Receive:
-        """``receive`` that says the client left once the session has ended: the
-        response (the event stream) then stops."""
+    def _until_expiry(self, session: Session, receive: Receive, send: Send) -> tuple[Receive, Send]:
+        """``receive`` and ``send`` for a response that must end with the session: once
+        it has ended, the response is completed (its reader sees the stream end) and
+        the application is told the client left, so it stops."""
         sessions, passwords = self.sessions, self.passwords
+        started = ended = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if ended:
+                return  # completed already: what the stream still sends goes nowhere
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         async def expired() -> None:
+            # Looked at every few seconds: a logout ends the stream too, and so does a
+            # new password, which another process writes (no event to wait for).
             while True:
-                left = sessions.expires_at(session) - sessions.now()
-                if left <= 0 or session.password != passwords.fingerprint():
+                if not sessions.alive(session, passwords.fingerprint()):
                     return
-                await asyncio.sleep(min(left, 30.0))
+                await asyncio.sleep(min(sessions.expires_at(session) - sessions.now(), 5.0))
 
-        async def wrapped() -> Message:
+        async def guarded_receive() -> Message:
+            nonlocal ended
             message = asyncio.ensure_future(receive())
-            ended = asyncio.ensure_future(expired())
+            end = asyncio.ensure_future(expired())
             try:
-                await asyncio.wait({message, ended}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({message, end}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                ended.cancel()
+                end.cancel()
                 if not message.done():
                     message.cancel()
             if message.done() and not message.cancelled():
                 return message.result()
+            if started and not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            ended = True
             return {"type": "http.disconnect"}
 
-        return wrapped
+        return guarded_receive, guarded_send
 
 
 def _with_headers(send: Send) -> Callable[[Message], Awaitable[None]]:

@@ -88,6 +88,15 @@ class Sessions:
         """When ``session`` ends unless the person does something (monotonic seconds)."""
         return min(session.created + self.max_s, session.last_seen + self.idle_s)
 
+    def alive(self, session: Session, password: str) -> bool:
+        """Whether ``session`` is still open: not expired, logged out, nor outlived by
+        its password."""
+        return (
+            self.expires_at(session) > self._clock()
+            and session.password == password
+            and any(s is session for s in self._sessions.values())
+        )
+
     def close(self, cookie: str | None) -> None:
         if cookie:
             self._sessions.pop(_digest(cookie), None)

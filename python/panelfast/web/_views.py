@@ -166,11 +166,14 @@ async def _remote_config(control: ControlApp, status: GatewayStatus) -> Context:
             alarms.append({"rule": a, "device": devices.get(a.device, a.device), "name": name,
                            "unit": unit})  # fmt: skip
     history = await asyncio.to_thread(gateway.remote.store.history, 5)
+    # In the order of the configuration file (as the Devices page), then what it lost.
+    order = {d.id: k for k, d in enumerate(gateway.settings.devices)}
+    ordered = sorted(groups.items(), key=lambda item: order.get(item[0], len(order)))
     return {
         "rc": status.remote_config,
         "icon": cloud_icon(status),
         "current": current,
-        "groups": [(d, devices.get(d, d), rows) for d, rows in groups.items()],
+        "groups": [(d, devices.get(d, d), rows) for d, rows in ordered],
         "alarms": alarms,
         "history": history[::-1],
     }

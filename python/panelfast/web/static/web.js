@@ -457,7 +457,7 @@
     table.className = "values-table";
     table.innerHTML =
       '<thead><tr><th scope="col">Measurement</th><th scope="col" class="num">Value</th>' +
-      '<th scope="col">Read at</th></tr></thead><tbody></tbody>';
+      '<th scope="col" class="read-at">Read at</th></tr></thead><tbody></tbody>';
     const rows = table.querySelector("tbody");
     for (const r of readings) {
       const row = rows.insertRow();
@@ -470,7 +470,9 @@
       const value = row.insertCell();
       value.className = "num";
       value.textContent = formatValue(r.value, r.type, r.unit) + (r.value !== null && r.unit ? " " + r.unit : "");
-      row.insertCell().textContent = formatTime(r.read_at_ms);
+      const readAt = row.insertCell();
+      readAt.className = "read-at";
+      readAt.textContent = formatTime(r.read_at_ms);
     }
     const wrap = document.createElement("div");
     wrap.className = "scroll";
