@@ -366,9 +366,8 @@ def test_the_event_stream_over_the_web_needs_a_session(web: WebGateway) -> None:
         connection.close()
 
 
-def test_without_web_the_daemon_loads_none_of_the_web_stack(
-    system: EmbeddedSystem, tmp_path: Path
-) -> None:
+def _modules_of_a_running_daemon(config_path: Path, storage: Path) -> list[str]:
+    """Which of the web stack's modules ``panelfast.daemon.serve`` has loaded once up."""
     probe = f"""
 import asyncio, os, signal, sys
 from pathlib import Path
@@ -376,7 +375,7 @@ from panelfast.config import load_settings
 from panelfast.control._lock import StorageLock
 from panelfast.daemon import serve
 
-path = Path({str(system.config_path)!r})
+path = Path({str(config_path)!r})
 settings = load_settings(path)
 
 async def main():
@@ -398,7 +397,21 @@ with StorageLock(settings.storage.dir):
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]", result.stdout
+    return json.loads(result.stdout.strip().replace("'", '"'))
+
+
+def test_without_web_the_daemon_loads_none_of_the_web_stack(system: EmbeddedSystem) -> None:
+    storage = system.settings.storage.dir
+    assert _modules_of_a_running_daemon(system.config_path, storage) == []
+    enable_web(system, free_port())
+    # The first start makes the certificate (cryptography); the next ones only read it.
+    _modules_of_a_running_daemon(system.config_path, storage)
+    assert _modules_of_a_running_daemon(system.config_path, storage) == [
+        "argon2",
+        "jinja2",
+        "markupsafe",
+        "panelfast.web",
+    ]
 
 
 def test_a_session_ends_when_idle_and_at_its_absolute_limit_whatever_happens() -> None:

@@ -24,6 +24,7 @@ from panelfast._durable import write_atomically
 from panelfast.config import Settings, split_host_port
 from panelfast.control import EmbeddedServer
 from panelfast.exceptions import ConfigError, ConfigIssue
+from panelfast.web._app import WebPages
 from panelfast.web._password import PasswordFile, initial_password
 from panelfast.web._tls import fingerprint, server_context, tls_files
 
@@ -106,8 +107,6 @@ async def serve_web(
     listener: WebListener, control: ControlApp, registry: CollectorRegistry
 ) -> AsyncIterator[None]:
     """Serve the web pages on ``listener`` while the block runs."""
-    from panelfast.web._app import WebPages
-
     pages = WebPages(control, listener.settings, listener.passwords, registry)
     context = listener.context
     config = uvicorn.Config(
