@@ -170,15 +170,11 @@ class WebPages:
         return HTMLResponse(html, status)
 
     def _login_page(
-        self, request: Request, status: int, *, error: str | None, then: str
+        self, request: Request, status: int, *, error: str | None, then: str, user: str = ""
     ) -> Response:
         token = secrets.token_urlsafe(24)
         response = self._render(
-            "login.html",
-            status,
-            error=error,
-            next=then,
-            token=token,
+            "login.html", status, error=error, next=then, token=token, user=user[:64]
         )
         response.set_cookie(
             LOGIN_COOKIE, token, max_age=3600, secure=True, httponly=True, samesite="strict"
@@ -238,7 +234,7 @@ class WebPages:
             left = self.limiter.left(client)
             more = f" {left} more attempt{'s' if left != 1 else ''} before a pause." if left else ""
             return self._login_page(
-                request, 401, error=f"Wrong user name or password.{more}", then=then
+                request, 401, error=f"Wrong user name or password.{more}", then=then, user=user
             )
         self.limiter.succeeded(client)
         cookie, _ = self.sessions.open(user, self.passwords.fingerprint())
