@@ -239,7 +239,12 @@ class WebPages:
         self.limiter.succeeded(client)
         cookie, _ = self.sessions.open(user, self.passwords.fingerprint())
         await self._audit(user, "web.login", {"client": client})
-        log.info("web: %s logged in from %s", user, client, extra={"event": "web.login"})
+        log.info(
+            "web: %s logged in from %s",
+            user,
+            client,
+            extra={"event": "web.login", "client": client},
+        )
         response = RedirectResponse(then, 303)
         response.set_cookie(
             COOKIE,
