@@ -20,10 +20,11 @@ dev: $(VENV)/.venv-ready  ## create .venv, install the dev dependencies, build t
 	$(VENV)/bin/maturin develop --release --extras dev -q
 
 .PHONY: system-deps
-system-deps:  ## install the Debian packages the tests use (socat, tinyproxy, chromium, fonts)
-	@command -v socat >/dev/null && command -v tinyproxy >/dev/null && command -v chromium >/dev/null || \
+system-deps:  ## install the Debian packages the tests use (socat, tinyproxy, chromium, fonts, systemd-analyze)
+	@command -v socat >/dev/null && command -v tinyproxy >/dev/null && command -v chromium >/dev/null \
+	  && command -v systemd-analyze >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    socat tinyproxy chromium fonts-dejavu-core fonts-liberation >/dev/null; }
+	    socat tinyproxy chromium fonts-dejavu-core fonts-liberation systemd >/dev/null; }
 
 .PHONY: test
 test: dev system-deps lint  ## build, lint, and run the Rust and Python tests

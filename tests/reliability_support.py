@@ -202,6 +202,13 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def send(self, sig: signal.Signals) -> None:
+        """Send a signal (SIGHUP: reload the configuration file) to the running gateway."""
+        process = self._process
+        assert process is not None, "not running"
+        assert process.poll() is None, self.tail()
+        process.send_signal(sig)
+
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind, as a power cut would leave it."""
         self._end(signal.SIGKILL, expect=-signal.SIGKILL)

@@ -313,14 +313,21 @@ async def test_local_changes_to_managed_settings_are_refused_by_the_api(
 
         # A local setting is the user's: taken, validated, in force at once.
         assert gateway.settings.publication.method == "cloud"
-        with pytest.raises(PublicationConflict, match="turn cloud publication off first"):
-            gateway.change_setting("publication.method", "email")
-        changed = gateway.change_setting("publication.method", "none")
-        assert changed.publication.method == "none"
-        # What the alarm loop reads until it reads publication.method itself.
+        with pytest.raises(PublicationConflict, match="Disconnect first"):
+            await gateway.change_publication_method("email")
+        with pytest.raises(PublicationConflict, match="Disconnect first"):
+            await gateway.change_publication_method("none")
+        await gateway.disconnect()
+        change = await gateway.change_publication_method("none")
+        assert change.audit_text() == "publication method changed from cloud to none"
+        assert gateway.settings.publication.method == "none"
+        assert gateway.status().publication.method == "none"
+        # What older code reads: the mirror of publication.method.
         assert gateway.settings.cloud.alarm_publication == "none"
         with pytest.raises(ConfigError, match=r"publication\.method"):
-            gateway.change_setting("publication.method", "pigeon")
+            await gateway.change_publication_method("pigeon")
+        with pytest.raises(ConfigError, match="switched by change_publication_method"):
+            gateway.change_setting("publication.method", "cloud")
         with pytest.raises(ConfigError, match=r"replaced by publication\.method"):
             gateway.change_setting("cloud.alarm_publication", "cloud")
         with pytest.raises(ConfigError, match="not a setting changed locally"):

@@ -75,6 +75,7 @@ def test_service_install_writes_a_unit_systemd_accepts(
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=",
+        "ExecReload=/bin/kill -HUP $MAINPID",  # systemctl reload: a live reload
     ):
         assert expected in lines, expected
     config = str(system.config_path.resolve())

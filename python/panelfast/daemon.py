@@ -5,9 +5,11 @@ needs: the control API on its Unix socket, the web pages over HTTPS when
 ``[web] listen`` is set (:mod:`panelfast.web`, imported only then), its
 metrics on a port of their own when ``[metrics] listen`` is set
 (prometheus-client is imported only then, or with the web pages, which serve
-``/metrics`` too), systemd's readiness, watchdog and
-status line, the hub token added to the secrets the log masks, and a clean
-stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
+``/metrics`` too), systemd's readiness, watchdog and status line, the hub
+token added to the secrets the log masks, a live reload of its configuration
+file on SIGHUP (:mod:`panelfast.reload`: what cannot change live is refused,
+logged with the key, and the gateway goes on as it was), and a clean stop on
+SIGTERM or Ctrl-C. The log itself is set up by the caller
 (:func:`panelfast.logs.configure_logging`) before anything is logged.
 """
 
@@ -61,6 +63,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    hangup = _Hangup()
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     notifier = notifier or Notifier()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(notifier.close)
@@ -96,10 +100,11 @@ async def serve(
             metrics.watch_gateway(registry, gateway)
         async with (
             gateway,
-            _control_api(gateway, settings, config_path) as control,
-            _web_pages(web, control, registry),
+            _control_api(gateway, settings, config_path) as app,
+            _web_pages(web, app, registry),
         ):
-            relay.to = control.apply_progress
+            relay.to = app.apply_progress
+            hangup.app = app
             if listen is not None:
                 log.info(
                     "metrics on http://%s/metrics",
@@ -116,6 +121,8 @@ async def serve(
                 with contextlib.suppress(asyncio.CancelledError):
                     await watching
             log.info("stopping (signal received)", extra={"event": "gateway.stopping"})
+            hangup.app = None
+            await hangup.cancel()
             watch.stopping()
             if server is not None:
                 server.close()  # no scrape of a gateway being stopped
@@ -144,6 +151,35 @@ async def _web_pages(
     assert registry is not None
     async with serve_web(web, control, registry):
         yield
+
+
+class _Hangup:
+    """SIGHUP: reload the configuration file, through the control API (audited,
+    serialised with the other changes); ignored while starting or stopping."""
+
+    def __init__(self) -> None:
+        self.app: ControlApp | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    def __call__(self) -> None:
+        if self.app is None:
+            log.warning(
+                "SIGHUP ignored: the gateway is starting or stopping (send it again once it runs)",
+                extra={"event": "config.reload_refused", "errors": ["starting or stopping"]},
+            )
+            return
+        task = asyncio.create_task(self.app.reload_on_signal(), name="reload (SIGHUP)")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def cancel(self) -> None:
+        """A reload still waiting for its sampling instant gives up: the gateway stops."""
+        tasks = list(self._reloads)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @contextlib.asynccontextmanager

@@ -50,8 +50,14 @@ def connect(config_path: Path, attempts: int) -> None:
     import asyncio
 
     from panelfast.cloud import CloudSession, ConnectionStatus, RetryPolicy
+    from panelfast.exceptions import PublicationConflict
+    from panelfast.publication import ensure_cloud_services_allowed
 
     settings = load(config_path)
+    try:
+        ensure_cloud_services_allowed(settings.publication.method)
+    except PublicationConflict as exc:
+        fail(f"{exc}\nhint: {exc.hint}")
 
     async def go() -> bool:
         session = CloudSession(settings, retry=RetryPolicy(max_attempts=attempts))

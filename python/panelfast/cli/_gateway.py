@@ -1,4 +1,5 @@
-"""``panelfast run`` (the daemon) and ``panelfast backlog`` (what waits for the cloud)."""
+"""``panelfast run`` (the daemon), ``panelfast reload`` (its configuration file read
+again, live) and ``panelfast backlog`` (what waits for the cloud)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,24 @@ def run(
             )
     except (AlreadyRunning, ConfigError) as exc:
         fail(str(exc))
+
+
+@main.command()
+@config_option
+def reload(config_path: Path) -> None:
+    """Put the configuration file in force in the running gateway, without a restart.
+
+    Devices added, removed or changed take effect at one sampling instant,
+    nothing lost; a file with an error, or a change of what cannot change
+    live (identity, storage folder...), is refused naming the key, and the
+    gateway goes on as it was. (SIGHUP to panelfast run does the same.)
+    """
+    body = {"config": str(config_path.resolve())}
+    answer = call(config_path, "POST", "/v1/reload", body, text=True)
+    if answer is None:
+        load(config_path)  # a file the CLI cannot even read says why, naming the key
+        fail("gateway not running: nothing to reload (panelfast run reads the file as it starts)")
+    click.echo(answer.text(), nl=False)
 
 
 def _secrets(settings: Settings) -> tuple[str | None, ...]:

@@ -15,7 +15,6 @@ from panelfast.cli._daemon import call, config_option, fail, load, not_running
 from panelfast.cli._main import main
 from panelfast.exceptions import (
     ConfigError,
-    PublicationConflict,
     RemoteConfigReadOnly,
     RemoteConfigRejected,
     StateStoreError,
@@ -115,6 +114,11 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         click.echo(f"{config_path}: {key} = {answer.json()['value']!r}")
         return
     settings = load(config_path)
+    if key == "publication.method":
+        from panelfast.cli._publication import switch_here
+
+        switch_here(config_path, settings, value)
+        return
     try:
         state = settings.storage.dir / "remote-config.sqlite"
         applied = None
@@ -124,7 +128,7 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         stored = edit_config_file(
             config_path, key, value, applied_version=applied.version if applied else None
         )
-    except (RemoteConfigReadOnly, ConfigError, PublicationConflict, StateStoreError) as exc:
+    except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
         raise click.ClickException(str(exc)) from None
     not_running("the file is changed; the gateway takes it at its next start")
     click.echo(f"{config_path}: {key} = {stored!r}")

@@ -28,9 +28,15 @@ if TYPE_CHECKING:
     from panelfast.control._app import ControlApp
     from panelfast.control._audit import AuditEntry, AuditLog
     from panelfast.control._lock import AlreadyRunning, StorageLock
-    from panelfast.control._schema import ConfigOutcome, DeviceStatus
+    from panelfast.control._schema import (
+        ConfigOutcome,
+        DeviceStatus,
+        PublicationInfo,
+        PublicationSwitched,
+        TestEmailSent,
+    )
     from panelfast.control._server import ControlServer, EmbeddedServer, socket_path
-    from panelfast.control._text import remote_config_text
+    from panelfast.control._text import publication_text, remote_config_text
 
 __all__ = [
     "AlreadyRunning",
@@ -41,7 +47,11 @@ __all__ = [
     "ControlServer",
     "DeviceStatus",
     "EmbeddedServer",
+    "PublicationInfo",
+    "PublicationSwitched",
     "StorageLock",
+    "TestEmailSent",
+    "publication_text",
     "remote_config_text",
     "socket_path",
 ]
@@ -54,9 +64,13 @@ _WHERE = {
     "StorageLock": "_lock",
     "ConfigOutcome": "_schema",
     "DeviceStatus": "_schema",
+    "PublicationInfo": "_schema",
+    "PublicationSwitched": "_schema",
+    "TestEmailSent": "_schema",
     "ControlServer": "_server",
     "EmbeddedServer": "_server",
     "socket_path": "_server",
+    "publication_text": "_text",
     "remote_config_text": "_text",
 }
 

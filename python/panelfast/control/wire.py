@@ -21,7 +21,7 @@ from typing import Any
 
 from panelfast.exceptions import PanelfastError
 
-__all__ = ["Answer", "GatewayNotRunning", "Wire", "daemon_holds_storage", "socket_for"]
+__all__ = ["Answer", "GatewayNotRunning", "Wire", "hold_storage", "holding", "socket_for"]
 
 _DEFAULT_STORAGE = Path("/var/lib/panelfast")
 
@@ -54,24 +54,40 @@ def socket_for(config_path: Path) -> Path | None:
     return where[1] if where else None
 
 
-def daemon_holds_storage(config_path: Path) -> bool:
-    """A daemon holds the storage directory (it may still be starting)."""
+_held: dict[Path, int] = {}
+
+
+def holding(storage: Path) -> bool:
+    """This process holds ``storage`` (taken by :func:`hold_storage`)."""
+    return storage in _held
+
+
+def hold_storage(config_path: Path) -> bool:
+    """Take the storage directory's lock for the rest of this process, if no daemon
+    holds it: True when this process may work on the gateway's state itself.
+
+    Taken, no daemon can start until the command ends; refused, a daemon holds
+    it (it may still be starting). The holder's PID in the file is left as it
+    is: it names the daemon that ran last.
+    """
     import fcntl
 
     where = _where(config_path)
     if where is None:
-        return False
-    try:
-        fd = os.open(where[0] / "panelfast.lock", os.O_RDWR)
-    except OSError:
-        return False
+        return True  # the caller loads the file the full way, and says what is wrong
+    storage = where[0]
+    if storage in _held:
+        return True
+    if not storage.is_dir():
+        return True  # no gateway ever ran there: nothing to hold
+    fd = os.open(storage / "panelfast.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock if this probe took it
-    return False
+        os.close(fd)
+        return False
+    _held[storage] = fd  # released when the process exits
+    return True
 
 
 class _UnixConnection(http.client.HTTPConnection):

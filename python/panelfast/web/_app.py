@@ -194,8 +194,16 @@ class WebPages:
         return self._login_page(request, 200, error=None, then=then)
 
     async def _form(self, request: Request) -> dict[str, str]:
-        body = (await request.body())[:_MAX_FORM].decode("utf-8", "replace")
-        return {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
+        """The fields of a small form; a body past :data:`_MAX_FORM` is not read on
+        (these routes are reached before logging in: nobody may make the daemon
+        hold a large body)."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_FORM:
+                break
+        text = body[:_MAX_FORM].decode("utf-8", "replace")
+        return {k: v[0] for k, v in urllib.parse.parse_qs(text).items()}
 
     async def login(self, request: Request) -> Response:
         form = await self._form(request)
