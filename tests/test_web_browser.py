@@ -32,6 +32,7 @@ from browser_support import (
     wait_for,
 )
 from cloud_testserver import free_port
+from mail_support import Mailbox, SmtpCA, SmtpServer, append_email, write_password
 from panelfast.embedded import embedded_system
 from panelfast.refcloud import RefCloud
 from web_support import PASSWORD, WebGateway, start_web_gateway
@@ -44,6 +45,7 @@ class Site:
     web: WebGateway
     cloud: RefCloud
     folder: Path
+    mailbox: Mailbox
 
     @property
     def url(self) -> str:
@@ -57,9 +59,21 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("web-site")
-    with embedded_system(folder, poll_period_ms=500, cloud_port=free_port()) as system:
+    mailbox = Mailbox()
+    with (
+        embedded_system(folder, poll_period_ms=500, cloud_port=free_port()) as system,
+        SmtpServer(SmtpCA(folder / "smtp"), mailbox) as smtp,
+    ):
+        # Email publication set up (the method stays cloud), for its part of the page.
+        append_email(
+            system.config_path,
+            port=smtp.port,
+            ca_bundle=smtp.ca.ca_pem,
+            password_file=write_password(folder / "smtp-password"),
+            method="cloud",
+        )
         web = start_web_gateway(system, folder / "gateway.log")
-        here = Site(web, system.cloud, folder)
+        here = Site(web, system.cloud, folder, mailbox)
         try:
             yield here
         finally:
@@ -235,6 +249,68 @@ def test_connect_publish_and_the_cloud_service_icon(
         f"version {rejected} was rejected; version {version} stays in force"
     )
     screenshots.take(page, "invalid")
+
+
+def test_the_publication_method_and_why_a_switch_is_refused(
+    page: Page, site: Site, screenshots: Screenshots
+) -> None:
+    log_in(page, site)
+    method = section(page, "Publication method")
+    cloud = section(page, "Cloud applications management")
+    expect(cloud.locator("#connection-status")).to_have_text("Connected")
+    result = method.locator("#method-result")
+
+    # Cloud services are on: email publication is refused, and the page says why.
+    method.get_by_label("Email for alarms").check()
+    method.get_by_role("button", name="Save").click()
+    expect(result).to_contain_text(
+        "Cannot enable email publication of alarms: cloud services are on (connected)"
+    )
+    expect(result).to_contain_text("Disconnect first")
+    expect(result).not_to_contain_text("run: panelfast")
+    screenshots.take(page, "email-refused")
+
+    # The test email goes whatever the method.
+    method.get_by_role("button", name="Send a test email").click()
+    expect(method.locator("#email-result")).to_contain_text(
+        re.compile(r"Test email sent by 127\.0\.0\.1:\d+ to 3 recipient\(s\); server answer: 250")
+    )
+    assert len(site.mailbox.wait_for(1)) == 1
+
+    cloud.get_by_role("button", name="Disconnect").click()
+    expect(cloud.locator("#connection-status")).to_have_text("Not connected")
+    method.get_by_label("Email for alarms").check()
+    method.get_by_role("button", name="Save").click()
+    expect(result).to_have_text("Publication method: Email for alarms.")
+    expect(method.locator(".choice", has_text="Email for alarms")).to_contain_text("in force")
+    expect(cloud.locator("#cloud-off")).to_contain_text(
+        "Cloud services are off: the publication method is Email for alarms."
+    )
+    cloud.get_by_role("button", name="Connect", exact=True).click()
+    expect(cloud.locator("#cloud-result")).to_contain_text(
+        "Cloud services are off: the publication method is email; set it to cloud first"
+    )
+    screenshots.take(page, "connect-refused")
+    assert 'method = "email"' in site.web.system.config_path.read_text()
+
+    method.get_by_label("Cloud services").check()
+    method.get_by_role("button", name="Save").click()
+    expect(result).to_have_text("Publication method: Cloud services.")
+    expect(cloud.locator("#cloud-off")).to_have_count(0)
+    cloud.get_by_role("button", name="Connect", exact=True).click()
+    expect(cloud.locator("#connection-status")).to_have_text("Connected")
+    actions = [
+        line.split()[3] for line in site.web.cli("audit").stdout.splitlines() if "web:admin" in line
+    ]
+    assert actions[-7:] == [
+        "publication.method",  # refused: connected
+        "email.test",
+        "disconnect",
+        "publication.method",
+        "connect",  # refused: email
+        "publication.method",
+        "connect",
+    ], actions
 
 
 def test_a_cloud_managed_setting_cannot_be_changed_here(

@@ -18,6 +18,7 @@ from panelfast.cloud import ConnectionStatus, Diagnostic
 from panelfast.control import ControlApp, DeviceStatus
 from panelfast.gateway import GatewayStatus
 from panelfast.local_settings import LOCAL_SETTINGS
+from panelfast.publication import EmailSetup
 
 __all__ = [
     "DEVICES_SECTIONS",
@@ -82,10 +83,11 @@ DIAGNOSTIC_FIXES: tuple[tuple[Diagnostic, str], ...] = (
 )
 
 METHODS: tuple[tuple[str, str, str], ...] = (
-    ("cloud", "Cloud services", "Data and alarms are published to the cloud."),
-    ("email", "Email for alarms", "Alarms are sent by email; no data leaves the gateway."),
-    ("none", "None", "Nothing is published; the gateway goes on sampling."),
-)
+    ("cloud", "Cloud services", "Data and alarms go to the cloud once connected (Connect)."),
+    ("email", "Email for alarms", "The alarms of the configuration file go by email; no data "
+     "leaves the gateway."),
+    ("none", "None", "Nothing is published; the gateway goes on sampling, alarms are logged."),
+)  # fmt: skip
 
 
 async def _header(control: ControlApp, status: GatewayStatus) -> Context:
@@ -93,17 +95,18 @@ async def _header(control: ControlApp, status: GatewayStatus) -> Context:
 
 
 async def _method(control: ControlApp, status: GatewayStatus) -> Context:
-    settings = control.gateway.settings
+    email = control.gateway.settings.email
     return {
-        "method": settings.publication.method,
+        "publication": status.publication,
         "methods": METHODS,
-        "email_configured": settings.email is not None,
+        "email": EmailSetup.of(email) if email is not None else None,
     }
 
 
 async def _cloud(control: ControlApp, status: GatewayStatus) -> Context:
     return {
         "cloud": status.cloud,
+        "method": status.publication.method,
         "fixes": DIAGNOSTIC_FIXES,
         "time_mode": control.gateway.settings.time.mode,
     }
@@ -215,10 +218,12 @@ async def _devices(control: ControlApp, status: GatewayStatus) -> Context:
 
 
 PUBLICATION_SECTIONS: tuple[Section, ...] = (
-    Section("method", ("audit:settings.change",), _method),
+    Section(
+        "method", ("status:publication", "audit:publication.method", "audit:email.test"), _method
+    ),
     Section(
         "cloud",
-        ("status:cloud", "audit:connect", "audit:disconnect", "audit:settings.change"),
+        ("status:cloud", "status:publication.method", "audit:settings.change"),
         _cloud,
     ),
     Section("firewall", ("status:cloud.connection", "status:cloud.device_id"), _firewall),

@@ -49,7 +49,10 @@
   function refusal(answer) {
     const data = answer.data || {};
     let text = data.message || "The gateway refused (HTTP " + answer.status + ").";
-    if (data.hint) text += " What to do: " + data.hint;
+    text = text.charAt(0).toUpperCase() + text.slice(1);
+    if (data.stage) text += " (step: " + data.stage + (data.code ? ", server answer: " + data.code + " " + (data.text || "") : "") + ")";
+    // "run: panelfast ..." is the command line's way; the message says it in words.
+    if (data.hint && !data.hint.startsWith("run: ")) text += " What to do: " + data.hint;
     if (Array.isArray(data.issues) && data.issues.length) {
       text += " " + data.issues.map((i) => i.path + ": " + i.message).join("; ");
     }
@@ -330,6 +333,14 @@
     if (data && data.connection) {
       return "Connection status: " + data.connection + (data.diagnostic ? " — " + data.diagnostic : "") + ".";
     }
+    if (data && data.answer && data.server) {
+      const refused = (data.refused || []).map((r) => r.address + " (" + r.code + " " + r.text + ")");
+      return (
+        "Test email sent by " + data.server + " to " + (data.recipients.length - refused.length) +
+        " recipient(s); server answer: " + data.answer.code + " " + data.answer.text +
+        (refused.length ? ". Refused: " + refused.join(", ") : "") + "."
+      );
+    }
     return "Done.";
   }
 
@@ -337,11 +348,16 @@
     const chosen = form.querySelector('input[name="method"]:checked');
     const target = form.querySelector(".result");
     if (!chosen) return say(target, "Choose a publication method.", "bad");
-    const answer = await call("PUT", "/v1/settings/publication.method", { value: chosen.value });
-    if (answer.ok) say(target, "Publication method saved.", "ok");
-    else say(target, refusal(answer), "bad");
+    const answer = await call("PUT", "/v1/publication", { method: chosen.value });
+    if (answer.ok) {
+      const label = form.querySelector('input[value="' + answer.data.method + '"] ~ .choice-label');
+      const name = label ? label.firstChild.textContent.trim() : answer.data.method;
+      say(target, answer.data.changed ? "Publication method: " + name + "." : "Unchanged: " + name + ".", "ok");
+    } else {
+      say(target, refusal(answer), "bad");
+    }
     form.querySelectorAll("input").forEach((input) => delete input.dataset.dirty);
-    refresh("method");
+    changed(true);
   }
 
   async function submitSetting(form) {
