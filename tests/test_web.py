@@ -350,7 +350,7 @@ def test_the_event_stream_over_the_web_needs_a_session(web: WebGateway) -> None:
     assert client.request("GET", "/v1/events").status == 401
     client.log_in()
     connection = http.client.HTTPSConnection(
-        "127.0.0.1", web.port, context=client._context(), timeout=30
+        "127.0.0.1", web.port, context=client.tls_context(), timeout=30
     )
     try:
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
@@ -456,7 +456,7 @@ def test_the_event_stream_ends_with_the_session(web: WebGateway) -> None:
     client = web.client()
     client.log_in()
     connection = http.client.HTTPSConnection(
-        "127.0.0.1", web.port, context=client._context(), timeout=60
+        "127.0.0.1", web.port, context=client.tls_context(), timeout=60
     )
     try:
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())

@@ -73,7 +73,7 @@ class HttpsClient:
     certificate: Path
     cookies: dict[str, str] = field(default_factory=dict)
 
-    def _context(self) -> ssl.SSLContext:
+    def tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.certificate))
         context.check_hostname = False  # the certificate itself is pinned: names do not matter
         return context
@@ -88,7 +88,7 @@ class HttpsClient:
         timeout: float = 30,
     ) -> Answer:
         connection = http.client.HTTPSConnection(
-            "127.0.0.1", self.port, context=self._context(), timeout=timeout
+            "127.0.0.1", self.port, context=self.tls_context(), timeout=timeout
         )
         sent = dict(headers or {})
         if self.cookies:

@@ -154,7 +154,7 @@ async def _topology(control: ControlApp, status: GatewayStatus) -> Context:
 async def _remote_config(control: ControlApp, status: GatewayStatus) -> Context:
     gateway = control.gateway
     current = gateway.remote.current
-    devices, names = _names(control)
+    devices, names = await asyncio.to_thread(_names, control)
     groups: dict[str, list[dict[str, Any]]] = {}
     if current is not None:
         for m in current.measurements:

@@ -198,9 +198,16 @@
 
   function listen() {
     const source = new EventSource("/v1/events");
-    let resync = listen.opened === true; // after a break, changes may have been missed
+    // After a break (a new stream, or the browser's own reconnection), changes may
+    // have been missed, audit entries too: every section is fetched again.
+    let resync = listen.opened === true;
+    let broken = false;
     listen.opened = true;
-    source.onopen = () => streamNotice("");
+    source.onopen = () => {
+      if (broken) resync = true;
+      broken = false;
+      streamNotice("");
+    };
     source.addEventListener("status", (event) => {
       topics.status = JSON.parse(event.data);
       changed(resync);
@@ -214,6 +221,7 @@
     source.addEventListener("audit", (event) => audited(JSON.parse(event.data)));
     source.addEventListener("applying", (event) => applyStep(JSON.parse(event.data)));
     source.onerror = async () => {
+      broken = true;
       streamNotice("The connection to the gateway was lost: trying again…");
       if (source.readyState !== EventSource.CLOSED) return; // the browser retries
       source.close();
