@@ -138,8 +138,9 @@ def fingerprint(certificate: Path) -> str:
 
 
 def server_context(files: TlsFiles) -> ssl.SSLContext:
-    """TLS 1.2 or newer, the standard library's server defaults otherwise."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    """TLS 1.2 or newer, the standard library's server defaults otherwise (no client
+    certificates: the system's CAs are not loaded for nothing)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(files.certificate, files.key)
