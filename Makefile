@@ -45,6 +45,10 @@ lint: dev  ## rustfmt, clippy, ruff, strict mypy, stubtest
 bench: dev  ## run every benchmark; results in benches/results.json
 	$(PY) -m benches
 
+.PHONY: bench-peers
+bench-peers: dev  ## panelfast and the ThingsBoard IoT Gateway on the same Modbus job (~10 min)
+	$(PY) -m benches._peers
+
 .PHONY: wheel
 wheel: $(VENV)/.venv-ready  ## build the release wheel (manylinux) into dist/
 	$(VENV)/bin/maturin build --release --strip -o dist
