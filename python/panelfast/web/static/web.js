@@ -49,7 +49,8 @@
   function refusal(answer) {
     const data = answer.data || {};
     let text = data.message || "The gateway refused (HTTP " + answer.status + ").";
-    text = text.charAt(0).toUpperCase() + text.slice(1);
+    // A sentence starts with a capital; a setting's name ("time.mode ...") stays as it is.
+    if (/^[a-z]+$/.test(text.split(" ")[0])) text = text.charAt(0).toUpperCase() + text.slice(1);
     if (data.stage) text += " (step: " + data.stage + (data.code ? ", server answer: " + data.code + " " + (data.text || "") : "") + ")";
     // "run: panelfast ..." is the command line's way; the message says it in words.
     if (data.hint && !data.hint.startsWith("run: ")) text += " What to do: " + data.hint;
