@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_testserver import free_port
+from cloud_support import free_port
 from ops_support import Scrape, append_sections
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.refcloud import RefCloud

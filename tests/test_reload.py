@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cloud_testserver import free_port
+from cloud_support import free_port
 from ops_support import Scrape, append_sections
 from panelfast.client import GatewayClient
 from panelfast.config import parse_settings

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from panelfast._durable import write_atomically
 from panelfast.config import Settings, parse_settings
@@ -99,6 +99,20 @@ def change_setting(
         raise ConfigError("(local setting)", issues) from None
 
 
+def _from_text(settings: Settings, key: str, text: str) -> object:
+    """A value typed on a command line, read as the setting's type reads it
+    (``"15"`` → 15, ``"true"`` → True); the file itself takes no such conversion."""
+    section, field = key.split(".", 1)
+    part: BaseModel = getattr(settings, section)
+    kind = type(part).model_fields[field].annotation
+    if kind not in (int, float, bool):
+        return text
+    try:
+        return TypeAdapter(kind).validate_python(text)
+    except ValidationError:
+        return text  # refused below, as the file loader refuses it
+
+
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -141,7 +155,8 @@ def edit_config_file(
         raise ConfigError(str(path), [ConfigIssue("(file)", "no such file")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigIssue("(file)", f"not valid TOML: {exc}")]) from None
-    settings = change_setting(parse_settings(document, str(path)), key, value, cloud_on=cloud_on)
+    current = parse_settings(document, str(path))
+    settings = change_setting(current, key, _from_text(current, key, value), cloud_on=cloud_on)
     stored = _current(settings, key)
     section, field = key.split(".", 1)
     edited = _set_line(text, section, field, _toml_value(stored))

@@ -107,6 +107,11 @@ class Publisher:
         # drain must not seal or send the same batch twice over.
         self._sending = asyncio.Lock()
 
+    @property
+    def sending(self) -> bool:
+        """Whether a publication is under way (a batch in flight, or the next being sealed)."""
+        return self._sending.locked()
+
     async def publish_data(self) -> int:
         """Send batches until none is left; returns the samples acknowledged."""
         try:

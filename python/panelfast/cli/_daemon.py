@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from panelfast.cli._config import config_option, load_config
 from panelfast.control.wire import (
     Answer,
     GatewayNotRunning,
@@ -30,24 +31,21 @@ from panelfast.control.wire import (
 if TYPE_CHECKING:
     from panelfast.config import Settings
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the gateway's configuration file (TOML)",
-)
+__all__ = [
+    "call",
+    "config_option",
+    "daemon",
+    "fail",
+    "holding_storage",
+    "load",
+    "not_running",
+]
 
 
 def load(config_path: Path) -> Settings:
-    """The whole configuration, checked; a mistake ends the command with its key named."""
-    from panelfast.config import load_settings
-    from panelfast.exceptions import ConfigError
-
-    try:
-        return load_settings(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    """The whole configuration, checked; a mistake ends the command with its key named
+    (exit status 2)."""
+    return load_config(config_path)
 
 
 def daemon(config_path: Path) -> Wire | None:

@@ -31,19 +31,20 @@ def remote_config() -> None:
 
 @remote_config.command("check")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--topology",
-    "topology_state",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The published topology state file (what the gateway last published).",
-)
-def check(document: Path, topology_state: Path) -> None:
-    """Validate DOCUMENT as the gateway would, listing every error by path."""
+@config_option
+def check(document: Path, config_path: Path) -> None:
+    """Validate DOCUMENT as the gateway would, listing every error by path.
+
+    It is checked against the topology the gateway last published.
+    """
+    topology_state = load(config_path).storage.dir / "topology.json"
     try:
         published = PublishedTopologyStore(topology_state).load()
         if published is None:
-            raise click.ClickException(f"{topology_state}: no published topology")
+            raise click.ClickException(
+                f"no topology published yet ({topology_state}): "
+                "run `panelfast topology publish` first"
+            )
         config = validate_bytes(document.read_bytes(), published.measurements)
     except StateStoreError as exc:
         raise click.ClickException(str(exc)) from None

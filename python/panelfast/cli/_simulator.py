@@ -12,8 +12,8 @@ from types import FrameType
 
 import click
 
+from panelfast.cli._config import load_config
 from panelfast.cli._main import main
-from panelfast.config import load_settings
 from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
@@ -189,7 +189,7 @@ def simulate(
     """
     try:
         if config_file is not None:
-            settings = load_settings(config_file)
+            settings = load_config(config_file)
             library = ModelLibrary((*settings.gateway.model_dirs, *model_dirs))
             devices, serial = devices_for_settings(settings, library)
             faults = Faults(latency_ms=latency_ms, busy_fraction=busy_fraction)

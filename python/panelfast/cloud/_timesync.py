@@ -48,10 +48,18 @@ class SyncStatus:
     offset_s: float = 0.0
     synced_at: float | None = None
     error: str = ""
+    #: Mode cloud before the first bootstrap: the cloud has not named its server yet.
+    awaiting_cloud: bool = False
 
     def describe(self) -> str:
         if self.state == "manual":
             return "manual (system clock, not synchronised)"
+        if self.state == "not synchronised" and self.awaiting_cloud:
+            until = f"; {self.server} until then" if self.server else ""
+            return (
+                "not synchronised yet: waiting for the cloud to name its time server "
+                f"(mode cloud, at the first connection){until}"
+            )
         where = f" with {self.server}" if self.server else ""
         if self.state == "synchronised":
             return f"synchronised{where}, offset {self.offset_s:+.3f} s"
@@ -85,6 +93,7 @@ class SyncStatus:
             offset_s=float(offset),
             synced_at=None if synced_at is None else float(synced_at),
             error=str(saved.get("error", "")),
+            awaiting_cloud=saved.get("awaiting_cloud") is True,
         )
 
 
@@ -133,6 +142,7 @@ class TimeSync:
             mode=mode,
             server=self.server(),
             state="manual" if mode == "manual" else "not synchronised",
+            awaiting_cloud=mode == "cloud" and not cloud_ntp_server,
         )
 
     @property
