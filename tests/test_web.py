@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from cloud_testserver import free_port
+from cloud_support import free_port
 from panelfast.control._schema import openapi_document
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from reliability_support import GatewayProcess, wait_until

@@ -1,16 +1,17 @@
 """The web pages in Chromium, as a Panel Server user works with them.
 
-One site for the module: the reference cloud (on a fixed port, so that it can
-be stopped and brought back), the device simulator, and ``panelfast run`` with
-its web pages on, as a separate process. The browser trusts exactly the
-daemon's self-signed certificate. Every screenshot is kept under
+Each test has its own site: the reference cloud (on a fixed port, so that it
+can be stopped and brought back), the device simulator, a real SMTP server,
+and ``panelfast run`` with its web pages on, as a separate process. The
+daemons serve one certificate of a test CA (``[web] certificate``), which the
+browser trusts by its key, and nothing else (the certificate the gateway makes
+itself is tested in ``test_web.py``). Every screenshot is kept under
 ``tests/artifacts/screenshots/``.
-
-The tests run in file order and share the site: the outage comes last.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -19,23 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from browser_support import (
     Screenshots,
     browser,
-    new_page,
     page,
     phone_page,
     playwright_driver,
     screenshots,
     wait_for,
 )
-from cloud_testserver import free_port
+from cloud_support import free_port
 from mail_support import Mailbox, SmtpCA, SmtpServer, append_email, write_password
 from panelfast.embedded import embedded_system
 from panelfast.refcloud import RefCloud
-from web_support import PASSWORD, WebGateway, start_web_gateway
+from web_support import PASSWORD, WebGateway, WebTls, start_web_gateway
 
 __all__ = ["browser", "page", "phone_page", "playwright_driver", "screenshots"]
 
@@ -57,35 +57,59 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    folder = tmp_path_factory.mktemp("web-site")
+def web_tls(tmp_path_factory: pytest.TempPathFactory) -> WebTls:
+    return WebTls.make(tmp_path_factory.mktemp("web-tls"))
+
+
+@pytest.fixture(scope="module")
+def trusted_certificates(web_tls: WebTls) -> list[Path]:
+    return [web_tls.certificate]
+
+
+@pytest.fixture
+def site(tmp_path: Path, web_tls: WebTls) -> Iterator[Site]:
     mailbox = Mailbox()
     with (
-        embedded_system(folder, poll_period_ms=500, cloud_port=free_port()) as system,
-        SmtpServer(SmtpCA(folder / "smtp"), mailbox) as smtp,
+        embedded_system(tmp_path, poll_period_ms=500, cloud_port=free_port()) as system,
+        SmtpServer(SmtpCA(tmp_path / "smtp"), mailbox) as smtp,
     ):
         # Email publication set up (the method stays cloud), for its part of the page.
         append_email(
             system.config_path,
             port=smtp.port,
             ca_bundle=smtp.ca.ca_pem,
-            password_file=write_password(folder / "smtp-password"),
+            password_file=write_password(tmp_path / "smtp-password"),
             method="cloud",
         )
-        web = start_web_gateway(system, folder / "gateway.log")
-        here = Site(web, system.cloud, folder, mailbox)
+        web = start_web_gateway(system, tmp_path / "gateway.log", tls=web_tls)
+        here = Site(web, system.cloud, tmp_path, mailbox)
         try:
             yield here
         finally:
             web.daemon.close()
-            print(web.daemon.tail(60))  # shown when a test failed
+            print(web.daemon.tail(60))  # shown when the test failed
             if here.cloud is not system.cloud:
                 here.cloud.stop()
 
 
-@pytest.fixture(scope="module")
-def trusted_certificates(site: Site) -> list[Path]:
-    return [site.web.certificate]
+def commission(site: Site) -> None:
+    """Connect and publish the topology from the command line, as a site engineer
+    may have done before opening the page."""
+    for command in (("connect",), ("topology", "publish")):
+        done = site.web.cli(*command)
+        assert done.returncode == 0, done.stderr
+
+
+def configure(site: Site, document: dict[str, Any]) -> str:
+    """The cloud sends ``document``; returns its version once the gateway applied it."""
+    version: str = site.cloud.set_config(site.serial, document)["version"]
+
+    def applied() -> bool:
+        status = json.loads(site.web.cli("status", "--json").stdout)
+        return bool(status["remote_config"]["applied_version"] == version)
+
+    wait_for(applied, what=f"configuration {version} applied", timeout=60)
+    return version
 
 
 def log_in(page: Page, site: Site, path: str = "/settings/publication") -> None:
@@ -136,42 +160,28 @@ def large_configuration(site: Site) -> dict[str, Any]:
 
 
 def test_log_in_refuses_a_wrong_password_then_pauses_this_address(
-    browser: Browser, site: Site, screenshots: Screenshots
+    page: Page, site: Site, screenshots: Screenshots
 ) -> None:
-    page = new_page(browser)
-    try:
-        page.goto(site.url + "/devices")
-        expect(page).to_have_url(re.compile(r"/login\?next=%2Fdevices$"))
-        screenshots.take(page, "login")
-        for attempt in range(5):
-            page.get_by_label("User name").fill("admin")
-            page.get_by_label("Password").fill(f"not the password {attempt}")
-            page.get_by_role("button", name="Log in").click()
-            expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password.")
-            expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
-            if attempt == 0:
-                expect(page.get_by_role("alert")).to_contain_text("4 more attempts before a pause")
-                screenshots.take(page, "wrong-password")
+    page.goto(site.url + "/devices")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fdevices$"))
+    screenshots.take(page, "login")
+    for attempt in range(5):
         page.get_by_label("User name").fill("admin")
-        page.get_by_label("Password").fill(PASSWORD)  # right, but too late
+        page.get_by_label("Password").fill(f"not the password {attempt}")
         page.get_by_role("button", name="Log in").click()
-        expect(page.get_by_role("alert")).to_contain_text(
-            "Too many failed log-ins from this address (127.0.0.1): try again in"
-        )
-        screenshots.take(page, "rate-limited")
-    finally:
-        page.context.close()
-        # The pause lasts five minutes: a restarted daemon has forgotten it.
-        site.web.daemon.stop()
-        site.web.daemon.start()
-        wait_for(lambda: _answers(site), what="the web pages after the restart", timeout=60)
-
-
-def _answers(site: Site) -> bool:
-    try:
-        return site.web.client().request("GET", "/login", timeout=5).status == 200
-    except OSError:
-        return False
+        expect(page.get_by_role("alert")).to_contain_text("Wrong user name or password.")
+        expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+        if attempt == 0:
+            expect(page.get_by_role("alert")).to_contain_text("4 more attempts before a pause")
+            screenshots.take(page, "wrong-password")
+    page.get_by_label("User name").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)  # right, but too late
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text(
+        "Too many failed log-ins from this address (127.0.0.1): try again in"
+    )
+    expect(page).to_have_url(re.compile(r"/login"))
+    screenshots.take(page, "rate-limited")
 
 
 def test_connect_publish_and_the_cloud_service_icon(
@@ -254,6 +264,7 @@ def test_connect_publish_and_the_cloud_service_icon(
 def test_the_publication_method_and_why_a_switch_is_refused(
     page: Page, site: Site, screenshots: Screenshots
 ) -> None:
+    commission(site)
     log_in(page, site)
     method = section(page, "Publication method")
     cloud = section(page, "Cloud applications management")
@@ -348,6 +359,7 @@ def test_a_cloud_managed_setting_cannot_be_changed_here(
 def test_identification_and_the_firewall_list_are_copied(
     page: Page, site: Site, screenshots: Screenshots
 ) -> None:
+    commission(site)  # the hub's and the upload service's hosts come with the bootstrap
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url)
     log_in(page, site)
     identification = section(page, "Identification")
@@ -376,13 +388,18 @@ def test_identification_and_the_firewall_list_are_copied(
 def test_publish_again_when_devices_changed(
     page: Page, site: Site, screenshots: Screenshots
 ) -> None:
+    commission(site)
+    log_in(page, site)
+    topology = section(page, "Publish topology")
+    expect(topology.locator("#topology-published")).to_contain_text("version t-")
+    expect(topology.locator("#publish-again")).to_have_count(0)
+    # The device is renamed in the file and the running gateway reloads it: the
+    # open page says at once that the topology must be published again.
     config = site.web.system.config_path
     text = config.read_text()
     config.write_text(text.replace('name = "Lighting feeder"', 'name = "Lighting, floor 2"'))
-    site.web.daemon.stop()
-    site.web.daemon.start()
-    wait_for(lambda: _answers(site), what="the web pages after the restart", timeout=60)
-    log_in(page, site)
+    reloaded = site.web.cli("reload")
+    assert reloaded.returncode == 0, reloaded.stderr
     topology = section(page, "Publish topology")
     notice = topology.locator("#publish-again")
     expect(notice).to_have_text(
@@ -419,6 +436,8 @@ def test_devices_their_state_and_live_values(
 
 
 def test_at_a_phone_s_width(phone_page: Page, site: Site, screenshots: Screenshots) -> None:
+    commission(site)
+    configure(site, large_configuration(site))
     page = phone_page
     log_in(page, site)
     expect(section(page, "Remote configuration")).to_be_visible()
@@ -440,6 +459,7 @@ def test_at_a_phone_s_width(phone_page: Page, site: Site, screenshots: Screensho
 def test_diagnostics_follow_the_cloud_away_and_back(
     page: Page, site: Site, screenshots: Screenshots
 ) -> None:
+    commission(site)
     log_in(page, site)
     cloud = section(page, "Cloud applications management")
     expect(cloud.locator("#connection-diagnostics")).to_have_text("Device activated")

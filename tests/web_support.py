@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloud_testserver import free_port
+import trustme
+
+from cloud_support import free_port
 from panelfast.embedded import EmbeddedSystem
 from reliability_support import GatewayProcess, wait_until
 
@@ -135,14 +137,39 @@ class HttpsClient:
         return page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
 
 
+@dataclass(frozen=True)
+class WebTls:
+    """A certificate of a test CA for 127.0.0.1, for ``[web] certificate`` and ``key``."""
+
+    certificate: Path
+    key: Path
+    ca: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> WebTls:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1", "localhost")
+        folder.mkdir(parents=True, exist_ok=True)
+        tls = cls(folder / "web-cert.pem", folder / "web-key.pem", folder / "web-ca.pem")
+        issued.cert_chain_pems[0].write_to_path(str(tls.certificate))
+        issued.private_key_pem.write_to_path(str(tls.key))
+        tls.key.chmod(0o600)
+        ca.cert_pem.write_to_path(str(tls.ca))
+        return tls
+
+
 @dataclass
 class WebGateway:
     system: EmbeddedSystem
     daemon: GatewayProcess
     port: int
+    tls: WebTls | None = None
 
     @property
     def certificate(self) -> Path:
+        """The certificate served: the configured one, or the one the gateway made."""
+        if self.tls is not None:
+            return self.tls.certificate
         return self.system.settings.storage.dir / "web-tls" / "cert.pem"
 
     @property
@@ -150,7 +177,7 @@ class WebGateway:
         return f"https://127.0.0.1:{self.port}"
 
     def client(self) -> HttpsClient:
-        return HttpsClient(self.port, self.certificate)
+        return HttpsClient(self.port, self.tls.ca if self.tls is not None else self.certificate)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -163,17 +190,24 @@ class WebGateway:
 
 
 def start_web_gateway(
-    system: EmbeddedSystem, log_path: Path, *, password: str | None = PASSWORD, extra: str = ""
+    system: EmbeddedSystem,
+    log_path: Path,
+    *,
+    password: str | None = PASSWORD,
+    extra: str = "",
+    tls: WebTls | None = None,
 ) -> WebGateway:
     """The daemon with its web pages on (the caller closes ``.daemon``)."""
     port = free_port()
+    if tls is not None:
+        extra += f'certificate = "{tls.certificate}"\nkey = "{tls.key}"\n'
     enable_web(system, port, extra)
     if password is not None:
         done = set_password(system.config_path, password)
         assert done.returncode == 0, done.stderr
     daemon = GatewayProcess(system.config_path, log_path)
     daemon.start()
-    web = WebGateway(system, daemon, port)
+    web = WebGateway(system, daemon, port, tls)
 
     def answers() -> bool:
         if not daemon.alive:

@@ -92,7 +92,8 @@
       if (isDetails && name === "open") continue;
       if (from.getAttribute(name) !== value) from.setAttribute(name, value);
     }
-    if (from.tagName === "INPUT" && !from.dataset.dirty) {
+    // What the person is typing or choosing stays, in the whole form (a radio group).
+    if (from.tagName === "INPUT" && !from.dataset.dirty && !(from.form && from.form.dataset.dirty)) {
       if (from.type === "radio" || from.type === "checkbox") from.checked = to.hasAttribute("checked");
       else from.value = to.getAttribute("value") || "";
     }
@@ -365,7 +366,7 @@
     } else {
       say(target, refusal(answer), "bad");
     }
-    form.querySelectorAll("input").forEach((input) => delete input.dataset.dirty);
+    clean(form);
     changed(true);
   }
 
@@ -378,7 +379,7 @@
     if (answer.ok) {
       say(target, key + " is now " + JSON.stringify(answer.data.value) + ".", "ok");
       form.reset();
-      form.querySelectorAll("input").forEach((input) => delete input.dataset.dirty);
+      clean(form);
     } else {
       say(target, refusal(answer), "bad");
     }
@@ -431,9 +432,19 @@
     }
   });
 
-  document.addEventListener("input", (event) => {
-    if (event.target.matches("input, select, textarea")) event.target.dataset.dirty = "1";
-  });
+  function edited(event) {
+    const input = event.target;
+    if (!input.matches("input, select, textarea")) return;
+    input.dataset.dirty = "1";
+    if (input.form) input.form.dataset.dirty = "1";
+  }
+  document.addEventListener("input", edited);
+  document.addEventListener("change", edited);
+
+  function clean(form) {
+    delete form.dataset.dirty;
+    form.querySelectorAll("input").forEach((input) => delete input.dataset.dirty);
+  }
 
   // -- the backlog bar ------------------------------------------------------------
   // Delivered of the largest backlog seen since the page opened.
