@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
+import select
 import socket
 import ssl
 import stat
@@ -28,6 +30,7 @@ import trustme
 from cloud_support import free_port
 from panelfast.control._schema import openapi_document
 from panelfast.embedded import EmbeddedSystem, embedded_system
+from panelfast.web import PasswordFile
 from reliability_support import GatewayProcess, wait_until
 from web_support import (
     PASSWORD,
@@ -474,3 +477,53 @@ def test_the_event_stream_ends_with_the_session(web: WebGateway) -> None:
     finally:
         connection.close()
     assert " ERROR " not in web.daemon.tail(100)
+
+
+def test_set_password_asks_twice_on_a_terminal(system: EmbeddedSystem) -> None:
+    """As a person types it: hidden, asked again, a mismatch asked anew."""
+    terminal, tty = os.openpty()
+    # setsid --ctty: the command's own session, this pseudo-terminal its terminal
+    # (where a hidden prompt reads from), as in a shell.
+    command = [
+        "setsid", "--ctty", "--wait", sys.executable, "-m", "panelfast",
+        "web", "set-password", "--config", str(system.config_path),
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stdin=tty, stdout=tty, stderr=tty)
+    os.close(tty)
+    shown = b""
+
+    def read(timeout: float = 0.5) -> bytes:
+        if not select.select([terminal], [], [], timeout)[0]:
+            return b""
+        try:
+            return os.read(terminal, 1024)
+        except OSError:  # the command ended: its terminal closed
+            return b""
+
+    def answer(prompt: bytes, line: bytes) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + 60
+        while prompt not in shown:
+            assert time.monotonic() < deadline, shown
+            shown += read()
+        shown = shown.split(prompt, 1)[1]
+        os.write(terminal, line + b"\n")
+
+    try:
+        answer(b"(at least 10 characters): ", b"first passphrase")
+        answer(b"Repeat it: ", b"another passphrase")
+        answer(b"(at least 10 characters): ", b"the same passphrase")
+        answer(b"Repeat it: ", b"the same passphrase")
+        assert child.wait(timeout=60) == 0
+        while chunk := read(0.2):
+            shown += chunk
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(terminal)
+    assert b"web password set for 'admin'" in shown
+    assert b"passphrase" not in shown, "typed without echo"
+    stored = system.settings.storage.dir / "web-password"
+    assert PasswordFile(stored.parent).verify("the same passphrase")
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
