@@ -66,6 +66,7 @@ __all__ = [
     "DeviceDiagnostics",
     "DeviceState",
     "LastError",
+    "MeasurementReading",
     "PointKind",
     "PointRef",
     "RawBlock",
@@ -122,6 +123,25 @@ class RawBlock:
     read_at_ms: int
     #: The registers (bits as 0/1 for functions 1 and 2); None: no data.
     registers: NDArray[np.uint16] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementReading:
+    """A measurement's latest value, for a person to look at (see :meth:`Acquisition.readings`)."""
+
+    id: str
+    name: str
+    unit: str
+    #: The register type (``FLOAT32``, ``DATETIME``: unix ms, ``ASCII``: text...).
+    type: str
+    #: The value as decoded (an exact integer for unscaled integers, text for
+    #: ASCII); None when the device has not given a valid one.
+    value: float | int | str | None
+    #: When the read that gave it was sent (unix ms, gateway's clock); None: never read.
+    read_at_ms: int | None
+
+
+_NO_INTEGER = int(np.iinfo(np.int64).min)
 
 
 def _point(m: MeasurementDef) -> ModbusPoint:
@@ -365,6 +385,28 @@ class Acquisition:
             # In place: the engine hands over fresh arrays. 0 (never read) stays 0.
             np.add(read_at_ms, offset, out=read_at_ms, where=read_at_ms > 0)
         return Snapshot(values, integers, valid, read_at_ms, texts)
+
+    def readings(self, device_id: str) -> list[MeasurementReading]:
+        """A device's measurements and their latest values, built on request from one
+        snapshot (pages and commands ask for this; the sampling path never does)."""
+        entry = self._devices.get(device_id)
+        if entry is None:
+            raise KeyError(f"no device {device_id!r}")
+        model, first = entry
+        snap = self.snapshot()
+        span = slice(first, first + len(model.measurements))
+        values, integers = snap.values[span].tolist(), snap.integers[span].tolist()
+        valid, read_at = snap.valid[span].tolist(), snap.read_at_ms[span].tolist()
+        readings = []
+        for k, m in enumerate(model.measurements):
+            # Text is kept apart from the numeric arrays (whose valid flag it lacks).
+            value: float | int | str | None = snap.texts.get(first + k)
+            if value is None and valid[k]:
+                value = integers[k] if integers[k] != _NO_INTEGER else values[k]
+            readings.append(
+                MeasurementReading(m.id, m.name, m.unit, m.type, value, read_at[k] or None)
+            )
+        return readings
 
     def raw_blocks(self, device_id: str) -> list[RawBlock]:
         """A device's last cycle as it answered: one block per read (commissioning aid)."""

@@ -71,6 +71,7 @@ __all__ = [
     "StorageSettings",
     "TcpConnection",
     "TimeSettings",
+    "WebSettings",
     "load_settings",
     "parse_settings",
     "referred_problems",
@@ -325,6 +326,37 @@ class MetricsSettings(_Section):
         return listen
 
 
+class WebSettings(_Section):
+    """The local web pages and the control API over HTTPS, behind a login (off unless
+    ``listen`` is set: a gateway that does not serve them imports none of their stack)."""
+
+    #: ``host:port`` (``[v6]:port``) to serve HTTPS on, e.g. ``0.0.0.0:8443``.
+    listen: str | None = None
+    #: The name the audit log records changes under (``web:<user>``).
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "admin"
+    #: The server certificate (PEM, chain included) and its private key (mode 0600 or
+    #: 0640); neither: a self-signed certificate is made and kept in the storage folder.
+    certificate: Path | None = None
+    key: Path | None = None
+    #: A login ends after this long without a request from the person...
+    session_idle_min: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    #: ...and this long after it began, whatever happens.
+    session_max_h: Annotated[int, Field(ge=1, le=7 * 24)] = 12
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is not None:
+            split_host_port(listen)
+        return listen
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> WebSettings:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("certificate and key go together, or neither (self-signed)")
+        return self
+
+
 class LoggingSettings(_Section):
     """Where the daemon's log goes and in which form (``panelfast run`` options override)."""
 
@@ -361,6 +393,7 @@ class Settings(_Section):
     publication: PublicationSettings = PublicationSettings()
     email: EmailSettings | None = None
     metrics: MetricsSettings = MetricsSettings()
+    web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     devices: tuple[DeviceSettings, ...] = ()
 
@@ -597,6 +630,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     logs = settings.logging
     if logs.file is not None:
         logs = logs.model_copy(update={"file": resolve(logs.file)})
+    web = settings.web
+    if web.certificate is not None and web.key is not None:
+        web = web.model_copy(
+            update={"certificate": resolve(web.certificate), "key": resolve(web.key)}
+        )
     return settings.model_copy(
         update={
             "identity": identity,
@@ -606,6 +644,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "control": control,
             "email": email,
             "logging": logs,
+            "web": web,
         }
     )
 

@@ -1,12 +1,15 @@
 """``panelfast run``: one gateway as a service, until SIGTERM.
 
 Around the :class:`~panelfast.gateway.Gateway` the daemon adds what a service
-needs: its metrics on a port of their own when ``[metrics] listen`` is set
-(prometheus-client is imported only then), systemd's readiness, watchdog and
-status line, the hub token added to the secrets the log masks, a live
-reload of its configuration file on SIGHUP (:mod:`panelfast.reload`: what
-cannot change live is refused, logged with the key, and the gateway goes
-on as it was), and a clean stop on SIGTERM or Ctrl-C. The log itself is set up by the caller
+needs: the control API on its Unix socket, the web pages over HTTPS when
+``[web] listen`` is set (:mod:`panelfast.web`, imported only then), its
+metrics on a port of their own when ``[metrics] listen`` is set
+(prometheus-client is imported only then, or with the web pages, which serve
+``/metrics`` too), systemd's readiness, watchdog and status line, the hub
+token added to the secrets the log masks, a live reload of its configuration
+file on SIGHUP (:mod:`panelfast.reload`: what cannot change live is refused,
+logged with the key, and the gateway goes on as it was), and a clean stop on
+SIGTERM or Ctrl-C. The log itself is set up by the caller
 (:func:`panelfast.logs.configure_logging`) before anything is logged.
 """
 
@@ -26,10 +29,14 @@ from panelfast.config import Settings
 from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.gateway import Gateway
 from panelfast.logs import Redactor
+from panelfast.remote_config import ApplyProgress, ProgressCallback
 from panelfast.systemd import Notifier, ServiceWatch
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from panelfast.control import ControlApp
+    from panelfast.web import WebListener
 
 __all__ = ["serve"]
 
@@ -46,8 +53,11 @@ async def serve(
 ) -> None:
     """Run a gateway and its control API until SIGTERM or SIGINT, then stop cleanly.
 
-    A metrics address that cannot be listened on is refused before the
-    gateway opens anything, as a :class:`~panelfast.exceptions.ConfigError`.
+    A metrics or web address that cannot be listened on, or a web
+    certificate that cannot be used, is refused before the gateway opens
+    anything, as a :class:`~panelfast.exceptions.ConfigError`. The web pages'
+    stack (Jinja2, argon2, cryptography) is imported only when ``[web]
+    listen`` is set.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,24 +68,42 @@ async def serve(
     notifier = notifier or Notifier()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(notifier.close)
-        registry = server = None
+        registry = server = web = None
         listen = settings.metrics.listen
-        if listen is not None:
+        if listen is not None or settings.web.listen is not None:
             from panelfast import metrics  # prometheus-client: only when metrics are served
 
             registry = metrics.metrics_registry()
+        if listen is not None:
+            assert registry is not None
             try:
                 server = metrics.serve_metrics(registry, listen)
             except OSError as exc:
                 issue = ConfigIssue("metrics.listen", f"cannot listen on {listen}: {exc.strerror}")
                 raise ConfigError(str(config_path), [issue]) from None
             cleanup.callback(server.close)
-        gateway = Gateway(settings, session=CloudSession(settings, clock=clock))
+        if settings.web.listen is not None:
+            from panelfast.web import WebListener
+
+            try:
+                web = WebListener(settings)
+            except ConfigError as exc:
+                raise ConfigError(str(config_path), exc.issues) from None
+            cleanup.callback(web.close)
+        relay = _ProgressRelay()
+        gateway = Gateway(
+            settings, session=CloudSession(settings, clock=clock), on_apply_progress=relay
+        )
         if redactor is not None:
             redactor.watch(lambda: _token(gateway))
         if registry is not None:
             metrics.watch_gateway(registry, gateway)
-        async with gateway, _control_api(gateway, settings, config_path) as app:
+        async with (
+            gateway,
+            _control_api(gateway, settings, config_path) as app,
+            _web_pages(web, app, registry),
+        ):
+            relay.to = app.apply_progress
             hangup.app = app
             if listen is not None:
                 log.info(
@@ -98,6 +126,31 @@ async def serve(
             watch.stopping()
             if server is not None:
                 server.close()  # no scrape of a gateway being stopped
+
+
+class _ProgressRelay:
+    """Steps of applying a remote configuration, to the control API once it is up."""
+
+    def __init__(self) -> None:
+        self.to: ProgressCallback | None = None
+
+    def __call__(self, progress: ApplyProgress) -> None:
+        if self.to is not None:
+            self.to(progress)
+
+
+@contextlib.asynccontextmanager
+async def _web_pages(
+    web: WebListener | None, control: ControlApp, registry: CollectorRegistry | None
+) -> AsyncIterator[None]:
+    if web is None:
+        yield
+        return
+    from panelfast.web import serve_web
+
+    assert registry is not None
+    async with serve_web(web, control, registry):
+        yield
 
 
 class _Hangup:

@@ -37,6 +37,9 @@ batch.renumbered            seq, expected_seq
 batch.split                 seq
 outbox.dropped              samples, quota_bytes
 outbox.compacted            chunks
+web.listening               listen (and the certificate's SHA-256 in the message)
+web.password_generated      file (where the password made at first start waits; never it)
+web.login / login_refused   client
 ==========================  ==============================================================
 
 Text lines show the message (which says the same in words); JSON lines carry

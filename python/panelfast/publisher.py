@@ -68,6 +68,8 @@ class Backlog:
     dropped_samples: int
     refused_batches: int
     last_acked: int
+    #: The first instant of the oldest sample waiting (unix ms); None: nothing waits.
+    oldest_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -212,6 +214,7 @@ class Publisher:
             dropped_samples=stats.dropped_samples,
             refused_batches=stats.refused_batches,
             last_acked=stats.last_acked,
+            oldest_ms=stats.oldest_ms,
         )
 
 

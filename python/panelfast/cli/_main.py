@@ -38,6 +38,7 @@ COMMANDS = {
     "publication": "_publication",
     "service": "_service",
     "doctor": "_doctor",
+    "web": "_web",
 }
 
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         PublicationSwitched,
         TestEmailSent,
     )
-    from panelfast.control._server import ControlServer, socket_path
+    from panelfast.control._server import ControlServer, EmbeddedServer, socket_path
     from panelfast.control._text import publication_text, remote_config_text
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "ControlApp",
     "ControlServer",
     "DeviceStatus",
+    "EmbeddedServer",
     "PublicationInfo",
     "PublicationSwitched",
     "StorageLock",
@@ -67,6 +68,7 @@ _WHERE = {
     "PublicationSwitched": "_schema",
     "TestEmailSent": "_schema",
     "ControlServer": "_server",
+    "EmbeddedServer": "_server",
     "socket_path": "_server",
     "publication_text": "_text",
     "remote_config_text": "_text",

@@ -48,10 +48,11 @@ from panelfast.exceptions import (
     ReloadRefused,
     RemoteConfigReadOnly,
 )
-from panelfast.gateway import Gateway
+from panelfast.gateway import Gateway, GatewayStatus
 from panelfast.local_settings import LOCAL_SETTINGS, edit_config_file
 from panelfast.publication import EmailSetup, PublicationChange
 from panelfast.reload import ReloadOutcome
+from panelfast.remote_config import ApplyProgress
 
 __all__ = ["ControlApp"]
 
@@ -96,10 +97,12 @@ class ControlApp:
     """The routes over one gateway; :attr:`app` is the ASGI application."""
 
     def __init__(self, gateway: Gateway, *, config_path: Path, audit: AuditLog) -> None:
+        """Made on the daemon's event loop (announcements from other threads go to it)."""
         self.gateway = gateway
         self.config_path = config_path
         self.audit = audit
-        self.events = EventStream(self._topics, self._audit_after)
+        self.events = EventStream(self.topics, self._audit_after)
+        self._loop = asyncio.get_running_loop()
         self._changes = asyncio.Lock()
         get, post = ["GET"], ["POST"]
         self.routes = [
@@ -116,6 +119,7 @@ class ControlApp:
             Route("/v1/reload", self.reload, methods=post),
             Route("/v1/firewall", self.firewall, methods=get),
             Route("/v1/devices", self.devices, methods=get),
+            Route("/v1/devices/{device_id}/values", self.readings, methods=get),
             Route("/v1/backlog", self.backlog, methods=get),
             Route("/v1/audit", self.audit_log, methods=get),
             Route("/v1/publication", self.publication, methods=get),
@@ -196,6 +200,14 @@ class ControlApp:
         if _wants_text(request):
             return PlainTextResponse(_text.devices_text(devices))
         return _json(devices, API_TYPES["Devices"])
+
+    async def readings(self, request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        try:
+            readings = await asyncio.to_thread(self.gateway.acquisition.readings, device_id)
+        except KeyError:
+            return _error(404, "not_found", f"no device {device_id!r} is configured")
+        return _json(readings, API_TYPES["Readings"])
 
     async def backlog(self, request: Request) -> Response:
         backlog = await asyncio.to_thread(self.gateway.backlog)
@@ -434,9 +446,23 @@ class ControlApp:
 
     # -- the event stream's topics
 
-    def _topics(self) -> dict[str, bytes]:
+    def apply_progress(self, progress: ApplyProgress) -> None:
+        """Announce a step of applying a remote configuration (from any thread)."""
+        step = {
+            "section": progress.section,
+            "done": progress.done,
+            "total": progress.total,
+            "fraction": progress.fraction,
+        }
+        data = json.dumps(step).encode()
+        self._loop.call_soon_threadsafe(self.events.announce, "applying", data)
+
+    def topics(self, status: GatewayStatus | None = None) -> dict[str, bytes]:
+        """Every topic of the event stream as it would send it now (``status``: the
+        gateway's status just read, if the caller has it)."""
+        status = status if status is not None else self.gateway.status()
         return {
-            "status": encode(self.gateway.status(), API_TYPES["GatewayStatus"]),
+            "status": encode(status, API_TYPES["GatewayStatus"]),
             "devices": encode(
                 [DeviceStatus.of(d) for d in self.gateway.diagnostics()], API_TYPES["Devices"]
             ),

@@ -10,6 +10,7 @@ module; a test checks the committed file is the generated one.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from panelfast.acquisition import DeviceDiagnostics
+from panelfast.acquisition import DeviceDiagnostics, MeasurementReading
 from panelfast.cloud import CloudStatus, FirewallRule
 from panelfast.config import PublicationMethod
 from panelfast.control._audit import AuditEntry
@@ -183,6 +184,7 @@ API_TYPES: dict[str, Any] = {
     "RemoteConfigHistory": list[ConfigOutcome],
     "FirewallRules": list[FirewallRule],
     "Devices": list[DeviceStatus],
+    "Readings": list[MeasurementReading],
     "Backlog": Backlog,
     "AuditEntries": list[AuditEntry],
     "ReloadOutcome": ReloadOutcome,
@@ -246,6 +248,8 @@ _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
       "properties": {"key": {"type": "string"}, "value": {}}}, (400, 403)),
     ("get", "/v1/firewall", "Every host and port the firewall must allow", "FirewallRules", ()),
     ("get", "/v1/devices", "Each device's state, last error and round trips", "Devices", ()),
+    ("get", "/v1/devices/{device_id}/values",
+     "A device's measurements and their latest values (from one snapshot)", "Readings", (404,)),
     ("get", "/v1/backlog", "What waits for the cloud, and how fast it drains", "Backlog", ()),
     ("get", "/v1/audit", "The most recent changes: who, what, when, outcome",
      "AuditEntries", (400,)),
@@ -297,9 +301,11 @@ def generate() -> dict[str, Any]:
                 },
             }
         operation: dict[str, Any] = {"summary": summary, "responses": responses}
-        if "{key}" in path:
+        parameters = re.findall(r"\{(\w+)\}", path)
+        if parameters:
             operation["parameters"] = [
-                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in parameters
             ]
         if method == "put" and path in _BODIES:
             operation["requestBody"] = {
@@ -324,7 +330,8 @@ def generate() -> dict[str, Any]:
         paths.setdefault(path, {})[method] = operation
     paths["/v1/events"] = {
         "get": {
-            "summary": "Server-sent events: status, devices and audit, at every change",
+            "summary": "Server-sent events: status, devices and audit at every change; "
+            "applying: each step of applying a remote configuration",
             "responses": {
                 "200": {"description": "an event stream", "content": {"text/event-stream": {}}}
             },

@@ -6,6 +6,7 @@ the same from every surface and the CLI needs no model of the answers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from panelfast.control._schema import DeviceStatus, PublicationInfo
@@ -49,9 +50,16 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def _instant(t_ms: int | None) -> str:
+    if t_ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def backlog_rows(backlog: Backlog) -> list[tuple[str, str]]:
     return [
         ("Samples waiting", f"{backlog.samples_left:,}"),
+        ("Oldest sample waiting", _instant(backlog.oldest_ms)),
         ("Alarm events waiting", f"{backlog.events_left:,}"),
         ("Draining rate", f"{backlog.rate_samples_per_s:,.0f} samples/s"),
         ("Time to drain", _duration(backlog.eta_s)),

@@ -54,6 +54,7 @@ _WHY: tuple[tuple[str, str], ...] = (
     ),
     ("control", f"the control API listens there from the start; {_RESTART}"),
     ("metrics", f"the metrics listener is opened at the start; {_RESTART}"),
+    ("web", f"the web pages' listener, certificate and logins are set up at the start; {_RESTART}"),
     ("logging", f"the log is set up at the start; {_RESTART}"),
     ("cloud", f"the cloud connection is set up with it at the start; {_RESTART}"),
     ("email", f"email publication is set up at the start; {_RESTART}"),
