@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from panelfast.control import ControlApp
     from panelfast.web import WebListener
 
-__all__ = ["serve"]
+__all__ = ["control_api", "serve"]
 
 log = logging.getLogger("panelfast.daemon")
 
@@ -100,7 +100,7 @@ async def serve(
             metrics.watch_gateway(registry, gateway)
         async with (
             gateway,
-            _control_api(gateway, settings, config_path) as app,
+            control_api(gateway, settings, config_path) as app,
             _web_pages(web, app, registry),
         ):
             relay.to = app.apply_progress
@@ -183,7 +183,7 @@ class _Hangup:
 
 
 @contextlib.asynccontextmanager
-async def _control_api(
+async def control_api(
     gateway: Gateway, settings: Settings, config_path: Path
 ) -> AsyncIterator[ControlApp]:
     """The one door into the running gateway (:mod:`panelfast.control`), for its life."""

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     # The reference cloud (FastAPI, uvicorn, cryptography) is imported only when
     # the demo runs: every other command, `panelfast run` first, does without it.
     from panelfast.embedded import EmbeddedSystem
+    from panelfast.gateway import Gateway
 
 #: What the cloud asks for: every second for the main incomer, every 5 s for the rest.
 DEMO_CONFIG: dict[str, Any] = {
@@ -102,6 +103,8 @@ def _show(system: EmbeddedSystem, started: float) -> None:
 
 
 async def _run(system: EmbeddedSystem, seconds: float, kept: Path | None) -> None:
+    from panelfast.control import StorageLock
+    from panelfast.daemon import control_api
     from panelfast.gateway import Gateway
 
     # Ctrl-C and SIGTERM end the demo the same way: summary, Disconnect, clean up.
@@ -110,33 +113,14 @@ async def _run(system: EmbeddedSystem, seconds: float, kept: Path | None) -> Non
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
-    async with Gateway(system.settings) as gateway:
-        status = await gateway.connect()
-        diagnostic = status.diagnostic.value if status.diagnostic else ""
-        click.echo(f"Connect: {status.connection.value} — {diagnostic}")
-        version = await gateway.publish_topology()
-        click.echo(
-            f"Topology published: {len(system.settings.devices)} devices (version {version})"
-        )
-        system.cloud.set_config(system.serial, {"version": "1", **DEMO_CONFIG})
-        click.echo(
-            "The cloud sent remote configuration 1: 12 measurements, 2 alarms, "
-            "publication every 5 s"
-        )
-        deadline = started + seconds if seconds > 0 else float("inf")
-        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(10.0, left))
-            if stop.is_set() or time.monotonic() >= deadline:
-                break
-            if gateway.status().remote_config.applied_version is None:
-                click.echo("waiting for the remote configuration...")
-                continue
-            _show(system, started)
-        if stop.is_set():
-            click.echo("\nstopped")
-        _show(system, started)
-        await gateway.disconnect()
+    # Run as `panelfast run` does: the gateway and its control API, so that the
+    # CLI works against it from another shell while the demo runs.
+    with StorageLock(system.settings.storage.dir):
+        async with (
+            Gateway(system.settings) as gateway,
+            control_api(gateway, system.settings, system.config_path),
+        ):
+            await _main_job(system, gateway, stop, started, seconds)
     if kept is None:
         click.echo(
             "\nDisconnect: cloud traffic stopped. The demo's temporary folder (the cloud's "
@@ -147,6 +131,36 @@ async def _run(system: EmbeddedSystem, seconds: float, kept: Path | None) -> Non
             "\nDisconnect: cloud traffic stopped; every sample taken and not yet sent is kept "
             f"in the outbox, {system.settings.storage.dir / 'outbox.sqlite'}."
         )
+
+
+async def _main_job(
+    system: EmbeddedSystem, gateway: Gateway, stop: asyncio.Event, started: float, seconds: float
+) -> None:
+    """What an installer and the cloud do, then samples and alarms arriving at the cloud."""
+    status = await gateway.connect()
+    diagnostic = status.diagnostic.value if status.diagnostic else ""
+    click.echo(f"Connect: {status.connection.value} — {diagnostic}")
+    version = await gateway.publish_topology()
+    click.echo(f"Topology published: {len(system.settings.devices)} devices (version {version})")
+    system.cloud.set_config(system.serial, {"version": "1", **DEMO_CONFIG})
+    click.echo(
+        "The cloud sent remote configuration 1: 12 measurements, 2 alarms, publication every 5 s"
+    )
+    click.echo(f"While it runs, from another shell: panelfast status --config {system.config_path}")
+    deadline = started + seconds if seconds > 0 else float("inf")
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(10.0, left))
+        if stop.is_set() or time.monotonic() >= deadline:
+            break
+        if gateway.status().remote_config.applied_version is None:
+            click.echo("waiting for the remote configuration...")
+            continue
+        _show(system, started)
+    if stop.is_set():
+        click.echo("\nstopped")
+    _show(system, started)
+    await gateway.disconnect()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
