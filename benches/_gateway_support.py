@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,8 +104,12 @@ def bench_system(
     points: int = 500,
     simulate: bool = True,
     poll_period_ms: int = 1000,
+    endpoints: Sequence[tuple[str, int, int]] = (),
 ) -> Iterator[BenchSystem]:
-    """The reference cloud (a process), the simulated meters, and a gateway's configuration."""
+    """The reference cloud (a process), the simulated meters, and a gateway's configuration.
+
+    ``endpoints`` (host, port, unit id per device), with ``simulate=False``: the
+    devices are served elsewhere (another process's simulator)."""
     folder.mkdir(parents=True, exist_ok=True)
     model = synthetic_model(points)
     models = folder / "models"
@@ -121,10 +125,12 @@ def bench_system(
                 Simulator([SimulatedDevice(id=i, model=model) for i in ids], seed=6)
             )
         connections = {}
-        for i in ids:
+        for k, i in enumerate(ids):
             if sim is not None:
                 e = sim.endpoint(i)
                 host, port, unit = e.host, e.port, e.unit_id
+            elif endpoints:
+                host, port, unit = endpoints[k]
             else:  # no device answers: only the outbox and the cloud matter
                 host, port, unit = "127.0.0.1", 9, 1
             connections[i] = {
@@ -182,11 +188,14 @@ def connect_and_publish_topology(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def gateway_process(config_path: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``panelfast run`` as a subprocess; stopped by SIGTERM (killed if it hangs)."""
+def gateway_process(
+    config_path: Path, log_path: Path, *, module: str = "panelfast"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``panelfast run`` as a subprocess (``python -m module run``); stopped by SIGTERM
+    (killed if it hangs)."""
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "panelfast", "run", "--config", str(config_path),
+            [sys.executable, "-m", module, "run", "--config", str(config_path),
              "--log-level", "warning"],
             stdout=log,
             stderr=log,

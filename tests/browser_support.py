@@ -147,7 +147,9 @@ class Screenshots:
 
     def take(self, page: Page, label: str, *, full_page: bool = True) -> Path:
         path = SCREENSHOTS / f"{self.prefix}--{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)}.png"
-        page.screenshot(path=str(path), full_page=full_page)
+        # Written here: given a path, Playwright writes it from a thread of its own
+        # event loop's executor, which then outlives the test that started it.
+        path.write_bytes(page.screenshot(full_page=full_page))
         self.taken.append(path)
         return path
 
@@ -172,6 +174,11 @@ def trusted_certificates() -> list[Path]:
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright, trusted_certificates: list[Path]) -> Iterator[Browser]:
     launched = launch_chromium(playwright_driver, trust=trusted_certificates)
+    # Chromium starts its network and storage services with the first page it
+    # loads, and keeps them: start them here, or the first test is blamed for them.
+    warm = new_page(launched)
+    warm.goto("data:text/html,<p>ready</p>")
+    warm.context.close()
     yield launched
     launched.close()
 

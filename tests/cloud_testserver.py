@@ -13,32 +13,23 @@ protocol for the client's tests, with the hooks those need.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
 import secrets
-import shutil
 import socket
 import ssl
-import struct
-import subprocess
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgpack
-import pytest
 import trustme
 import zstandard
-
-from panelfast.config import write_secret
 
 SKEW_LIMIT_S = 300
 MAX_HUB_BODY = 256_000
@@ -93,13 +84,16 @@ def error(status: int, code: str, message: str = "", **extra: Any) -> Reply:
 
 
 class _TLSServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # Closing the server waits for every request's thread: none outlives the test.
+    daemon_threads = False
+    block_on_close = True
     allow_reuse_address = True
 
     def __init__(self, cloud: TestCloud, service: str, context: ssl.SSLContext) -> None:
         self.cloud = cloud
         self.service = service
         self.context = context
+        self.connections: set[socket.socket] = set()
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -108,9 +102,24 @@ class _TLSServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
+        with self.cloud.lock:
+            self.connections.add(sock)
         # The handshake runs in the request's thread: a client that gives up
         # (wrong CA) must not stall the accept loop.
         return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.cloud.lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def hang_up(self) -> None:
+        """End every connection a client kept open: their threads end with them."""
+        with self.cloud.lock:
+            connections = list(self.connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -177,6 +186,7 @@ class TestCloud:
         self.token_ttl_s = token_ttl_s
         self.ntp_server = ntp_server
         self.lock = threading.Lock()
+        self.closing = threading.Event()
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
         self.tokens: dict[str, Token] = {}
@@ -212,9 +222,13 @@ class TestCloud:
         return int(self.servers[service].server_address[1])
 
     def close(self) -> None:
+        self.closing.set()  # long polls answer now
         for server in self.servers.values():
             server.shutdown()
+            server.hang_up()
             server.server_close()
+        for thread in self.threads:
+            thread.join()
 
     # -- test hooks
 
@@ -371,9 +385,9 @@ class TestCloud:
             while True:
                 with self.lock:
                     pending = [c for cid, c in self.commands.items() if cid not in self.results]
-                if pending or time.monotonic() >= deadline:
+                if pending or time.monotonic() >= deadline or self.closing.is_set():
                     raise Reply(200, {"commands": pending})
-                time.sleep(0.02)
+                self.closing.wait(0.02)
         if method == "POST" and len(rest) == 3 and rest[0] == "commands" and rest[2] == "result":
             doc = self.json(body)
             with self.lock:
@@ -422,9 +436,9 @@ class TestCloud:
                 config = self.config
             if config is not None and config["version"] != have:
                 raise Reply(200, config, {"ETag": f'"{config["version"]}"'})
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self.closing.is_set():
                 raise Reply(204 if config is None else 304)
-            time.sleep(0.02)
+            self.closing.wait(0.02)
 
     def post_data(self, device_id: str, headers: dict[str, str], body: bytes) -> None:
         if headers.get("Content-Type") != "application/vnd.panelfast.batch+msgpack":
@@ -484,185 +498,3 @@ class TestCloud:
                 raise error(404, "not_found", "unknown upload")
             upload["data"] = body
         raise Reply(201)
-
-
-# -- gateway configuration files
-
-
-SERIAL = "PS-0042-7A19"
-CLAIM_KEY = "5a" * 32
-
-
-def write_config(
-    folder: Path,
-    *,
-    bootstrap_url: str,
-    ca_bundle: Path | None,
-    mode: str = "manual",
-    ntp_server: str = "127.0.0.1:1",
-    proxy: str | None = None,
-    serial: str = SERIAL,
-    claim_key: str = CLAIM_KEY,
-    timeout_s: float = 2.0,
-    filename: str = "panelfast.toml",
-) -> Path:
-    """A gateway configuration file (and its 0600 claim key file) in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_secret(folder / "claim.key", claim_key)
-    lines = [
-        "[identity]",
-        f'serial = "{serial}"',
-        'mac = "aa:bb:cc:dd:ee:01"',
-        'claim_key_file = "claim.key"',
-        "[cloud]",
-        f'bootstrap_url = "{bootstrap_url}"',
-        f"request_timeout_s = {timeout_s}",
-    ]
-    if ca_bundle is not None:
-        lines.append(f'ca_bundle = "{ca_bundle}"')
-    if proxy is not None:
-        lines.append(f'proxy = "{proxy}"')
-    lines += ["[time]", f'mode = "{mode}"', f'ntp_server = "{ntp_server}"']
-    lines += ["[storage]", f'dir = "{folder / "state"}"']
-    path = folder / filename
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-# -- a local SNTP server (RFC 4330), serving the machine's time plus an offset
-
-NTP_EPOCH_DELTA = 2_208_988_800
-
-
-def _ntp_stamp(t: float) -> tuple[int, int]:
-    return int(t) + NTP_EPOCH_DELTA, int((t % 1) * 2**32)
-
-
-class _SntpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, offset_s: float) -> None:
-        self.offset_s = offset_s
-        self.transport: asyncio.DatagramTransport | None = None
-        self.queries = 0
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) < 48 or self.transport is None:
-            return
-        self.queries += 1
-        now = time.time() + self.offset_s
-        version = (data[0] >> 3) & 0x7
-        stamp = _ntp_stamp(now)
-        packet = struct.pack(
-            "!BBbb3I", (version << 3) | 4, 1, 4, -20, 0, 0, int.from_bytes(b"TEST", "big")
-        )
-        packet += struct.pack("!2I", *stamp)  # reference
-        packet += data[40:48]  # originate: the client's transmit timestamp, echoed
-        packet += struct.pack("!2I", *stamp) + struct.pack(
-            "!2I", *_ntp_stamp(time.time() + self.offset_s)
-        )
-        self.transport.sendto(packet, addr)
-
-
-@contextlib.asynccontextmanager
-async def sntp_server(offset_s: float) -> AsyncIterator[tuple[str, _SntpProtocol]]:
-    """An SNTP server on 127.0.0.1 whose time is the machine's plus ``offset_s``."""
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
-        lambda: _SntpProtocol(offset_s), local_addr=("127.0.0.1", 0)
-    )
-    port = transport.get_extra_info("sockname")[1]
-    try:
-        yield f"127.0.0.1:{port}", protocol
-    finally:
-        transport.close()
-
-
-@contextlib.contextmanager
-def sntp_server_thread(offset_s: float) -> Iterator[str]:
-    """:func:`sntp_server` on a thread of its own, for tests that block (child processes)."""
-    ready: list[str] = []
-    started = threading.Event()
-    stop: list[asyncio.Event] = []
-    loop = asyncio.new_event_loop()
-
-    async def serve() -> None:
-        async with sntp_server(offset_s) as (server, _):
-            stop.append(asyncio.Event())
-            ready.append(server)
-            started.set()
-            await stop[0].wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
-    thread.start()
-    try:
-        if not started.wait(10):
-            raise RuntimeError("the SNTP server did not start")
-        yield ready[0]
-    finally:
-        if stop:
-            loop.call_soon_threadsafe(stop[0].set)
-        thread.join(10)
-        loop.close()
-
-
-# -- tinyproxy, started with a generated configuration
-
-
-@contextlib.contextmanager
-def tinyproxy(
-    folder: Path, *, auth: tuple[str, str] | None = None, connect_ports: tuple[int, ...] = ()
-) -> Iterator[tuple[int, Path]]:
-    """A real tinyproxy on 127.0.0.1; yields its port and its log file.
-
-    ``connect_ports`` limits CONNECT to those ports (others get 403), as a
-    site's proxy that only lets HTTPS to port 443 through.
-    """
-    binary = shutil.which("tinyproxy") or "/usr/bin/tinyproxy"
-    if not Path(binary).exists():
-        pytest.fail("tinyproxy is not installed: run `make system-deps`")
-    port = free_port()
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "tinyproxy.log"
-    lines = [
-        f"Port {port}",
-        "Listen 127.0.0.1",
-        "Timeout 10",
-        "MaxClients 20",
-        "LogLevel Info",
-        f'LogFile "{log}"',
-        "Allow 127.0.0.1",
-    ]
-    if auth is not None:
-        lines.append(f"BasicAuth {auth[0]} {auth[1]}")
-    lines += [f"ConnectPort {p}" for p in connect_ports]
-    conf = folder / "tinyproxy.conf"
-    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    proc = subprocess.Popen(
-        [binary, "-d", "-c", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"tinyproxy did not start: {log.read_text() if log.exists() else ''}"
-                    )
-                time.sleep(0.05)
-        yield port, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=5)

@@ -8,10 +8,8 @@ configurations against them (the cloud does not care whether they answer).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 from panelfast.config import Settings, parse_settings
 from panelfast.models import DeviceModel
 from panelfast.simulator import synthetic_model
+from waiting import PATIENCE_S, eventually
 
 
 def closed_port() -> int:
@@ -94,11 +93,7 @@ def synthetic_models(folder: Path, points: int) -> tuple[Path, str]:
 
 
 async def wait_for(
-    condition: Callable[[], object], what: str = "condition", within_s: float = 15.0
+    condition: Callable[[], object], what: str = "condition", within_s: float = PATIENCE_S
 ) -> None:
     """Poll ``condition`` (without blocking the loop) until it holds."""
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
-        await asyncio.sleep(0.1)
+    await eventually(condition, what, within_s=within_s)

@@ -306,3 +306,33 @@ def wait_until(condition: Callable[[], object], what: str, within_s: float = 60.
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within_s} s waiting for {what}")
         time.sleep(0.05)
+
+
+def append_email(
+    config: Path,
+    *,
+    port: int,
+    ca_bundle: Path,
+    password_file: Path,
+    method: str,
+    alarms: Sequence[dict[str, Any]] = (),
+    recipients: Sequence[str] = RECIPIENTS,
+) -> None:
+    """Add [publication] and [email] (with its alarms) to a configuration file
+    (e.g. the embedded system's), for the server on ``port``."""
+    section = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "starttls",
+        "username": USER,
+        "password_file": str(password_file),
+        "from_address": SENDER,
+        "recipients": list(recipients),
+        "ca_bundle": str(ca_bundle),
+    }
+    lines = ["", "[publication]", f"method = {_toml(method)}", "", "[email]"]
+    lines += [f"{key} = {_toml(value)}" for key, value in section.items()]
+    for entry in alarms:
+        lines += ["", "[[email.alarms]]", *(f"{k} = {_toml(v)}" for k, v in entry.items())]
+    with config.open("a", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")

@@ -7,7 +7,6 @@ engine's decoding is checked against code it shares nothing with.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import struct
@@ -95,20 +94,8 @@ async def tcp_server(
     """Serve ``devices`` on 127.0.0.1; yields the port."""
     port = free_port()
     server = ModbusTcpServer(devices, address=("127.0.0.1", port), framer=framer, **options)
-    task = asyncio.create_task(server.serve_forever())
-    for _ in range(100):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.02)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        break
+    await server.serve_forever(background=True)  # returns once it listens
     try:
         yield port
     finally:
         await server.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

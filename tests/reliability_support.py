@@ -7,7 +7,6 @@ storage and log.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -25,8 +24,10 @@ from typing import Any, TextIO
 import msgpack
 import zstandard
 
+import waiting
 from panelfast.embedded import EmbeddedSystem
 from panelfast.gateway import Gateway
+from waiting import PATIENCE_S
 
 #: What the tests sample: floats and an exact integer counter, on two meters.
 MEASUREMENTS: tuple[tuple[str, str], ...] = (
@@ -112,11 +113,7 @@ def wait_until(
     condition: Callable[[], bool], timeout_s: float, what: str, *, every_s: float = 0.1
 ) -> None:
     """Poll ``condition`` until it holds; fail saying ``what`` did not happen."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        time.sleep(every_s)
+    waiting.wait_until(condition, what, within_s=timeout_s, every_s=every_s)
 
 
 async def eventually(
@@ -127,16 +124,7 @@ async def eventually(
     every_s: float = 0.1,
 ) -> None:
     """:func:`wait_until` for async tests (the gateway runs on the same loop)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        outcome = condition()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(every_s)
+    await waiting.eventually(condition, what, within_s=timeout_s, every_s=every_s)
 
 
 class _Records(logging.Handler):
@@ -202,6 +190,13 @@ class GatewayProcess:
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def send(self, sig: signal.Signals) -> None:
+        """Send a signal (SIGHUP: reload the configuration file) to the running gateway."""
+        process = self._process
+        assert process is not None, "not running"
+        assert process.poll() is None, self.tail()
+        process.send_signal(sig)
+
     def kill(self) -> None:
         """SIGKILL: no cleanup of any kind, as a power cut would leave it."""
         self._end(signal.SIGKILL, expect=-signal.SIGKILL)
@@ -210,18 +205,30 @@ class GatewayProcess:
         """SIGTERM: the clean stop of ``panelfast run``."""
         self._end(signal.SIGTERM, expect=0)
 
-    def _end(self, sig: signal.Signals, *, expect: int) -> None:
+    def kill_now(self) -> None:
+        """SIGKILL from any thread, at once; :meth:`killed` then waits for the end."""
         process = self._process
         assert process is not None, "not running"
-        if process.poll() is not None:
-            raise AssertionError(
-                f"the gateway exited by itself ({process.returncode}):\n{self.tail()}"
-            )
-        process.send_signal(sig)
-        code = process.wait(timeout=20)
+        process.kill()
+
+    def killed(self) -> None:
+        """Wait for the end of a gateway :meth:`kill_now` killed."""
+        self._end(None, expect=-signal.SIGKILL)
+
+    def _end(self, sig: signal.Signals | None, *, expect: int) -> None:
+        process = self._process
+        assert process is not None, "not running"
+        if sig is not None:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"the gateway exited by itself ({process.returncode}):\n{self.tail()}"
+                )
+            process.send_signal(sig)
+        code = process.wait(timeout=PATIENCE_S)
         self._process = None
         assert self._log is not None
-        self._log.write(f"---- ended at {time.time():.3f} by {sig.name} ({code})\n")
+        how = sig.name if sig is not None else "SIGKILL"
+        self._log.write(f"---- ended at {time.time():.3f} by {how} ({code})\n")
         self._log.close()
         if code != expect:
             raise AssertionError(f"the gateway ended with {code}, not {expect}:\n{self.tail()}")
@@ -234,7 +241,7 @@ class GatewayProcess:
         """Whatever happened, leave no process behind."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
-            self._process.wait(timeout=20)
+            self._process.wait(timeout=PATIENCE_S)
         self._process = None
         if self._log is not None and not self._log.closed:
             self._log.close()
@@ -246,7 +253,7 @@ def backlog_cli(config_path: Path) -> str:
         [sys.executable, "-m", "panelfast", "backlog", "--config", str(config_path)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE_S,
         check=False,
     )
     assert result.returncode == 0, result.stderr

@@ -6,8 +6,8 @@ the server's registers; the engine's snapshot must decode exactly that.
 
 from __future__ import annotations
 
-import asyncio
 import math
+import statistics
 import struct
 import time
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from panelfast.acquisition import Acquisition
 from panelfast.config import DeviceSettings
 from panelfast.exceptions import LayoutError, ModbusError, ModbusExceptionError
 from panelfast.models import DeviceModel, MeasurementDef, OutputDef
+from waiting import eventually
 
 PERIOD_MS = 100
 
@@ -35,17 +36,11 @@ def measurement(id: str, function: int, address: int, type: str, **kw: Any) -> M
 
 def tcp_device(id: str, port: int, unit_id: int = 1, **kw: Any) -> DeviceSettings:
     connection = {"type": "tcp", "host": "127.0.0.1", "port": port, "unit_id": unit_id}
-    connection |= {"period_ms": PERIOD_MS, "timeout_ms": 500} | kw
+    # The peer runs on the test's own loop: on a loaded machine it may answer late.
+    connection |= {"period_ms": PERIOD_MS, "timeout_ms": 5000} | kw
     return DeviceSettings.model_validate(
         {"id": id, "name": id, "model": "test", "connection": connection}
     )
-
-
-async def until(predicate: Any, within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 # (type, value) written by the peer; each in every word order.
@@ -117,13 +112,23 @@ async def test_snapshot_decodes_what_pymodbus_wrote() -> None:
     model = DeviceModel(name="test", vendor="test", measurements=tuple(measurements))
     device = sim_device(1, registers, inputs=inputs, coils=coils, discrete=discrete)
 
+    started_ms = time.time() * 1000
     async with (
         tcp_server([device]) as port,
         Acquisition([(tcp_device("meter", port), model)]) as acquisition,
     ):
-        await until(lambda: acquisition.diagnostics()[0].cycles >= 2)
+        await eventually(lambda: acquisition.diagnostics()[0].cycles >= 2, "two cycles")
         snapshot = acquisition.snapshot()
         diagnostics = acquisition.diagnostics()[0]
+        # When each of eight cycles began (its first read was sent).
+        cycle_starts: set[int] = set()
+
+        def eight_cycles_seen() -> bool:
+            read_at = acquisition.snapshot().read_at_ms
+            cycle_starts.add(int(read_at[read_at > 0].min()))
+            return len(cycle_starts) >= 8
+
+        await eventually(eight_cycles_seen, "eight cycles")
 
     assert diagnostics.state == "ok", diagnostics
     assert diagnostics.errors == 0
@@ -147,9 +152,11 @@ async def test_snapshot_decodes_what_pymodbus_wrote() -> None:
     assert dtypes == [np.float64, np.int64, np.bool_]
     assert snapshot.read_at_ms.dtype == np.int64
     read_at = snapshot.read_at_ms[snapshot.valid]
-    # Sent on the wall-clock tick (t % period == 0), within scheduling jitter.
-    assert np.all(read_at % PERIOD_MS < 50), read_at % PERIOD_MS
-    assert time.time() * 1000 - read_at.max() < 1000
+    assert started_ms <= read_at.min() <= read_at.max() <= time.time() * 1000
+    # Cycles start on the wall-clock tick (t % period == 0): most of them within
+    # a few ms (a loaded machine delays some, never most).
+    phases = sorted(t % PERIOD_MS for t in cycle_starts)
+    assert statistics.median(phases) < 20, phases
 
 
 async def test_writes_reach_the_device_and_refusals_are_named() -> None:
@@ -171,15 +178,19 @@ async def test_writes_reach_the_device_and_refusals_are_named() -> None:
             await acquisition.write("io", 5, 3, [1])
             # Another client sees them.
             peer = AsyncModbusTcpClient("127.0.0.1", port=port)
-            await peer.connect()
-            written = await peer.read_holding_registers(10, count=11, device_id=1)
-            coils = await peer.read_coils(0, count=4, device_id=1)
-            peer.close()
+            try:
+                await peer.connect()
+                written = await peer.read_holding_registers(10, count=11, device_id=1)
+                coils = await peer.read_coils(0, count=4, device_id=1)
+            finally:
+                peer.close()
             assert (written.registers[0], written.registers[10]) == (7, 2)
             assert coils.bits[:4] == [True, False, True, True]
             # Polling sees the write.
             level = acquisition.index("io", "level")
-            await until(lambda: acquisition.snapshot().integers[level] == 7)
+            await eventually(
+                lambda: acquisition.snapshot().integers[level] == 7, "the write read back"
+            )
             with pytest.raises(ModbusExceptionError) as refused:
                 await acquisition.write("io", 6, 1000, [1])
             assert refused.value.code == 2
@@ -206,7 +217,7 @@ async def test_unsupported_register_is_split_off_and_remembered() -> None:
         tcp_server([device]) as port,
         Acquisition([(tcp_device("gappy", port), model)]) as acquisition,
     ):
-        await until(lambda: acquisition.diagnostics()[0].cycles >= 3)
+        await eventually(lambda: acquisition.diagnostics()[0].cycles >= 3, "three cycles")
         snapshot = acquisition.snapshot()
         diagnostics = acquisition.diagnostics()[0]
         raw = acquisition.raw_blocks("gappy")

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from modbus_peers import encode, free_port, sim_device, tcp_server
+from waiting import PATIENCE_S
 
 
 async def panelfast(*args: str) -> tuple[int, str, str]:
@@ -13,7 +14,7 @@ async def panelfast(*args: str) -> tuple[int, str, str]:
         sys.executable, "-m", "panelfast", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(), PATIENCE_S)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -24,6 +25,7 @@ async def test_read_prints_decoded_values() -> None:
         code, out, err = await panelfast(
             "modbus", "read", f"127.0.0.1:{port}", "--unit", "3", "--address", "0",
             "--type", "FLOAT32", "--order", "CDAB", "--count", "2", "--raw",
+            "--timeout-ms", "5000",  # the peer answers from this test's loop
         )  # fmt: skip
     assert code == 0, err
     lines = out.splitlines()
@@ -35,7 +37,7 @@ async def test_read_prints_decoded_values() -> None:
 async def test_read_reports_why_there_is_no_value() -> None:
     async with tcp_server([sim_device(1, [1, 2, 3])]) as port:
         code, out, err = await panelfast(
-            "modbus", "read", f"127.0.0.1:{port}", "--address", "10"
+            "modbus", "read", f"127.0.0.1:{port}", "--address", "10", "--timeout-ms", "5000"
         )  # fmt: skip
     assert code == 1
     assert "   10  not available" in out

@@ -19,10 +19,11 @@ import pytest
 
 from modbus_peers import free_port, sim_device, tcp_server
 from panelfast._native import Field, ModbusEngine, ModbusPoint
-from panelfast.acquisition import Acquisition
+from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.config import DeviceSettings
 from panelfast.exceptions import LayoutError, ModbusError
 from panelfast.models import DeviceModel, MeasurementDef
+from waiting import eventually
 
 PERIOD_MS = 100
 TIMEOUT_MS = 150
@@ -76,17 +77,24 @@ async def slow(request: bytes, writer: asyncio.StreamWriter) -> None:
 @contextlib.asynccontextmanager
 async def misbehaving_server(behaviour: Behaviour) -> AsyncIterator[int]:
     """A TCP server that reads MBAP requests and answers them with ``behaviour``."""
+    handlers: set[asyncio.Task[None]] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                header = await reader.readexactly(7)
-                length = struct.unpack(">H", header[4:6])[0]
-                request = header + await reader.readexactly(length - 1)
-                await behaviour(request, writer)
-                if not writer.transport.is_closing():
-                    await writer.drain()
-        writer.close()
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.add(task)
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                while True:
+                    header = await reader.readexactly(7)
+                    length = struct.unpack(">H", header[4:6])[0]
+                    request = header + await reader.readexactly(length - 1)
+                    await behaviour(request, writer)
+                    if not writer.transport.is_closing():
+                        await writer.drain()
+        finally:
+            writer.close()
+            handlers.discard(task)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
@@ -94,11 +102,15 @@ async def misbehaving_server(behaviour: Behaviour) -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
+        # Connections the engine left open (it stopped first) end with the server.
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
-def device(id: str, port: int, unit_id: int = 1) -> DeviceSettings:
+def device(id: str, port: int, unit_id: int = 1, timeout_ms: int = TIMEOUT_MS) -> DeviceSettings:
     connection = {"type": "tcp", "host": "127.0.0.1", "port": port, "unit_id": unit_id}
-    connection |= {"period_ms": PERIOD_MS, "timeout_ms": TIMEOUT_MS}
+    connection |= {"period_ms": PERIOD_MS, "timeout_ms": timeout_ms}
     return DeviceSettings.model_validate(
         {"id": id, "name": id, "model": "m", "connection": connection}
     )
@@ -114,6 +126,8 @@ MODEL = DeviceModel(
     ),
 )
 
+HEALTHY = ("healthy1", "healthy2")
+
 FAULTS: dict[str, tuple[Behaviour, str, str | None]] = {
     # behaviour, last error kind, its name
     "exception": (exception_04, "exception", "ServerDeviceFailure"),
@@ -126,6 +140,25 @@ FAULTS: dict[str, tuple[Behaviour, str, str | None]] = {
 }
 
 
+def diagnosed(diagnostics: dict[str, DeviceDiagnostics]) -> bool:
+    """Every faulty device shows its fault, the healthy ones ten cycles."""
+    dead = diagnostics["dead"]
+    return (
+        all(diagnostics[name].cycles >= 10 for name in HEALTHY)
+        and dead.state == "offline"
+        and dead.last_error is not None
+        and all(
+            (d := diagnostics[name]).errors >= 1
+            and d.last_error is not None
+            and d.last_error.kind == kind
+            and d.state in ("degraded", "offline")
+            for name, (_, kind, _) in FAULTS.items()
+        )
+        and diagnostics["exception"].state == "degraded"
+        and diagnostics["mute"].timeouts >= 1
+    )
+
+
 async def test_faulty_devices_are_diagnosed_and_never_delay_healthy_ones() -> None:
     connects: list[bool] = []
     healthy = [sim_device(unit, [0x4348, 0x0000]) for unit in (1, 2)]  # 200.0
@@ -134,51 +167,53 @@ async def test_faulty_devices_are_diagnosed_and_never_delay_healthy_ones() -> No
             tcp_server(healthy, trace_connect=connects.append)
         )
         connects.clear()  # the server's readiness probe
+        # The healthy peer answers from the test's own loop: a loaded machine
+        # may hold it up, which is not what this test is about.
         devices = [
-            (device("healthy1", healthy_port, 1), MODEL),
-            (device("healthy2", healthy_port, 2), MODEL),
-            (device("dead", free_port()), MODEL),
+            (device(name, healthy_port, unit, timeout_ms=5000), MODEL)
+            for unit, name in enumerate(HEALTHY, start=1)
         ]
+        devices.append((device("dead", free_port()), MODEL))
         for name, (behaviour, _, _) in FAULTS.items():
             port = await stack.enter_async_context(misbehaving_server(behaviour))
             devices.append((device(name, port), MODEL))
         acquisition = Acquisition(devices, retries=1)
         async with acquisition:
-            await asyncio.sleep(1.5)
-            now_ms = time.time() * 1000
+            started_ms, started = time.time() * 1000, time.monotonic()
+            await eventually(
+                lambda: diagnosed({d.device_id: d for d in acquisition.diagnostics()}),
+                "every fault diagnosed while the healthy devices are read",
+            )
+            elapsed_s = time.monotonic() - started
             snapshot = acquisition.snapshot()
             diagnostics = {d.device_id: d for d in acquisition.diagnostics()}
 
-    for name in ("healthy1", "healthy2"):
+    for name in HEALTHY:
         d = diagnostics[name]
         index = acquisition.index(name, "p")
         assert snapshot.valid[index]
         assert snapshot.values[index] == 200.0
+        assert snapshot.read_at_ms[index] > started_ms
         assert d.state == "ok", d
-        assert (d.errors, d.overruns) == (0, 0), d
-        assert d.cycles >= 10, d
-        # Read on the last tick or the one before, never held up.
-        assert now_ms - snapshot.read_at_ms[index] < 2.5 * PERIOD_MS, d
-        assert snapshot.read_at_ms[index] % PERIOD_MS < 50
+        assert d.errors == 0, d
+        # Never held up by the others' timeouts (150 ms, retried: several per
+        # cycle if they were waited for): read on nearly every tick of the
+        # period, seldom late (a loaded machine makes some cycles late, not most).
+        assert d.cycles >= 0.3 * elapsed_s * 1000 / PERIOD_MS, (d, elapsed_s)
+        assert d.overruns * 4 <= d.cycles, d
     # Two unit ids behind one endpoint share one connection.
     assert connects.count(True) == 1
 
-    assert diagnostics["dead"].state == "offline"
     assert diagnostics["dead"].last_error is not None
     assert diagnostics["dead"].last_error.kind == "transport"
     for name, (_, kind, error_name) in FAULTS.items():
         d = diagnostics[name]
         assert not snapshot.valid[acquisition.index(name, "p")], name
-        assert d.state in ("degraded", "offline"), d
         assert d.last_error is not None, d
         assert d.last_error.kind == kind, d
         if error_name is not None:
             assert d.last_error.name == error_name
             assert d.last_error.code == 4
-        assert d.errors >= 1, d
-    # A device that answers with exceptions is alive: degraded, not offline.
-    assert diagnostics["exception"].state == "degraded"
-    assert diagnostics["mute"].timeouts >= 1
 
 
 def test_bad_arguments_get_clear_errors_not_crashes() -> None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import time
+import statistics
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer
@@ -22,6 +21,7 @@ from modbus_peers import encode, sim_device, tcp_server
 from panelfast.acquisition import Acquisition
 from panelfast.config import DeviceSettings
 from panelfast.models import DeviceModel, MeasurementDef
+from waiting import eventually
 
 PERIOD_MS = 300
 
@@ -51,10 +51,10 @@ def meter(unit_id: int, voltage: float, energy: int) -> SimDevice:
     return sim_device(unit_id, holding, inputs=inputs)
 
 
-def rtu_device(id: str, port: str, unit_id: int) -> DeviceSettings:
+def rtu_device(id: str, port: str, unit_id: int, timeout_ms: int = 1000) -> DeviceSettings:
     connection = {
         "type": "rtu", "port": port, "baud_rate": 38400, "parity": "none",
-        "unit_id": unit_id, "period_ms": PERIOD_MS, "timeout_ms": 100,
+        "unit_id": unit_id, "period_ms": PERIOD_MS, "timeout_ms": timeout_ms,
     }  # fmt: skip
     return DeviceSettings.model_validate(
         {"id": id, "name": id, "model": "meter", "connection": connection}
@@ -72,10 +72,7 @@ async def pty_pair(folder: Path) -> AsyncIterator[tuple[str, str]]:
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        for _ in range(200):
-            if all(end.exists() for end in ends):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: all(end.exists() for end in ends), "socat's pty pair")
         yield str(ends[0]), str(ends[1])
     finally:
         process.terminate()
@@ -100,22 +97,11 @@ async def rtu_server(devices: list[SimDevice], port: str) -> AsyncIterator[None]
         parity="N",
         trace_packet=drop_requests_to_absent_units,
     )
-    task = asyncio.create_task(server.serve_forever())
-    await asyncio.sleep(0.2)
+    await server.serve_forever(background=True)  # returns once the port is open
     try:
         yield
     finally:
         await server.shutdown()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(predicate: Any, within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
 
 
 async def test_rtu_bus_with_a_dead_unit(tmp_path: Path) -> None:
@@ -123,13 +109,36 @@ async def test_rtu_bus_with_a_dead_unit(tmp_path: Path) -> None:
         devices = [meter(1, 230.5, 123_456_789_012), meter(2, 231.75, 42)]
         async with rtu_server(devices, bus):
             acquisition = Acquisition(
-                [(rtu_device(f"m{unit}", gateway, unit), MODEL) for unit in (1, 2, 3)]
+                [
+                    (rtu_device("m1", gateway, 1), MODEL),
+                    (rtu_device("m2", gateway, 2), MODEL),
+                    (rtu_device("m3", gateway, 3, timeout_ms=100), MODEL),
+                ]
             )
+            sent: dict[str, set[int]] = {"m1": set(), "m2": set()}
+
+            def six_cycles_seen() -> bool:
+                read_at = acquisition.snapshot().read_at_ms
+                for device in sent:
+                    at = int(read_at[acquisition.index(device, "voltage")])
+                    if at:
+                        sent[device].add(at)
+                return all(len(times) >= 6 for times in sent.values())
+
             async with acquisition:
-                await until(lambda: all(d.cycles >= 3 for d in acquisition.diagnostics()))
+                await eventually(six_cycles_seen, "six cycles of m1 and m2")
                 await acquisition.write("m2", 6, 5, [77])
                 setpoint = acquisition.index("m2", "setpoint")
-                await until(lambda: acquisition.snapshot().integers[setpoint] == 77)
+                await eventually(
+                    lambda: acquisition.snapshot().integers[setpoint] == 77, "the write read back"
+                )
+                await eventually(
+                    lambda: (
+                        (last := acquisition.diagnostics()[2].last_error) is not None
+                        and last.kind == "timeout"
+                    ),
+                    "the dead unit timed out",
+                )
                 snapshot = acquisition.snapshot()
                 diagnostics = acquisition.diagnostics()
 
@@ -140,11 +149,13 @@ async def test_rtu_bus_with_a_dead_unit(tmp_path: Path) -> None:
     assert snapshot.integers[values["m2.energy"]] == 42
     for d in diagnostics[:2]:
         assert d.state == "ok", d
-        assert d.overruns == 0, d
+        # A loaded machine (the peer answers from this test's loop) makes some
+        # cycles late, never most.
+        assert d.overruns * 4 <= d.cycles, d
     # Devices on one bus are staggered over the period: m2 a third later.
-    phase = [snapshot.read_at_ms[values[f"m{u}.voltage"]] % PERIOD_MS for u in (1, 2)]
-    assert phase[0] < 60, phase
-    assert 100 <= phase[1] < 160, phase
+    phase = [statistics.median(t % PERIOD_MS for t in sent[d]) for d in ("m1", "m2")]
+    assert phase[0] < 60, (phase, sent)
+    assert 100 <= phase[1] < 160, (phase, sent)
     dead = diagnostics[2]
     assert dead.state in ("degraded", "offline"), dead
     assert dead.last_error is not None
@@ -169,7 +180,7 @@ async def test_rtu_over_tcp() -> None:
             }
         )
         async with Acquisition([(settings, MODEL)]) as acquisition:
-            await until(lambda: acquisition.diagnostics()[0].cycles >= 2)
+            await eventually(lambda: acquisition.diagnostics()[0].cycles >= 2, "two cycles")
             snapshot = acquisition.snapshot()
             diagnostics = acquisition.diagnostics()[0]
     assert diagnostics.state == "ok", diagnostics
@@ -180,7 +191,7 @@ async def test_rtu_over_tcp() -> None:
 async def test_a_missing_serial_port_is_reported_not_raised(tmp_path: Path) -> None:
     missing = str(tmp_path / "ttyUSB9")
     async with Acquisition([(rtu_device("lost", missing, 1), MODEL)]) as acquisition:
-        await until(lambda: acquisition.diagnostics()[0].cycles >= 1)
+        await eventually(lambda: acquisition.diagnostics()[0].cycles >= 1, "a cycle")
         diagnostics = acquisition.diagnostics()[0]
     assert diagnostics.last_error is not None
     assert diagnostics.last_error.kind == "transport"

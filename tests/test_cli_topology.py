@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_support import panelfast
 from panelfast.embedded import embedded_system
-
-
-def panelfast(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "panelfast", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_show_publish_and_show_again(tmp_path: Path) -> None:

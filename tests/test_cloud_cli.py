@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
-from cloud_testserver import CLAIM_KEY, SERIAL, TestCloud, write_config
+from cli_support import panelfast
+from cloud_support import CLAIM_KEY, SERIAL, MakeCloud, ca_fixture, make_cloud_fixture, write_config
+from cloud_testserver import TestCloud
 
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
+__all__ = ["ca_fixture", "make_cloud_fixture"]  # fixtures used by name
 
 
 @pytest.fixture
-def cloud(ca: trustme.CA) -> Iterator[TestCloud]:
-    server = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY}, ntp_server="time.cloud.example:1123")
-    yield server
-    server.close()
-
-
-def panelfast(*args: str) -> subprocess.CompletedProcess[str]:
-    started = time.monotonic()
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "panelfast", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        print(args[0], f"{time.monotonic() - started:.2f} s")
+def cloud(make_cloud: MakeCloud) -> TestCloud:
+    return make_cloud(ntp_server="time.cloud.example:1123")
 
 
 def test_connect_status_identification_firewall_disconnect(
@@ -122,7 +101,7 @@ def test_firewall_before_the_first_bootstrap(tmp_path: Path) -> None:
 def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     config = write_config(tmp_path, bootstrap_url="http://insecure.example", ca_bundle=None)
     result = panelfast("status", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "cloud.bootstrap_url" in result.stderr
     assert "HTTPS" in result.stderr
     assert "Traceback" not in result.stderr
@@ -132,6 +111,6 @@ def test_unsafe_claim_key_file_is_refused(tmp_path: Path) -> None:
     config = write_config(tmp_path, bootstrap_url="https://boot.example.net", ca_bundle=None)
     (tmp_path / "claim.key").chmod(0o644)
     result = panelfast("identification", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "chmod 600" in result.stderr
     assert CLAIM_KEY not in result.stderr

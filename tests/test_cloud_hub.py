@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+import time
 
 import msgpack
 import pytest
-import trustme
 import zstandard
 
-from cloud_testserver import CLAIM_KEY, SERIAL, TestCloud, write_config
-from panelfast.cloud import CloudSession, ConfigAnswer, RetryPolicy
+from cloud_support import (
+    SERIAL,
+    ca_file_fixture,
+    ca_fixture,
+    cloud_fixture,
+    config_fixture,
+    make_cloud_fixture,
+    make_session_fixture,
+    session_fixture,
+)
+from cloud_testserver import TestCloud
+from panelfast.cloud import CloudSession, ConfigAnswer
 from panelfast.cloud._hub import MAX_HUB_BODY
-from panelfast.config import load_settings
 from panelfast.exceptions import (
     CloudProtocolError,
     Conflict,
@@ -23,6 +30,17 @@ from panelfast.exceptions import (
     NotFound,
     PayloadTooLarge,
 )
+from waiting import PATIENCE_S, eventually
+
+__all__ = [  # fixtures used by name
+    "ca_file_fixture",
+    "ca_fixture",
+    "cloud_fixture",
+    "config_fixture",
+    "make_cloud_fixture",
+    "make_session_fixture",
+    "session_fixture",
+]
 
 TOPOLOGY = {
     "schema": "panelfast.topology/1",
@@ -30,31 +48,6 @@ TOPOLOGY = {
     "published_at": "2026-11-22T10:00:00Z",
     "devices": [],
 }
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def cloud(ca: trustme.CA) -> Iterator[TestCloud]:
-    server = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY})
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def session(cloud: TestCloud, ca: trustme.CA, tmp_path: Path) -> AsyncIterator[CloudSession]:
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
-    connected = CloudSession(
-        load_settings(config), retry=RetryPolicy(initial_s=0.05, max_s=0.1, max_attempts=2)
-    )
-    await connected.connect()
-    yield connected
-    await connected.aclose()
 
 
 def batch(seq: int, values: list[float]) -> bytes:
@@ -181,12 +174,15 @@ async def test_alarms_commands_results_outputs(session: CloudSession, cloud: Tes
 async def test_long_poll_commands_returns_when_one_arrives(
     session: CloudSession, cloud: TestCloud
 ) -> None:
-    poll = asyncio.create_task(session.hub.get_commands(wait_s=5))
-    await asyncio.sleep(0.3)
+    polls = len(cloud.seen("hub", "/commands"))
+    started = time.monotonic()
+    poll = asyncio.create_task(session.hub.get_commands(wait_s=20))
+    await eventually(lambda: len(cloud.seen("hub", "/commands")) > polls, "the poll at the cloud")
     assert not poll.done()
     cloud.commands["c-1"] = {"id": "c-1", "type": "upload_logs"}
-    commands = await asyncio.wait_for(poll, 3)
+    commands = await asyncio.wait_for(poll, PATIENCE_S)
     assert [c.id for c in commands] == ["c-1"]
+    assert time.monotonic() - started < 20, "answered when the command came, not at the deadline"
 
 
 async def test_upload_three_steps_for_a_large_topology(

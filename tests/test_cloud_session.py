@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -12,15 +11,28 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
-from cloud_testserver import CLAIM_KEY, SERIAL, TestCloud, free_port, sntp_server, write_config
-from panelfast.cloud import CloudSession, ConnectionStatus, Diagnostic, RetryPolicy
-from panelfast.config import load_settings
+from cloud_support import (
+    CLAIM_KEY,
+    SERIAL,
+    MakeCloud,
+    MakeSession,
+    ca_file_fixture,
+    ca_fixture,
+    cloud_fixture,
+    config_fixture,
+    free_port,
+    make_cloud_fixture,
+    make_session_fixture,
+    sntp_server,
+    write_config,
+)
+from cloud_testserver import TestCloud
+from panelfast.cloud import ConnectionStatus, Diagnostic, RetryPolicy
 from panelfast.exceptions import (
     BadCredentials,
     NetworkUnreachable,
@@ -28,54 +40,26 @@ from panelfast.exceptions import (
     NotRegistered,
     RateLimited,
 )
+from waiting import PATIENCE_S, eventually
 
-FAST = RetryPolicy(initial_s=0.05, max_s=0.2, max_attempts=3)
-
-MakeSession = Callable[..., CloudSession]
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> Path:
-    path = tmp_path / "cloud-ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
-@pytest.fixture
-def cloud(ca: trustme.CA) -> Iterator[TestCloud]:
-    server = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY})
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def make_session() -> AsyncIterator[MakeSession]:
-    made: list[CloudSession] = []
-
-    def make(config: Path, retry: RetryPolicy = FAST) -> CloudSession:
-        session = CloudSession(load_settings(config), retry=retry, ntp_timeout_s=0.5)
-        made.append(session)
-        return session
-
-    yield make
-    for session in made:
-        await session.aclose()
+__all__ = [  # fixtures used by name
+    "ca_file_fixture",
+    "ca_fixture",
+    "cloud_fixture",
+    "config_fixture",
+    "make_cloud_fixture",
+    "make_session_fixture",
+]
 
 
 async def test_connect_activates_and_keeps_the_token_secret(
     cloud: TestCloud,
-    ca_file: Path,
+    config: Path,
     tmp_path: Path,
     make_session: MakeSession,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     assert session.status().connection is ConnectionStatus.NOT_CONNECTED
 
@@ -127,9 +111,8 @@ async def test_unreadable_ca_bundle_is_bad_credentials(
 
 
 async def test_hub_refusing_a_de_enrolled_serial_is_not_registered(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     del cloud.enrolled[SERIAL]  # the token stays valid
@@ -185,19 +168,23 @@ async def test_reset_or_silent_server_is_network_unreachable(
 ) -> None:
     accepted: list[socket.socket] = []
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)  # closing a socket does not wake accept(): look now and then
     port = listener.getsockname()[1]
+    done = threading.Event()
 
     def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
+        while not done.is_set():
+            try:
                 conn, _ = listener.accept()
-                if behaviour == "reset":  # RST right away
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    conn.close()
-                else:
-                    accepted.append(conn)  # never answers
+            except TimeoutError:
+                continue
+            if behaviour == "reset":  # RST right away
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            else:
+                accepted.append(conn)  # never answers
 
-    thread = threading.Thread(target=serve, daemon=True)
+    thread = threading.Thread(target=serve)
     thread.start()
     config = write_config(
         tmp_path, bootstrap_url=f"https://127.0.0.1:{port}", ca_bundle=ca_file, timeout_s=0.3
@@ -205,6 +192,8 @@ async def test_reset_or_silent_server_is_network_unreachable(
     try:
         status = await make_session(config).connect()
     finally:
+        done.set()
+        thread.join()
         listener.close()
         for conn in accepted:
             conn.close()
@@ -227,9 +216,8 @@ async def test_unresolvable_host_is_network_unreachable_naming_the_host(
 
 
 async def test_token_expiry_mid_run_bootstraps_again_transparently(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     first_token = session.state.token
@@ -247,9 +235,8 @@ async def test_token_expiry_mid_run_bootstraps_again_transparently(
 
 
 async def test_concurrent_calls_after_expiry_share_one_bootstrap(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     cloud.expire_tokens()
@@ -258,9 +245,8 @@ async def test_concurrent_calls_after_expiry_share_one_bootstrap(
 
 
 async def test_hub_refusing_a_fresh_token_is_bad_credentials_after_one_retry(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     cloud.fail_next("hub", "/outputs", 401, count=5, code="bad_credentials")
@@ -273,9 +259,8 @@ async def test_hub_refusing_a_fresh_token_is_bad_credentials_after_one_retry(
 
 
 async def test_failed_bootstrap_after_expiry_sets_the_diagnostic(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     del cloud.enrolled[SERIAL]
@@ -289,56 +274,50 @@ async def test_failed_bootstrap_after_expiry_sets_the_diagnostic(
 
 
 async def test_skewed_clock_is_bad_credentials_until_time_follows_the_cloud(
-    ca: trustme.CA, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    make_cloud: MakeCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
 ) -> None:
-    skewed = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY}, skew_s=600)  # 10 minutes ahead
-    try:
-        async with sntp_server(offset_s=600) as (ntp, sntp):
-            manual = write_config(
-                tmp_path / "a", bootstrap_url=skewed.url("bootstrap"), ca_bundle=ca_file
-            )
-            status = await make_session(manual).connect()
-            assert status.diagnostic is Diagnostic.BAD_CREDENTIALS
-            assert "Cloud" in status.hint
-            assert "clock" in status.hint
-            assert sntp.queries == 0  # manual: the system clock, no NTP
+    skewed = make_cloud(skew_s=600)  # 10 minutes ahead
+    async with sntp_server(offset_s=600) as (ntp, sntp):
+        manual = write_config(
+            tmp_path / "a", bootstrap_url=skewed.url("bootstrap"), ca_bundle=ca_file
+        )
+        status = await make_session(manual).connect()
+        assert status.diagnostic is Diagnostic.BAD_CREDENTIALS
+        assert "Cloud" in status.hint
+        assert "clock" in status.hint
+        assert sntp.queries == 0  # manual: the system clock, no NTP
 
-            cloud_mode = write_config(
-                tmp_path / "b",
-                bootstrap_url=skewed.url("bootstrap"),
-                ca_bundle=ca_file,
-                mode="cloud",
-                ntp_server=ntp,  # before the first bootstrap: the configured server
-            )
-            session = make_session(cloud_mode)
-            status = await session.connect()
+        cloud_mode = write_config(
+            tmp_path / "b",
+            bootstrap_url=skewed.url("bootstrap"),
+            ca_bundle=ca_file,
+            mode="cloud",
+            ntp_server=ntp,  # before the first bootstrap: the configured server
+        )
+        session = make_session(cloud_mode)
+        status = await session.connect()
 
-            assert status.diagnostic is Diagnostic.ACTIVATED, status.hint
-            assert status.time.state == "synchronised"
-            assert status.time.offset_s == pytest.approx(600, abs=1)
-            assert session.clock.now() == pytest.approx(skewed.now(), abs=1)
-            assert sntp.queries >= 1
-    finally:
-        skewed.close()
+        assert status.diagnostic is Diagnostic.ACTIVATED, status.hint
+        assert status.time.state == "synchronised"
+        assert status.time.offset_s == pytest.approx(600, abs=1)
+        assert session.clock.now() == pytest.approx(skewed.now(), abs=1)
+        assert sntp.queries >= 1
 
 
 async def test_cloud_mode_switches_to_the_ntp_server_bootstrap_names(
-    ca: trustme.CA, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    make_cloud: MakeCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
 ) -> None:
     async with sntp_server(offset_s=100) as (ntp, sntp):
-        cloud = TestCloud(ca, enrolled={SERIAL: CLAIM_KEY}, ntp_server=ntp)
-        try:
-            config = write_config(
-                tmp_path,
-                bootstrap_url=cloud.url("bootstrap"),
-                ca_bundle=ca_file,
-                mode="cloud",
-                ntp_server=f"127.0.0.1:{free_port()}",  # configured, but silent
-            )
-            session = make_session(config)
-            status = await session.connect()
-        finally:
-            cloud.close()
+        cloud = make_cloud(ntp_server=ntp)
+        config = write_config(
+            tmp_path,
+            bootstrap_url=cloud.url("bootstrap"),
+            ca_bundle=ca_file,
+            mode="cloud",
+            ntp_server=f"127.0.0.1:{free_port()}",  # configured, but silent
+        )
+        session = make_session(config)
+        status = await session.connect()
     assert status.diagnostic is Diagnostic.ACTIVATED
     assert status.time.server == ntp
     assert status.time.state == "synchronised"
@@ -347,14 +326,14 @@ async def test_cloud_mode_switches_to_the_ntp_server_bootstrap_names(
 
 
 async def test_disconnect_sends_the_call_then_stops_all_traffic(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     device_id = session.state.device_id
+    polls = len(cloud.seen("hub", "/commands"))
     in_flight = asyncio.create_task(session.hub.get_commands(wait_s=5))
-    await asyncio.sleep(0.2)
+    await eventually(lambda: len(cloud.seen("hub", "/commands")) > polls, "the poll at the cloud")
 
     status = await session.disconnect()
 
@@ -375,9 +354,8 @@ async def test_disconnect_sends_the_call_then_stops_all_traffic(
 
 
 async def test_connect_is_resumed_after_a_restart(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     first = make_session(config)
     await first.connect()
     await first.aclose()  # the process ends
@@ -386,45 +364,40 @@ async def test_connect_is_resumed_after_a_restart(
     assert rebooted.connect_requested
     assert rebooted.status().connection is ConnectionStatus.IN_PROGRESS
     runner = asyncio.create_task(rebooted.run())
-    deadline = time.monotonic() + 5
-    while rebooted.status().connection is not ConnectionStatus.CONNECTED:
-        assert time.monotonic() < deadline, rebooted.status()
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: rebooted.status().connection is ConnectionStatus.CONNECTED, "connected again"
+    )
 
     assert len(cloud.seen("bootstrap")) == 1  # the persisted token was reused
     await rebooted.disconnect()
-    await asyncio.wait_for(runner, 2)
+    await asyncio.wait_for(runner, PATIENCE_S)
 
 
 async def test_run_reconnects_with_backoff_once_the_cloud_is_back(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     cloud.fail_next("bootstrap", "", 503, count=4)  # two attempts of at most 3 tries
     assert (await session.connect()).diagnostic is Diagnostic.NETWORK_UNREACHABLE
 
     runner = asyncio.create_task(session.run())
-    deadline = time.monotonic() + 5
-    while session.status().connection is not ConnectionStatus.CONNECTED:
-        assert time.monotonic() < deadline, session.status()
-        await asyncio.sleep(0.02)
+    await eventually(
+        lambda: session.status().connection is ConnectionStatus.CONNECTED, "connected at last"
+    )
     assert session.status().diagnostic is Diagnostic.ACTIVATED
     await session.disconnect()
-    await asyncio.wait_for(runner, 2)
+    await asyncio.wait_for(runner, PATIENCE_S)
 
 
 async def test_429_stops_traffic_to_that_host_for_retry_after(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config)
     await session.connect()
     cloud.fail_next("hub", "/commands", 429, headers={"Retry-After": "1"})
 
     poll = asyncio.create_task(session.hub.get_commands())
-    await asyncio.sleep(0.2)
-    assert session.transport.blocked_for(cloud.url("hub")) > 0.5
+    await eventually(lambda: session.transport.blocked_for(cloud.url("hub")) > 0, "the 429")
     assert session.transport.blocked_for(cloud.url("upload")) == 0  # per host
     other = asyncio.create_task(session.hub.post_outputs([]))  # waits too
     assert await poll == []
@@ -437,22 +410,23 @@ async def test_429_stops_traffic_to_that_host_for_retry_after(
 
 
 async def test_429_beyond_the_attempts_raises_rate_limited(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     session = make_session(config, RetryPolicy(initial_s=0.05, max_s=0.2, max_attempts=1))
     await session.connect()
     cloud.fail_next("hub", "/commands", 429, headers={"Retry-After": "7"})
+    asked = time.monotonic()
     with pytest.raises(RateLimited) as caught:
         await session.hub.get_commands()
     assert caught.value.retry_after == 7
-    assert session.transport.blocked_for(cloud.url("hub")) > 6
+    # Blocked for 7 s from the answer, which came after it was asked.
+    blocked = session.transport.blocked_for(cloud.url("hub"))
+    assert 7 - (time.monotonic() - asked) - 0.01 <= blocked <= 7
 
 
 async def test_503_is_retried_with_backoff_then_network_unreachable(
-    cloud: TestCloud, ca_file: Path, tmp_path: Path, make_session: MakeSession
+    cloud: TestCloud, config: Path, make_session: MakeSession
 ) -> None:
-    config = write_config(tmp_path, bootstrap_url=cloud.url("bootstrap"), ca_bundle=ca_file)
     policy = RetryPolicy(initial_s=0.2, max_s=0.4, max_attempts=4)
     session = make_session(config, policy)
     await session.connect()

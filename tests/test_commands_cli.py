@@ -143,7 +143,7 @@ def test_history_of_a_new_gateway_and_a_bad_config(config: Path, tmp_path: Path)
     assert empty.returncode == 0, empty.stderr
     assert "no command or output change recorded yet" in empty.stdout
     missing = panelfast("outputs", "history", "--config", str(tmp_path / "nope.toml"))
-    assert missing.returncode == 1
+    assert missing.returncode == 2, "a configuration the command cannot use"
     assert "no such file" in missing.stderr
     assert "Traceback" not in missing.stderr
 
@@ -152,7 +152,7 @@ def test_the_configuration_file_cannot_enable_remote_control(config: Path) -> No
     text = config.read_text(encoding="utf-8")
     config.write_text(text + "\n[gateway]\noutputs_remote_control = true\n", encoding="utf-8")
     shown = panelfast("outputs", "remote-control", "status", "--config", str(config))
-    assert shown.returncode == 1
+    assert shown.returncode == 2
     assert "gateway.outputs_remote_control" in shown.stderr
     assert "panelfast outputs remote-control enable" in shown.stderr
     assert "Traceback" not in shown.stderr

@@ -412,6 +412,63 @@ async def test_the_python_client_reads_and_switches_outputs(
         assert disabled.enabled is False
 
 
+def without_device(config: Path, device_id: str) -> str:
+    """The configuration file's text without one ``[[devices]]`` block."""
+    head, *blocks = config.read_text(encoding="utf-8").split("[[devices]]")
+    kept = [b for b in blocks if f'id = "{device_id}"' not in b]
+    assert len(kept) == len(blocks) - 1
+    return "[[devices]]".join([head, *kept])
+
+
+def test_outputs_follow_a_live_reload_of_the_devices(
+    system: EmbeddedSystem, daemon: GatewayProcess
+) -> None:
+    cloud, sim, config = system.cloud, system.simulator, system.config_path
+    start(daemon)
+    connect(config)
+    enable(config)
+    original = config.read_text(encoding="utf-8")
+    # mb-1 comes before the IO module: without it, every point of io-1 is renumbered.
+    config.write_text(without_device(config, "mb-1"), encoding="utf-8")
+    reloaded = with_config(config, "reload")
+    assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+    switched = cloud.queue_command(SERIAL, {"type": "output", "output": Q1, "action": "toggle"})
+    assert result(cloud, switched["id"]) == {"status": "done", "reason": None}
+    assert sim.outputs("io-1") == {"Q1": True, "Q2": False}
+    local = with_config(config, "outputs", "switch", Q2, "toggle")
+    assert local.stdout == f"{Q2}: on (read back)\n", local.stderr
+    wait_until(
+        lambda: (
+            [
+                line.split(": ")[1].split()[0]
+                for line in with_config(config, "outputs").stdout.splitlines()
+            ]
+            == ["on", "on"]
+        ),
+        30,
+        "the outputs' states read at their new places",
+    )
+
+    # Without the IO module: its outputs are gone, the cloud's command is refused.
+    config.write_text(without_device(config, "io-1"), encoding="utf-8")
+    assert with_config(config, "reload").returncode == 0
+    listed = with_config(config, "outputs")
+    assert listed.stdout.startswith("no output configured"), listed.stdout
+    gone = cloud.queue_command(SERIAL, {"type": "output", "output": Q1, "action": "off"})
+    outcome = result(cloud, gone["id"])
+    assert outcome["status"] == "rejected"
+    assert outcome["reason"].startswith("unknown_output: "), outcome
+
+    config.write_text(original, encoding="utf-8")  # all back
+    assert with_config(config, "reload").returncode == 0
+    back = with_config(config, "outputs", "switch", Q1, "off")
+    assert back.stdout == f"{Q1}: off (read back)\n", back.stderr
+    history = with_config(config, "outputs", "history", "--json")
+    kinds = [json.loads(line)["kind"] for line in history.stdout.splitlines()]
+    assert "state_change" not in kinds, "no change seen that nobody made"
+    assert sim.writes("io-1") == 3
+
+
 def test_without_a_daemon_the_cli_switches_and_says_so(
     system: EmbeddedSystem, daemon: GatewayProcess
 ) -> None:

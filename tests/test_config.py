@@ -102,3 +102,58 @@ def test_claim_key_never_shown(tmp_path: Path) -> None:
     secret = settings.identity.claim_key()
     assert KEY not in repr(secret)
     assert KEY not in str(secret)
+
+
+def test_numbers_and_booleans_are_not_read_from_text(tmp_path: Path) -> None:
+    bad = (
+        GOOD.replace("port = 5020", 'port = "5020"')
+        .replace("unit_id = 7", "unit_id = 7.0")
+        .replace("[cloud]\n", '[cloud]\nrequest_timeout_s = "5"\n')
+        + '\n[gateway]\noutputs_remote_control = "true"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(write_config(tmp_path, bad))
+    assert {issue.key: issue.message for issue in info.value.issues} == {
+        "devices[0].connection.port": 'a whole number, not the text "5020" '
+        "(write it without quotes)",
+        "devices[1].connection.unit_id": "a whole number, not 7.0",
+        "cloud.request_timeout_s": 'a number, not the text "5" (write it without quotes)',
+        "gateway.outputs_remote_control": 'true or false, not the text "true" '
+        "(write it without quotes)",
+    }
+
+
+def test_toml_types_are_taken_as_they_are(tmp_path: Path) -> None:
+    good = GOOD.replace("[cloud]\n", "[cloud]\nrequest_timeout_s = 5\n") + (
+        "\n[gateway]\noutputs_remote_control = false\n"
+    )
+    settings = load_settings(write_config(tmp_path, good))
+    assert settings.cloud.request_timeout_s == 5.0
+    assert settings.gateway.outputs_remote_control is False
+
+
+def test_what_the_file_refers_to_is_checked_too(tmp_path: Path) -> None:
+    bad = GOOD.replace('model = "IO-C"', 'model = "IO-D"') + (
+        f'\n[gateway]\nmodel_dirs = ["{tmp_path / "models"}"]\n'
+    )
+    path = write_config(tmp_path, bad)
+    os.chmod(tmp_path / "claim.key", 0o640)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert [issue.key for issue in info.value.issues] == [
+        "identity.claim_key_file",
+        "gateway.model_dirs",
+        "devices[1].model",
+    ]
+    assert "chmod 600" in info.value.issues[0].message
+    assert "no such folder of models" in info.value.issues[1].message
+    assert info.value.issues[2].message == (
+        "IO-D: no model of that name (known: IO-C, PM5560, iEM3255)"
+    )
+
+
+def test_a_missing_file_says_where_it_was_looked_for(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / "nope.toml")
+    assert str(tmp_path / "nope.toml") in info.value.issues[0].message
+    assert "no such file" in info.value.issues[0].message

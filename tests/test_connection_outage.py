@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloud_testserver import free_port
+from cloud_support import free_port
 from panelfast.embedded import embedded_system
 from panelfast.refcloud import RefCloud
 from reliability_support import (

@@ -334,6 +334,7 @@ def test_status_json_is_the_python_api_s_type(
         "backlog",
         "applying",
         "active_alarms",
+        "publication",
         "not_configured",
         "outputs",
     }

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from cloud_testserver import sntp_server_thread
+from cloud_support import sntp_server_thread
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.simulator import Faults
 from reliability_support import (

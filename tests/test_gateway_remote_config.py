@@ -10,7 +10,6 @@ the API and the CLI.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
@@ -90,8 +89,13 @@ async def test_applied_then_changed_switches_at_one_instant(system: EmbeddedSyst
         assert status.valid is True
         assert status.measurements == 3
         assert status.publisher_period_s == 1
-        await wait_for(lambda: len(_series_by_version(system).get(first, {})) == 3, what="v1 data")
-        await asyncio.sleep(1.5)
+        await wait_for(
+            lambda: (
+                len(v1 := _series_by_version(system).get(first, {})) == 3
+                and all(len(times) >= 2 for times in v1.values())
+            ),
+            what="two instants of v1 data",
+        )
 
         second = system.cloud.set_config(system.serial, _document(V2_MEASUREMENTS))["version"]
         await wait_for(
@@ -203,10 +207,14 @@ async def test_rejected_at_each_limit_plus_one_accepted_at_the_limits(
             assert report["errors"][0]["message"], what
 
         # While invalid: no data goes out, sampling under v1 goes on into the outbox.
+        await wait_for(lambda: not gateway.publisher.sending, what="the last publication ended")
         held_seq = cloud.last_seq(system.serial)
-        await asyncio.sleep(2.5)
+        waiting = gateway.backlog().samples_left
+        await wait_for(
+            lambda: gateway.backlog().samples_left >= waiting + 2 * 3,
+            what="two more instants of v1 sampled into the outbox",
+        )
         assert cloud.last_seq(system.serial) == held_seq
-        assert gateway.backlog().samples_left > 0
 
         # Exactly at every limit: 5,000 measurements at 500 samples per minute
         # (periods 900 s and 150 s), and 100 alarms.
@@ -240,6 +248,11 @@ async def test_rejected_at_each_limit_plus_one_accepted_at_the_limits(
         await wait_for(
             lambda: gateway.status().remote_config.applied_version == rate_version,
             what="500 samples per minute applied",
+        )
+        # Applied first, reported next: the cloud hears of it a moment later.
+        await wait_for(
+            lambda: any(r["version"] == rate_version for r in cloud.reports(system.serial)),
+            what="its report received",
         )
 
     statuses = [(r["version"], r["status"]) for r in cloud.reports(system.serial)]
@@ -313,14 +326,21 @@ async def test_local_changes_to_managed_settings_are_refused_by_the_api(
 
         # A local setting is the user's: taken, validated, in force at once.
         assert gateway.settings.publication.method == "cloud"
-        with pytest.raises(PublicationConflict, match="turn cloud publication off first"):
-            gateway.change_setting("publication.method", "email")
-        changed = gateway.change_setting("publication.method", "none")
-        assert changed.publication.method == "none"
-        # What the alarm loop reads until it reads publication.method itself.
+        with pytest.raises(PublicationConflict, match="Disconnect first"):
+            await gateway.change_publication_method("email")
+        with pytest.raises(PublicationConflict, match="Disconnect first"):
+            await gateway.change_publication_method("none")
+        await gateway.disconnect()
+        change = await gateway.change_publication_method("none")
+        assert change.audit_text() == "publication method changed from cloud to none"
+        assert gateway.settings.publication.method == "none"
+        assert gateway.status().publication.method == "none"
+        # What older code reads: the mirror of publication.method.
         assert gateway.settings.cloud.alarm_publication == "none"
         with pytest.raises(ConfigError, match=r"publication\.method"):
-            gateway.change_setting("publication.method", "pigeon")
+            await gateway.change_publication_method("pigeon")
+        with pytest.raises(ConfigError, match="switched by change_publication_method"):
+            gateway.change_setting("publication.method", "cloud")
         with pytest.raises(ConfigError, match=r"replaced by publication\.method"):
             gateway.change_setting("cloud.alarm_publication", "cloud")
         with pytest.raises(ConfigError, match="not a setting changed locally"):

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from mail_support import PASSWORD, RECIPIENTS, alarm, write_config, write_password
+from panelfast.cloud import StateStore
 from panelfast.config import load_settings
+from panelfast.control import AuditLog
 from panelfast.exceptions import ConfigError, PublicationConflict
-from panelfast.publication import change_publication_method
+from panelfast.publication import change_publication_method, ensure_cloud_services_allowed
 
 
 def issues(path: Path) -> dict[str, str]:
@@ -161,44 +163,104 @@ def test_files_with_the_former_key_still_load(tmp_path: Path) -> None:
     assert "now publication.method" in found["cloud.alarm_publication"]
 
 
-def test_switching_between_cloud_and_email_goes_through_none() -> None:
+def test_the_method_leaves_cloud_only_once_cloud_services_are_off() -> None:
     with pytest.raises(PublicationConflict) as refused:
-        change_publication_method("cloud", "email")
+        change_publication_method("cloud", "email", cloud_on=True)
     assert str(refused.value) == (
-        "cannot enable email publication of alarms: cloud publication is on, and the two are "
-        'mutually exclusive; turn cloud publication off first (publication method "none"), '
-        "then enable email"
+        "cannot enable email publication of alarms: cloud services are on (connected), and "
+        "the two are mutually exclusive; Disconnect first, then set the publication method "
+        "to email"
     )
-    with pytest.raises(PublicationConflict, match="turn email publication off first"):
-        change_publication_method("email", "cloud")
-    change = change_publication_method("cloud", "none")
+    assert refused.value.hint == "run: panelfast disconnect"
+    assert refused.value.turn_off == "cloud services"
+    with pytest.raises(PublicationConflict, match="Disconnect first"):
+        change_publication_method("cloud", "none", cloud_on=True)
+    assert not change_publication_method("cloud", "cloud", cloud_on=True).changed
+
+    # Disconnected, every switch is direct.
+    change = change_publication_method("cloud", "email", cloud_on=False)
     assert change.changed
-    assert change.audit_text() == "publication method changed from cloud to none"
-    assert change_publication_method("none", "email").method == "email"
-    assert not change_publication_method("email", "email").changed
+    assert change.audit_text() == "publication method changed from cloud to email"
+    assert change_publication_method("email", "cloud", cloud_on=False).method == "cloud"
+    assert change_publication_method("none", "email", cloud_on=False).method == "email"
+    assert not change_publication_method("email", "email", cloud_on=False).changed
     with pytest.raises(ConfigError, match="must be one of 'cloud', 'email', 'none'"):
-        change_publication_method("none", "pigeon")
+        change_publication_method("none", "pigeon", cloud_on=False)
 
 
-def test_enabling_email_while_cloud_publication_is_on_is_refused_by_the_command(
+def test_connect_needs_the_method_cloud() -> None:
+    ensure_cloud_services_allowed("cloud")
+    with pytest.raises(PublicationConflict) as refused:
+        ensure_cloud_services_allowed("email")
+    assert str(refused.value).startswith(
+        "cloud services are off: the publication method is email; set it to cloud first"
+    )
+    assert refused.value.hint == "run: panelfast publication method cloud"
+    with pytest.raises(PublicationConflict, match="the publication method is none"):
+        ensure_cloud_services_allowed("none")
+
+
+def _store_connect(path: Path, connect: bool) -> None:
+    """The Connect as the gateway stores it (``panelfast connect`` without a reachable cloud)."""
+    settings = load_settings(path)
+    store = StateStore(settings.storage.dir)
+    state = store.load()
+    state.connect = connect
+    store.save(state)
+
+
+def test_enabling_email_while_cloud_services_are_on_is_refused_by_the_command(
     tmp_path: Path,
 ) -> None:
     path = write_config(tmp_path, port=2525, method="cloud", alarms=[alarm("hot")])
+    _store_connect(path, True)
     before = path.read_text(encoding="utf-8")
-    result = cli("set", "--config", str(path), "publication.method", "email")
-    assert result.returncode == 1
-    assert "cloud publication is on" in result.stderr
-    assert "turn cloud publication off first" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert path.read_text(encoding="utf-8") == before
+    for command in (["set", "publication.method"], ["publication", "method"]):
+        result = cli(*command, "email", "--config", str(path))
+        assert result.returncode == 1
+        assert "cloud services are on (connected)" in result.stderr
+        assert "Disconnect first" in result.stderr
+        assert "hint: run: panelfast disconnect" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert path.read_text(encoding="utf-8") == before
 
-    for step in ("none", "email"):
-        result = cli("set", "--config", str(path), "publication.method", step)
-        assert result.returncode == 0, result.stderr
+    _store_connect(path, False)
+    result = cli("publication", "method", "email", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "publication method changed from cloud to email" in result.stdout
     assert tomllib.loads(path.read_text(encoding="utf-8"))["publication"]["method"] == "email"
     settings = load_settings(path)
     assert settings.email is not None
     assert [a.id for a in settings.email.alarms] == ["hot"]
+
+    shown = cli("publication", "--config", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert "gateway not running" in shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "Publication method: email (alarms of [[email.alarms]] by email)"
+    assert lines[1] == "Cloud services:     off"
+    assert "Recipients:         " + ", ".join(RECIPIENTS) in lines
+    assert PASSWORD not in shown.stdout
+
+    # Each switch made here is in the gateway's audit log, refusals too.
+    settings = load_settings(path)
+    audit = AuditLog(settings.storage.dir / "audit.sqlite")
+    try:
+        entries = [(e.action, e.detail, e.outcome.split(":")[0]) for e in audit.recent()]
+    finally:
+        audit.close()
+    assert entries == [
+        ("publication.method", {"method": "email"}, "PublicationConflict"),
+        ("publication.method", {"method": "email"}, "PublicationConflict"),
+        ("publication.method", {"method": "email"}, "ok"),
+    ]
+
+    # Connect from here is refused in email mode, saying what to do.
+    result = cli("connect", "--config", str(path))
+    assert result.returncode == 1
+    assert "cloud services are off: the publication method is email" in result.stderr
+    assert "hint: run: panelfast publication method cloud" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_email_alarms_on_a_measurement_the_models_lack_are_named(tmp_path: Path) -> None:
@@ -211,3 +273,14 @@ def test_email_alarms_on_a_measurement_the_models_lack_are_named(tmp_path: Path)
         ("email.alarms[1].measurement", "device 'mb-1' has no measurement 'Nope'")
     ]
     settings.email.check_measurements({("mb-1", "VoltageAN"), ("mb-1", "Nope")})
+
+
+def test_email_alarms_the_models_lack_are_refused_when_switching(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path, port=2525, method="none", alarms=[alarm("a0", measurement="Nope")]
+    )
+    result = cli("publication", "method", "email", "--config", str(path))
+    assert result.returncode == 1
+    assert "email.alarms[0].measurement: device 'mb-1' has no measurement 'Nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert tomllib.loads(path.read_text(encoding="utf-8"))["publication"]["method"] == "none"

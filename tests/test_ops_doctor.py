@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from cloud_testserver import sntp_server, tinyproxy
+from cloud_support import sntp_server, tinyproxy
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.simulator import Faults
 from reliability_support import commission

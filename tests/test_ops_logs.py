@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_testserver import tinyproxy
+from cloud_support import tinyproxy
 from panelfast.embedded import embedded_system
 from panelfast.logs import MASK, JsonFormatter, configure_logging
 from panelfast.simulator import Faults

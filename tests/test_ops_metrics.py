@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_testserver import free_port
+from cloud_support import free_port
 from ops_support import Scrape, append_sections
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.refcloud import RefCloud
@@ -219,7 +219,7 @@ def test_a_malformed_metrics_address_is_a_configuration_error(tmp_path: Path) ->
             timeout=60,
             check=False,
         )
-    assert result.returncode == 1
+    assert result.returncode == 2, "a configuration the command cannot use"
     assert "metrics.listen" in result.stderr
     assert "host:port" in result.stderr
     assert "Traceback" not in result.stderr

@@ -75,6 +75,7 @@ def test_service_install_writes_a_unit_systemd_accepts(
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=",
+        "ExecReload=/bin/kill -HUP $MAINPID",  # systemctl reload: a live reload
     ):
         assert expected in lines, expected
     config = str(system.config_path.resolve())
@@ -105,7 +106,7 @@ def test_service_install_refuses_a_configuration_that_does_not_load(tmp_path: Pa
     config = tmp_path / "panelfast.toml"
     config.write_text('[identity]\nserial = "x"\n')
     result = panelfast("service", "install", "--config", str(config), "--prefix", str(tmp_path))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "identity.serial" in result.stderr
     assert not (tmp_path / "etc").exists()
 

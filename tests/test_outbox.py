@@ -270,11 +270,16 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(rng.uniform(0.2, 0.8))
+        assert proc.stdout is not None
+        # Up and writing (its first commit), then killed at a random moment of its work.
+        first = proc.stdout.readline()
+        time.sleep(rng.uniform(0.0, 0.6))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         committed |= {
-            int(line.split()[1]) for line in out.splitlines() if line.startswith("committed")
+            int(line.split()[1])
+            for line in [first, *out.splitlines()]
+            if line.startswith("committed")
         }
     # A last run, not killed, sends what is left.
     subprocess.run([sys.executable, str(worker), str(tmp_path), "drain"], check=True)

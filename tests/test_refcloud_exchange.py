@@ -33,6 +33,7 @@ from refcloud_support import (
     http_fixture,
     session_fixture,
 )
+from waiting import PATIENCE_S, eventually
 
 __all__ = ["cloud_fixture", "http_fixture", "session_fixture"]  # fixtures used by name
 
@@ -301,14 +302,16 @@ async def test_commands_long_poll(session: Session) -> None:
     empty = await session.call("GET", "/commands", params={"wait": 1})
     assert empty.json() == {"commands": []}
     assert time.monotonic() - started >= 0.9
+    started = time.monotonic()
     poll = asyncio.create_task(session.call("GET", "/commands", params={"wait": 20}))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: session.cloud.state.signals.waiting, "the poll waiting")
     assert not poll.done()
     queued = await asyncio.to_thread(
         session.cloud.queue_command, SERIAL, {"type": "schedule_delete", "schedule_id": "s1"}
     )
-    response = await asyncio.wait_for(poll, 3)
+    response = await asyncio.wait_for(poll, PATIENCE_S)
     assert response.json() == {"commands": [queued]}
+    assert time.monotonic() - started < 20, "answered when the command came"
 
 
 def test_operator_commands_are_checked(cloud: Any) -> None:

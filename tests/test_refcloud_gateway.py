@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cloud_testserver import CLAIM_KEY, write_config
+from cloud_support import CLAIM_KEY, write_config
 from panelfast._native import SeriesSet, encode_batches
 from panelfast.cloud import CloudSession, RetryPolicy
 from panelfast.config import load_settings

@@ -33,8 +33,6 @@ def test_bench_records() -> None:
         assert record["baseline"] == 50.0
         assert record["ours"] > 0
         assert abs(record["ratio"] - 50.0 / record["ours"]) < 0.01 * record["ratio"]
-    # Applying includes validating.
-    assert records[1]["ours"] >= records[0]["ours"]
 
 
 def test_the_ceiling_document_is_at_every_limit() -> None:

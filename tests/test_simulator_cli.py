@@ -12,7 +12,9 @@ from pathlib import Path
 
 from pymodbus.client import ModbusTcpClient
 
+from panelfast.config import write_secret
 from panelfast.models.loader import ModelLibrary
+from waiting import PATIENCE_S
 
 
 def start(*args: str) -> subprocess.Popen[str]:
@@ -38,7 +40,7 @@ def test_simulate_prints_endpoints_serves_and_stops_on_sigterm() -> None:
             ("io-c-4", "IO-C", 2),
         ]
         assert rows[0]["port"] == rows[1]["port"] != rows[2]["port"] == rows[3]["port"]
-        client = ModbusTcpClient(rows[3]["host"], port=rows[3]["port"], timeout=2, retries=0)
+        client = ModbusTcpClient(rows[3]["host"], port=rows[3]["port"], timeout=10, retries=0)
         assert client.connect()
         with client:
             volts = client.read_holding_registers(3027, count=2, device_id=1)
@@ -47,7 +49,7 @@ def test_simulate_prints_endpoints_serves_and_stops_on_sigterm() -> None:
         assert name.registers == [ord("I") << 8 | ord("O"), ord("-") << 8 | ord("C")]
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 0, err
     assert "simulator stopped" in err
 
@@ -61,13 +63,13 @@ def test_simulate_plain_output_and_ctrl_c() -> None:
         assert all(line.rstrip().endswith("unit 1  iEM3255") for line in lines)
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 0, err
 
 
 def test_simulate_unknown_model_is_a_clear_error() -> None:
     proc = start("--model", "PM9999")
-    _, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 1
     known = ", ".join(ModelLibrary().names())
     assert f"PM9999: model: no model of that name (known: {known})" in err
@@ -82,6 +84,7 @@ def free_port() -> int:
 
 def test_simulate_serves_the_devices_of_a_gateway_configuration(tmp_path: Path) -> None:
     port = free_port()
+    write_secret(tmp_path / "claim.key", "ab" * 32)  # checked as every command checks it
     config = tmp_path / "panelfast.toml"
     config.write_text(
         f"""
@@ -121,13 +124,13 @@ connection = {{ type = "rtu", port = "/dev/ttyUSB0", unit_id = 3 }}
             ("mb-1", port, 1),
             ("io-1", port, 7),
         ]
-        client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=0)
+        client = ModbusTcpClient("127.0.0.1", port=port, timeout=10, retries=0)
         assert client.connect()
         with client:
             name = client.read_holding_registers(29, count=2, device_id=7)
         assert name.registers == [ord("I") << 8 | ord("O"), ord("-") << 8 | ord("C")]
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=PATIENCE_S)
     assert proc.returncode == 0, err
     assert "lighting: on a serial line" in err

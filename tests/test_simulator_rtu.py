@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pymodbus.exceptions import ModbusException
 
 from panelfast.models.loader import ModelLibrary
 from panelfast.simulator import SimulatedDevice, Simulator
+from waiting import PATIENCE_S, wait_until
 
 LIBRARY = ModelLibrary()
 F32 = ModbusTcpClient.DATATYPE.FLOAT32
@@ -38,7 +38,7 @@ def test_rtu_over_tcp() -> None:
         assert endpoint.transport == "rtu-over-tcp"
         assert endpoint[:2] == sim.endpoint("b")[:2]
         client = ModbusTcpClient(
-            endpoint.host, port=endpoint.port, framer=FramerType.RTU, timeout=2, retries=0
+            endpoint.host, port=endpoint.port, framer=FramerType.RTU, timeout=10, retries=0
         )
         assert client.connect()
         with client:
@@ -63,14 +63,11 @@ def pty_pair(tmp_path: Path) -> Iterator[tuple[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 5
-        while not (a.exists() and b.exists()):
-            assert time.monotonic() < deadline, "socat made no pty pair"
-            time.sleep(0.02)
+        wait_until(lambda: a.exists() and b.exists(), "socat's pty pair")
         yield str(a), str(b)
     finally:
         proc.terminate()
-        proc.wait(timeout=5)
+        proc.wait(timeout=PATIENCE_S)
 
 
 def test_rtu_bus_on_a_serial_line(pty_pair: tuple[str, str]) -> None:
@@ -81,7 +78,7 @@ def test_rtu_bus_on_a_serial_line(pty_pair: tuple[str, str]) -> None:
     ]
     with Simulator(devices, tick_ms=TICK) as sim:
         assert sim.endpoint("pm") == (line, 0, 2, "rtu")
-        client = ModbusSerialClient(gateway_side, baudrate=19200, timeout=0.5, retries=0)
+        client = ModbusSerialClient(gateway_side, baudrate=19200, timeout=3, retries=0)
         assert client.connect()
         with client:
             t0 = Simulator.now_ms()

@@ -50,6 +50,15 @@ class Supervisor:
                 )
                 await asyncio.sleep(pause)
 
+    async def cancel(self, name: str) -> None:
+        """Stop the loop ``name`` (if it runs) and wait until it has stopped."""
+        task = self._tasks.pop(name, None)
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     def alive(self) -> bool:
         """Every loop still runs (none finished, none cancelled)."""
         return bool(self._tasks) and not any(t.done() for t in self._tasks.values())

@@ -19,6 +19,13 @@ given, and within a device its model's measurements in model order, then its
 outputs' status registers. :attr:`Acquisition.points` lists them and
 :meth:`Acquisition.index` finds one.
 
+Changing the device set while polling (a live reload): :meth:`Acquisition.switch_to`
+gives this object a new engine and point layout in place (the gateway's parts
+hold this object), at a moment the caller chooses (a sampling instant), and
+:meth:`Acquisition.finish_switch` then stops the old engine and starts the new
+one. The unchanged devices keep their last readings meanwhile
+(:mod:`panelfast._carried`).
+
 Times: the engine stamps reads on the system clock; given the gateway's
 :class:`~panelfast.clock.Clock`, the read times that leave this module (in
 snapshots and raw blocks) are converted here, once, with the clock's offset
@@ -31,7 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -39,6 +47,7 @@ from typing import Any, Literal, Self
 import numpy as np
 from numpy.typing import NDArray
 
+from panelfast._carried import CarriedReadings
 from panelfast._native import (
     DeviceDiagnostics,
     Field,
@@ -57,6 +66,7 @@ __all__ = [
     "DeviceDiagnostics",
     "DeviceState",
     "LastError",
+    "MeasurementReading",
     "PointKind",
     "PointRef",
     "RawBlock",
@@ -115,6 +125,25 @@ class RawBlock:
     registers: NDArray[np.uint16] | None
 
 
+@dataclass(frozen=True, slots=True)
+class MeasurementReading:
+    """A measurement's latest value, for a person to look at (see :meth:`Acquisition.readings`)."""
+
+    id: str
+    name: str
+    unit: str
+    #: The register type (``FLOAT32``, ``DATETIME``: unix ms, ``ASCII``: text...).
+    type: str
+    #: The value as decoded (an exact integer for unscaled integers, text for
+    #: ASCII); None when the device has not given a valid one.
+    value: float | int | str | None
+    #: When the read that gave it was sent (unix ms, gateway's clock); None: never read.
+    read_at_ms: int | None
+
+
+_NO_INTEGER = int(np.iinfo(np.int64).min)
+
+
 def _point(m: MeasurementDef) -> ModbusPoint:
     field = Field(m.address, m.type, m.order, m.scale, m.offset, m.invalid, m.bit, m.bits, m.length)
     return ModbusPoint(m.function, field, identification=m.identification)
@@ -157,6 +186,9 @@ class Acquisition:
         # 100,000 points unless :attr:`points` is asked for.
         self._devices: dict[str, tuple[DeviceModel, int]] = {}
         self._layouts: dict[int, tuple[DeviceModel, dict[str, int], list[ModbusPoint]]] = {}
+        # Per device: how long its readings stay fresh (two poll periods plus a
+        # timeout, as the sampling judges them): how long a reload carries them.
+        self._fresh_ms: dict[str, int] = {}
         count = 0
         for settings, model in devices:
             if id(model) not in self._layouts:
@@ -166,10 +198,17 @@ class Acquisition:
                 self._layouts[id(model)] = (model, positions, points)
             self._add(settings, model, self._layouts[id(model)][2], retries)
             self._devices[settings.id] = (model, count)
+            connection = settings.connection
+            self._fresh_ms[settings.id] = 2 * connection.period_ms + connection.timeout_ms
             count += len(model.measurements) + len(model.outputs)
         self._size = count
         self._points: tuple[PointRef, ...] | None = None
         self._states: dict[str, DeviceState] = {}
+        # During a switch of device sets: the old engine, until it has stopped,
+        # and the unchanged devices' readings, until the new engine has them.
+        self._retired: ModbusEngine | None = None
+        self._carried: CarriedReadings | None = None
+        self._stopped = False
 
     @property
     def size(self) -> int:
@@ -245,7 +284,8 @@ class Acquisition:
 
     @property
     def running(self) -> bool:
-        return self._engine.running
+        """Polling (a switch of device sets under way counts: it polls again at once)."""
+        return self._engine.running or self._retired is not None
 
     def start(self) -> None:
         """Start polling (on the engine's own threads)."""
@@ -253,7 +293,60 @@ class Acquisition:
 
     def stop(self) -> None:
         """Stop polling and close every connection."""
+        self._stopped = True
         self._engine.stop()
+        retired, self._retired, self._carried = self._retired, None, None
+        if retired is not None:
+            retired.stop()
+
+    def switch_to(self, new: Acquisition, *, carry: Collection[str] = ()) -> None:
+        """Poll ``new``'s devices from now on, in place (``new`` is used up).
+
+        Synchronous, so the caller makes it one moment (a sampling instant):
+        from the next snapshot on, indices are ``new``'s. A polling engine is
+        not stopped here: :meth:`finish_switch` stops it, then starts the new
+        one. Until then, and until the new engine has read them, the devices
+        in ``carry`` (same connection, same model on both sides) keep their
+        last readings in the snapshots.
+        """
+        if new.running:
+            raise ValueError("the device set to switch to must not be polling yet")
+        old_engine, old_devices = self._engine, self._devices
+        polling = old_engine.running
+        self._engine, self._devices, self._layouts = new._engine, new._devices, new._layouts
+        self._size, self._fresh_ms, self._points = new._size, new._fresh_ms, None
+        self._states = {d: s for d, s in self._states.items() if d in self._devices}
+        if not polling:
+            self._carried = None
+            return
+        self._retired = old_engine
+        spans = []
+        for device_id in carry:
+            before, after = old_devices.get(device_id), self._devices.get(device_id)
+            if before is None or after is None:
+                continue
+            count = len(after[0].measurements) + len(after[0].outputs)
+            spans.append((before[1], after[1], count))
+        longest = max((self._fresh_ms[d] for d in carry if d in self._devices), default=0)
+        self._carried = CarriedReadings(old_engine, spans, self._system_now_ms() + longest)
+
+    async def finish_switch(self) -> None:
+        """After :meth:`switch_to` while polling: stop the old engine (off the event
+        loop: it waits for its connections to close), then start the new one."""
+        retired = self._retired
+        if retired is None:
+            return
+        await asyncio.to_thread(retired.stop)
+        if self._carried is not None:
+            self._carried.old_stopped()
+        self._retired = None
+        if not self._stopped:
+            self._engine.start()
+
+    def _system_now_ms(self) -> int:
+        if self._clock is not None:
+            return self._clock.now_ms() - self._clock.offset_ms
+        return time.time_ns() // 1_000_000
 
     async def __aenter__(self) -> Self:
         self.start()
@@ -281,11 +374,39 @@ class Acquisition:
     def snapshot(self) -> Snapshot:
         """The latest values of all points, in one call."""
         values, integers, valid, read_at_ms = self._engine.snapshot()
+        texts = self._engine.texts()
+        carried = self._carried
+        if carried is not None:
+            arrays = (values, integers, valid, read_at_ms)
+            if not carried.fill(arrays, texts, self._system_now_ms()):
+                self._carried = None
         offset = self._offset_ms()
         if offset:
             # In place: the engine hands over fresh arrays. 0 (never read) stays 0.
             np.add(read_at_ms, offset, out=read_at_ms, where=read_at_ms > 0)
-        return Snapshot(values, integers, valid, read_at_ms, self._engine.texts())
+        return Snapshot(values, integers, valid, read_at_ms, texts)
+
+    def readings(self, device_id: str) -> list[MeasurementReading]:
+        """A device's measurements and their latest values, built on request from one
+        snapshot (pages and commands ask for this; the sampling path never does)."""
+        entry = self._devices.get(device_id)
+        if entry is None:
+            raise KeyError(f"no device {device_id!r}")
+        model, first = entry
+        snap = self.snapshot()
+        span = slice(first, first + len(model.measurements))
+        values, integers = snap.values[span].tolist(), snap.integers[span].tolist()
+        valid, read_at = snap.valid[span].tolist(), snap.read_at_ms[span].tolist()
+        readings = []
+        for k, m in enumerate(model.measurements):
+            # Text is kept apart from the numeric arrays (whose valid flag it lacks).
+            value: float | int | str | None = snap.texts.get(first + k)
+            if value is None and valid[k]:
+                value = integers[k] if integers[k] != _NO_INTEGER else values[k]
+            readings.append(
+                MeasurementReading(m.id, m.name, m.unit, m.type, value, read_at[k] or None)
+            )
+        return readings
 
     def raw_blocks(self, device_id: str) -> list[RawBlock]:
         """A device's last cycle as it answered: one block per read (commissioning aid)."""
@@ -304,7 +425,8 @@ class Acquisition:
         changed = []
         for d in self.diagnostics():
             before = self._states.get(d.device_id, "unknown")
-            if d.state != before:
+            # "unknown" is where a new engine starts (a reload): not news about the device.
+            if d.state != before and d.state != "unknown":
                 changed.append((d, before))
                 self._states[d.device_id] = d.state
         return changed

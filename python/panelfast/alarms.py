@@ -19,14 +19,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 from panelfast._native import AlarmEvent, AlarmSet
 from panelfast.outbox import SavedAlarm
-from panelfast.remote_config import AlarmRule, RemoteConfig
-from panelfast.sampling import SnapshotSource, with_absent_point
+from panelfast.remote_config import AlarmRule
+from panelfast.sampling import AlarmRules, SnapshotSource, with_absent_point
 
-__all__ = ["AlarmWatch", "SavedAlarm", "definition", "restore_states"]
+__all__ = [
+    "AlarmWatch",
+    "SavedAlarm",
+    "carry_states",
+    "definition",
+    "restore_states",
+    "watch_interval_s",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,7 @@ def definition(rule: AlarmRule) -> str:
     )  # fmt: skip
 
 
-def saved_states(alarms: AlarmSet, config: RemoteConfig) -> list[SavedAlarm]:
+def saved_states(alarms: AlarmSet, config: AlarmRules) -> list[SavedAlarm]:
     """Each alarm's state as it is kept across restarts."""
     return [
         SavedAlarm(rule.id, definition(rule), active, since_ms)
@@ -51,7 +58,7 @@ def saved_states(alarms: AlarmSet, config: RemoteConfig) -> list[SavedAlarm]:
 
 
 def restore_states(
-    alarms: AlarmSet, config: RemoteConfig, saved: Mapping[str, SavedAlarm]
+    alarms: AlarmSet, config: AlarmRules, saved: Mapping[str, SavedAlarm]
 ) -> list[SavedAlarm]:
     """Put back the saved state of each alarm whose definition did not change;
     returns the states put back."""
@@ -68,6 +75,24 @@ def restore_states(
     return restored
 
 
+def carry_states(
+    alarms: AlarmSet | None, config: AlarmRules | None, into: AlarmSet, new: AlarmRules
+) -> None:
+    """Give the alarms of ``into`` (built for ``new``) the states the running ones
+    are in now, for every alarm whose definition did not change (their snapshot
+    indices may have: a reload of the devices)."""
+    if alarms is None or config is None:
+        return
+    restore_states(into, new, {s.id: s for s in saved_states(alarms, config)})
+
+
+def watch_interval_s(poll_periods_ms: Iterable[int], most_s: float) -> float:
+    """How often to look: every reading must be evaluated once, so at least twice
+    per poll period of the fastest device (each reading is evaluated only once)."""
+    fastest_ms = min(poll_periods_ms, default=1000)
+    return min(most_s, fastest_ms / 2000)
+
+
 class AlarmWatch:
     """The alarms in force (switched at a sampling instant with the sampling set)."""
 
@@ -78,20 +103,21 @@ class AlarmWatch:
         *,
         interval_s: float,
         alarms: AlarmSet | None = None,
-        config: RemoteConfig | None = None,
+        config: AlarmRules | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._record = record
         self.interval_s = interval_s
         self.alarms = alarms
-        # The configuration the live alarm set was built from: until the next
-        # sampling instant it is not yet the applied one (status names alarms by it).
+        # What the live alarm set was built from (a remote configuration, or the
+        # local alarms of email publication): until the next sampling instant a
+        # new remote configuration is not yet the applied one (status names alarms by it).
         self.config = config
         self.events_total = 0
         # The states last recorded (None: record them at the next look).
         self._recorded: list[tuple[bool, int | None]] | None = None
 
-    def replace(self, alarms: AlarmSet, config: RemoteConfig) -> None:
+    def replace(self, alarms: AlarmSet, config: AlarmRules) -> None:
         self.alarms, self.config = alarms, config
         self._recorded = None  # the saved states must now be this set's
 

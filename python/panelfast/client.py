@@ -40,12 +40,19 @@ from panelfast.commands import (
     SwitchResult,
 )
 from panelfast.commands._model import Action
-from panelfast.control._audit import AuditEntry
-from panelfast.control._schema import ConfigOutcome, DeviceStatus
+from panelfast.control import (
+    AuditEntry,
+    ConfigOutcome,
+    DeviceStatus,
+    PublicationInfo,
+    PublicationSwitched,
+    TestEmailSent,
+)
 from panelfast.control.wire import GatewayNotRunning, socket_for
 from panelfast.exceptions import PanelfastError
 from panelfast.gateway import GatewayStatus
 from panelfast.publisher import Backlog
+from panelfast.reload import ReloadOutcome
 
 __all__ = ["RISK", "ControlRefused", "GatewayClient", "GatewayNotRunning"]
 
@@ -149,6 +156,10 @@ class GatewayClient:
     async def backlog(self) -> Backlog:
         return await self._typed(Backlog, "GET", "/v1/backlog")
 
+    async def publication(self) -> PublicationInfo:
+        """The publication method, the email setup (no secret), the alarm emails."""
+        return await self._typed(PublicationInfo, "GET", "/v1/publication")
+
     async def audit(self, limit: int = 100) -> list[AuditEntry]:
         return await self._typed(list[AuditEntry], "GET", f"/v1/audit?limit={limit}")
 
@@ -217,7 +228,23 @@ class GatewayClient:
         route = f"/v1/outputs/{quote(device, safe='')}/{quote(output_id, safe='')}"
         return await self._typed(SwitchResult, "POST", route, {"action": action})
 
+    async def reload(self) -> ReloadOutcome:
+        """Put the daemon's configuration file in force, live; a file with an error
+        (``invalid_configuration``) or a change of what cannot change live
+        (``reload_refused``) raises :class:`ControlRefused` naming the key."""
+        return await self._typed(ReloadOutcome, "POST", "/v1/reload")
+
     async def change_setting(self, key: str, value: object) -> object:
         """Change a local setting; what the cloud manages is refused (``read_only``)."""
         answer = await self._request("PUT", f"/v1/settings/{key}", {"value": value})
         return answer.json()["value"]
+
+    async def change_publication_method(self, method: str) -> PublicationSwitched:
+        """Switch the publication method; refused (``publication_conflict``, with the
+        hint) while what it excludes is on (see :mod:`panelfast.publication`)."""
+        return await self._typed(PublicationSwitched, "PUT", "/v1/publication", {"method": method})
+
+    async def send_test_email(self) -> TestEmailSent:
+        """The test email to every recipient; ``ControlRefused`` with ``error`` "mail"
+        and the SMTP server's answer in its message when it was not sent."""
+        return await self._typed(TestEmailSent, "POST", "/v1/email/test")

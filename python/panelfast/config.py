@@ -8,6 +8,10 @@ remote configuration, read-only on the gateway.
 
 Every problem is reported at once, each with the key it concerns
 (``devices[2].connection.unit_id``), as a :class:`~panelfast.exceptions.ConfigError`.
+:func:`load_settings` checks what the file refers to as well: the claim key
+file and each device's model. Numbers and booleans are strict: ``port = "502"``
+is refused (it would be the string "502"), while TOML's own types need no
+conversion (``request_timeout_s = 10`` is a number of seconds).
 
 The claim key is a secret: it lives in its own file (``claim_key_file``),
 which must be readable by its owner only (mode 0600), and is held as a
@@ -38,12 +42,17 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
-from panelfast.exceptions import ConfigError, ConfigIssue, RemoteConfigRejected
+from panelfast.exceptions import ConfigError, ConfigIssue, ModelError, RemoteConfigRejected
+from panelfast.models.loader import ModelLibrary
 from panelfast.remote_config import AlarmRule, validate_alarms
 
 __all__ = [
@@ -62,8 +71,10 @@ __all__ = [
     "StorageSettings",
     "TcpConnection",
     "TimeSettings",
+    "WebSettings",
     "load_settings",
     "parse_settings",
+    "referred_problems",
 ]
 
 #: Ids of devices, measurements and outputs (cloud protocol §5).
@@ -100,7 +111,7 @@ class CloudSettings(_Section):
     #: Read-only mirror of ``publication.method``, set at load for code that still
     #: reads it; never written back (in a file it is the former name of the method).
     alarm_publication: Annotated[Literal["cloud", "email", "none"], Field(exclude=True)] = "cloud"
-    request_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    request_timeout_s: Annotated[StrictFloat, Field(gt=0, le=120)] = 10.0
 
     @field_validator("bootstrap_url")
     @classmethod
@@ -130,7 +141,7 @@ class StorageSettings(_Section):
 
     dir: Path = Path("/var/lib/panelfast")
     #: Disk quota of the outbox; when full the oldest data is dropped, counted.
-    quota_mb: Annotated[int, Field(ge=1)] = 2500
+    quota_mb: Annotated[StrictInt, Field(ge=1)] = 2500
 
 
 class TcpConnection(_Section):
@@ -138,10 +149,10 @@ class TcpConnection(_Section):
 
     type: Literal["tcp", "rtu-over-tcp"]
     host: str
-    port: Annotated[int, Field(ge=1, le=65535)] = 502
-    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
-    timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 1000
-    period_ms: Annotated[int, Field(ge=10, le=3_600_000)] = 1000
+    port: Annotated[StrictInt, Field(ge=1, le=65535)] = 502
+    unit_id: Annotated[StrictInt, Field(ge=0, le=255)] = 1
+    timeout_ms: Annotated[StrictInt, Field(ge=10, le=60_000)] = 1000
+    period_ms: Annotated[StrictInt, Field(ge=10, le=3_600_000)] = 1000
 
 
 class RtuConnection(_Section):
@@ -153,9 +164,9 @@ class RtuConnection(_Section):
     parity: Literal["none", "even", "odd"] = "even"
     stop_bits: Literal[1, 2] = 1
     data_bits: Literal[7, 8] = 8
-    unit_id: Annotated[int, Field(ge=1, le=247)] = 1
-    timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 1000
-    period_ms: Annotated[int, Field(ge=10, le=3_600_000)] = 1000
+    unit_id: Annotated[StrictInt, Field(ge=1, le=247)] = 1
+    timeout_ms: Annotated[StrictInt, Field(ge=10, le=60_000)] = 1000
+    period_ms: Annotated[StrictInt, Field(ge=10, le=3_600_000)] = 1000
 
 
 class DeviceSettings(_Section):
@@ -275,7 +286,7 @@ class GatewaySettings(_Section):
 
     #: Outputs remote control (§9) is enabled with `panelfast outputs remote-control
     #: enable`, which asks for the user's confirmation; the file may only say false.
-    outputs_remote_control: bool = False
+    outputs_remote_control: StrictBool = False
     #: Extra folders of device model files, besides the models shipped.
     model_dirs: tuple[Path, ...] = ()
 
@@ -315,6 +326,37 @@ class MetricsSettings(_Section):
         return listen
 
 
+class WebSettings(_Section):
+    """The local web pages and the control API over HTTPS, behind a login (off unless
+    ``listen`` is set: a gateway that does not serve them imports none of their stack)."""
+
+    #: ``host:port`` (``[v6]:port``) to serve HTTPS on, e.g. ``0.0.0.0:8443``.
+    listen: str | None = None
+    #: The name the audit log records changes under (``web:<user>``).
+    user: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "admin"
+    #: The server certificate (PEM, chain included) and its private key (mode 0600 or
+    #: 0640); neither: a self-signed certificate is made and kept in the storage folder.
+    certificate: Path | None = None
+    key: Path | None = None
+    #: A login ends after this long without a request from the person...
+    session_idle_min: Annotated[int, Field(ge=1, le=24 * 60)] = 30
+    #: ...and this long after it began, whatever happens.
+    session_max_h: Annotated[int, Field(ge=1, le=7 * 24)] = 12
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str | None) -> str | None:
+        if listen is not None:
+            split_host_port(listen)
+        return listen
+
+    @model_validator(mode="after")
+    def _certificate_with_key(self) -> WebSettings:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("certificate and key go together, or neither (self-signed)")
+        return self
+
+
 class LoggingSettings(_Section):
     """Where the daemon's log goes and in which form (``panelfast run`` options override)."""
 
@@ -351,6 +393,7 @@ class Settings(_Section):
     publication: PublicationSettings = PublicationSettings()
     email: EmailSettings | None = None
     metrics: MetricsSettings = MetricsSettings()
+    web: WebSettings = WebSettings()
     logging: LoggingSettings = LoggingSettings()
     devices: tuple[DeviceSettings, ...] = ()
 
@@ -377,13 +420,40 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return out or "(file)"
 
 
+_EXPECTED = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false"}
+
+
+def _unquoted(text: str) -> bool:
+    """Whether ``text`` would be a TOML number or boolean without its quotes."""
+    try:
+        value = tomllib.loads(f"v = {text}").get("v")
+    except tomllib.TOMLDecodeError:
+        return False
+    return isinstance(value, int | float)  # a bool is an int
+
+
+def _message(err: ErrorDetails) -> str:
+    """pydantic's message; for a value of the wrong type, what was given instead."""
+    given = err["input"]
+    expected = _EXPECTED.get(err["type"])
+    if expected is None:
+        if err["type"] == "literal_error" and isinstance(given, str) and _unquoted(given):
+            return f'{err["msg"]}, not the text "{given}" (write it without quotes)'
+        return err["msg"]
+    if isinstance(given, str):
+        hint = " (write it without quotes)" if _unquoted(given) else ""
+        return f'{expected}, not the text "{given}"{hint}'
+    shown = str(given).lower() if isinstance(given, bool) else repr(given)
+    return f"{expected}, not {shown}"
+
+
 def parse_settings(document: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate an already-parsed configuration document."""
     document, issues = _publication(document)
     try:
         settings = Settings.model_validate(document)
     except ValidationError as exc:
-        issues += [ConfigIssue(_key_path(err["loc"]), err["msg"]) for err in exc.errors()]
+        issues += [ConfigIssue(_key_path(err["loc"]), _message(err)) for err in exc.errors()]
         raise ConfigError(source, issues) from None
     if issues:
         raise ConfigError(source, issues)
@@ -479,16 +549,57 @@ def _email_alarms(document: dict[str, Any], issues: list[ConfigIssue]) -> None:
     document["email"] = email
 
 
-def load_settings(path: str | os.PathLike[str]) -> Settings:
-    """Read and validate a configuration file; relative paths are from its folder."""
+def load_settings(path: str | os.PathLike[str], *, whole: bool = True) -> Settings:
+    """Read and check a configuration file; relative paths are from its folder.
+
+    Besides the file itself, what it refers to is checked too (the claim key
+    file, each device's model): every command and the daemon start from a
+    configuration known to be whole. ``whole=False`` leaves those to the
+    caller (``panelfast doctor`` checks them one by one, each with its fix).
+    """
     path = Path(path)
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(str(path), [ConfigIssue("(file)", "no such file")]) from None
+        where = path.absolute()
+        raise ConfigError(
+            str(path), [ConfigIssue("(file)", f"no such file (looked for {where})")]
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            str(path), [ConfigIssue("(file)", f"cannot read: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), [ConfigIssue("(file)", "not UTF-8 text")]) from None
+    try:
+        document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigIssue("(file)", f"not valid TOML: {exc}")]) from None
-    return parse_settings(document, str(path))
+    settings = parse_settings(document, str(path))
+    issues = referred_problems(settings) if whole else []
+    if issues:
+        raise ConfigError(str(path), issues)
+    return settings
+
+
+def referred_problems(settings: Settings) -> list[ConfigIssue]:
+    """What is wrong with what the settings refer to: the claim key file, the device models."""
+    issues: list[ConfigIssue] = []
+    try:
+        settings.identity.claim_key()
+    except ConfigError as exc:
+        issues += exc.issues
+    library = ModelLibrary(settings.gateway.model_dirs, strict=False)
+    issues += [ConfigIssue("gateway.model_dirs", str(error)) for error in library.errors]
+    for k, device in enumerate(settings.devices):
+        try:
+            library.get(device.model)
+        except ModelError as exc:
+            issues += [
+                ConfigIssue(f"devices[{k}].model", f"{device.model}: {issue.message}")
+                for issue in exc.issues
+            ]
+    return issues
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
@@ -519,6 +630,11 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     logs = settings.logging
     if logs.file is not None:
         logs = logs.model_copy(update={"file": resolve(logs.file)})
+    web = settings.web
+    if web.certificate is not None and web.key is not None:
+        web = web.model_copy(
+            update={"certificate": resolve(web.certificate), "key": resolve(web.key)}
+        )
     return settings.model_copy(
         update={
             "identity": identity,
@@ -528,6 +644,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "control": control,
             "email": email,
             "logging": logs,
+            "web": web,
         }
     )
 
@@ -542,7 +659,9 @@ def read_claim_key(path: Path) -> SecretStr:
         mode = path.stat().st_mode
         text = path.read_text(encoding="ascii").strip()
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue(key, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            str(path), [ConfigIssue(key, f"cannot read {path}: {exc.strerror}")]
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), [ConfigIssue(key, "not a hex claim key")]) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):

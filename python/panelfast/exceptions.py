@@ -15,7 +15,9 @@ PanelfastError
 ├── AlarmError        an alarm, or the readings given to it, are invalid     [Rust core]
 ├── SimulatorError    the device simulator cannot serve a model, or listen   [Rust core]
 ├── ConfigError       the gateway's configuration file is invalid
-├── PublicationConflict  enabling cloud or email publication while the other is on
+├── ReloadRefused     a configuration read again changes what cannot change while
+│                     the gateway runs (identity, storage folder...): the running one stays
+├── PublicationConflict  cloud services and email publication asked for together
 ├── MailError         an email was not sent; ``stage``, ``code``, ``text``: the SMTP server's answer
 ├── ModelError        a device model file is invalid, or no model has that name
 ├── TopologyError     the devices cannot be described as a topology (§5)
@@ -91,6 +93,7 @@ __all__ = [
     "RateLimited",
     "RefCloudError",
     "RefCloudRequestError",
+    "ReloadRefused",
     "RemoteConfigError",
     "RemoteConfigReadOnly",
     "RemoteConfigRejected",
@@ -133,19 +136,30 @@ class ConfigError(PanelfastError):
         super().__init__(f"invalid configuration {source}:\n{lines}")
 
 
-class PublicationConflict(PanelfastError):
-    """Cloud and email publication are mutually exclusive: one was asked for while
-    the other is on. ``current`` is the method on, ``requested`` the one refused."""
+class ReloadRefused(PanelfastError):
+    """A configuration read again while the gateway runs was not applied, none of it:
+    it changes what cannot change live (the identity, the storage folder...).
+    ``issues`` names each key with the reason; the running configuration stays."""
 
-    def __init__(self, current: str, requested: str) -> None:
-        self.current = current
-        self.requested = requested
-        names = {"cloud": "cloud publication", "email": "email publication of alarms"}
-        super().__init__(
-            f"cannot enable {names.get(requested, requested)}: {names.get(current, current)} "
-            f"is on, and the two are mutually exclusive; turn {current} publication off first "
-            f'(publication method "none"), then enable {requested}'
-        )
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{source} not applied; the running configuration stays:\n{lines}")
+
+
+class PublicationConflict(PanelfastError):
+    """Cloud services and email publication of alarms are mutually exclusive: one was
+    asked for while the other is on (see :mod:`panelfast.publication` for the rule).
+
+    ``turn_off`` names what is on and must be turned off first (``"cloud services"``
+    or ``"email publication"``); ``hint`` is the command that does it.
+    """
+
+    def __init__(self, message: str, *, turn_off: str, hint: str) -> None:
+        self.turn_off = turn_off
+        self.hint = hint
+        super().__init__(message)
 
 
 class MailError(PanelfastError):

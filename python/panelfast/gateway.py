@@ -4,10 +4,10 @@
  devices ──Modbus──▶ Acquisition (Rust engine, own threads)
                          │ snapshot (numpy arrays)
           every second   ▼                      every 250 ms
-                      Sampler ──▶ rings      AlarmSet ──▶ events
-                         │ every flush_s            │
+                      Sampler ──▶ rings      AlarmSet ──▶ events ──▶ AlarmMailer ──SMTP──▶
+                         │ every flush_s            │           (publication method email)
                          ▼                          ▼
-                      Outbox (SQLite) ◀─────────────┘
+                      Outbox (SQLite) ◀─────────────┘ (method cloud)
                          │ every publisher period, and at once after an outage
                          ▼
                       Publisher ──HTTPS──▶ hub        ◀── config long poll ── remote configuration
@@ -24,10 +24,14 @@ samples as before.
 :class:`Gateway` is the typed API services use (an async context manager);
 ``panelfast run`` drives one. It only wires the parts together and answers
 the user; each loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
-:class:`~panelfast.alarms.AlarmWatch`, :class:`~panelfast.publisher.Publication`,
+:class:`~panelfast.alarms.AlarmWatch` (its alarms and their events' destination
+chosen by :class:`~panelfast.alarm_publication.AlarmPublication`, by the
+publication method), :class:`~panelfast.publisher.Publication`,
 :class:`~panelfast.remote_config.Switchover` (a remote configuration's whole
 route), :class:`~panelfast.commands.CommandService` (the cloud's commands,
 outputs and schedules), all run by one :class:`~panelfast._supervisor.Supervisor`.
+A configuration file edited while running is put in force by :meth:`Gateway.reload`
+(:mod:`panelfast.reload`: the devices switch at one sampling instant).
 """
 
 from __future__ import annotations
@@ -36,17 +40,18 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
-from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states
+from panelfast.alarm_publication import AlarmPublication
+from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states, watch_interval_s
 from panelfast.cloud import (
     CloudSession,
     CloudStatus,
@@ -57,14 +62,27 @@ from panelfast.cloud import (
     firewall_rules,
 )
 from panelfast.commands import CommandService, OutputsStatus, RecentLogs
-from panelfast.config import DeviceSettings, Settings
-from panelfast.exceptions import CloudProtocolError, PanelfastError, TopologyError
+from panelfast.config import DeviceSettings, PublicationMethod, Settings
+from panelfast.exceptions import (
+    CloudProtocolError,
+    ConfigError,
+    ConfigIssue,
+    PanelfastError,
+    TopologyError,
+)
 from panelfast.local_settings import change_setting
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
+from panelfast.publication import (
+    PublicationChange,
+    PublicationStatus,
+    change_publication_method,
+    ensure_cloud_services_allowed,
+)
 from panelfast.publisher import Backlog, Publication, Publisher
 from panelfast.register_types import is_exact
+from panelfast.reload import Reloader, ReloadOutcome
 from panelfast.remote_config import (
     ApplyPlan,
     ApplyProgress,
@@ -85,6 +103,9 @@ from panelfast.sampling import (
     prepare_live_set,
 )
 from panelfast.topology import PublishedTopologyStore, Topology, build_topology
+
+if TYPE_CHECKING:
+    from panelfast.mail import Delivery
 
 __all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
 
@@ -108,6 +129,8 @@ class GatewayStatus:
     #: While a remote configuration is being applied: where it stands.
     applying: ApplyProgress | None
     active_alarms: tuple[str, ...]
+    #: The publication method, and the alarm emails' queue and last error.
+    publication: PublicationStatus
     #: What the configuration in force names that is no longer configured (a
     #: device removed from the configuration file: ``mb-1``; a measurement its
     #: model lost: ``mb-2/VoltageAN``). Sampled as nil, its alarms keep their
@@ -232,18 +255,26 @@ class Gateway:
             self.acquisition.snapshot,
             self.outbox.add_samples,
             live=live,
-            on_live=lambda live: self.alarms.replace(live.alarms, live.config),
+            on_live=lambda live: self.alarm_publication.remote_live(live.alarms, live.config),
             flush_s=flush_s,
         )
-        # Every reading must be evaluated once: look at least twice per poll
-        # period of the fastest device (each reading is evaluated only once).
-        fastest_ms = min((d.connection.period_ms for d in settings.devices), default=1000)
         self.alarms = AlarmWatch(
             self.acquisition.snapshot,
-            self._record_alarms,
-            interval_s=min(alarm_interval_s, fastest_ms / 2000),
+            lambda events, states: self.alarm_publication.record(events, states),
+            interval_s=watch_interval_s(
+                (d.connection.period_ms for d in settings.devices), alarm_interval_s
+            ),
             alarms=live.alarms if live else None,
             config=live.config if live else None,
+        )
+        # Which alarms are watched and where their events go, by the publication method.
+        self.alarm_publication = AlarmPublication(
+            settings,
+            self.clock,
+            self.alarms,
+            lookup=self._lookup,
+            known={(d, m.id) for d, model in self._models.items() for m in model.measurements},
+            to_outbox=self._record_in_outbox,
         )
         self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self.publication = Publication(
@@ -260,7 +291,7 @@ class Gateway:
             settings,
             self.session,
             self.acquisition,
-            [(d, self._models[d.id]) for d in settings.devices],
+            self._configured_devices,
             topology=lambda: self.topology().body,
             status=self._status_document,
             logs=recent_logs,
@@ -268,6 +299,16 @@ class Gateway:
             clock=self.clock,
         )
         self._supervisor = Supervisor()
+        self._started = False
+        self.reloader = Reloader(
+            self,
+            devices=self._devices,
+            models=self._models,
+            library=lambda new: models or ModelLibrary(new.gateway.model_dirs),
+            lookup_for=point_lookup,
+            ring_capacity=ring_capacity,
+            alarm_interval_s=alarm_interval_s,
+        )
 
     def _restore_live_set(self) -> LiveSet | None:
         """The stored configuration, sampled again from the start (no cloud needed),
@@ -323,7 +364,18 @@ class Gateway:
         await self.stop()
 
     async def start(self) -> None:
+        method = self.settings.publication.method
+        if method != "cloud" and self.session.connect_requested:
+            # The file was edited by hand while connected: the two never run together.
+            log.warning(
+                "cloud services stay off: the publication method is %s; disconnecting",
+                method,
+                extra={"event": "publication.cloud_off", "method": method},
+            )
+            await self.session.disconnect()
         self.acquisition.start()
+        self._started = True
+        await self.alarm_publication.start(self._supervisor)
         run = self._supervisor.start
         run("sampling", self.sampling.run)
         run("alarms", self.alarms.run)
@@ -349,7 +401,9 @@ class Gateway:
         )
 
     async def stop(self) -> None:
+        self._started = False
         await self._supervisor.stop()
+        await self.alarm_publication.close()
         await self.sampling.flush()
         self.acquisition.stop()
         await self.session.aclose()
@@ -365,10 +419,20 @@ class Gateway:
         """Every loop of the gateway still runs (for a watchdog)."""
         return self._supervisor.alive()
 
+    @property
+    def started(self) -> bool:
+        """Between :meth:`start` and :meth:`stop`: its loops take the sampling instants."""
+        return self._started
+
     # -- what the user does ------------------------------------------------
 
     async def connect(self) -> CloudStatus:
-        """Connect (kept across restarts): bootstrap, then cloud traffic resumes."""
+        """Connect (kept across restarts): bootstrap, then cloud traffic resumes.
+
+        Refused with :class:`~panelfast.exceptions.PublicationConflict` unless
+        the publication method is cloud (see :mod:`panelfast.publication`).
+        """
+        ensure_cloud_services_allowed(self.settings.publication.method)
         status = await self.session.connect()
         self.publication.publish_now()
         self.commands.wake()
@@ -397,20 +461,92 @@ class Gateway:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
         return await self.remote.receive(version, document)
 
+    async def reload(self, settings: Settings, *, source: str = "(settings)") -> ReloadOutcome:
+        """Put a new configuration in force while running (:mod:`panelfast.reload`):
+        devices added, removed or changed at one sampling instant, nothing lost.
+
+        What cannot change live (identity, storage folder...) raises
+        :class:`~panelfast.exceptions.ReloadRefused` naming the key; the
+        running configuration stays.
+        """
+        return await self.reloader.reload(settings, source=source)
+
+    async def reload_file(self, path: Path) -> ReloadOutcome:
+        """:meth:`reload` the configuration file at ``path`` (read again; a file
+        with an error raises :class:`~panelfast.exceptions.ConfigError`)."""
+        return await self.reloader.reload_file(path)
+
     def change_setting(self, key: str, value: object) -> Settings:
         """Change a local setting (:data:`~panelfast.local_settings.LOCAL_SETTINGS`).
 
         What the cloud manages (``sampling.*``, ``alarms.*``, ``publisher.*``...)
         is refused with :class:`~panelfast.exceptions.RemoteConfigReadOnly`; an
         unknown key or a bad value with :class:`~panelfast.exceptions.ConfigError`.
-        ``cloud.alarm_publication`` applies at once; the others when what uses
-        them next starts (``panelfast set`` keeps them in the file).
+        ``storage.quota_mb`` applies at once; the others when what uses them next
+        starts (``panelfast set`` keeps them in the file); ``publication.method`` is
+        switched by :meth:`change_publication_method`, which applies it at once.
         """
+        if key == "publication.method":
+            issue = ConfigIssue(key, "switched by change_publication_method (applied at once)")
+            raise ConfigError("(local setting)", [issue])
         current = self.remote.current
         self.settings = change_setting(
-            self.settings, key, value, applied_version=current.version if current else None
+            self.settings,
+            key,
+            value,
+            applied_version=current.version if current else None,
+            cloud_on=self.session.connect_requested,
         )
+        # The outbox judges its quota at each write.
+        self.outbox.quota_bytes = self.settings.storage.quota_mb * 1_000_000
         return self.settings
+
+    async def change_publication_method(
+        self,
+        method: object,
+        *,
+        store: Callable[[PublicationMethod], object] | None = None,
+    ) -> PublicationChange:
+        """Switch the publication method, at once (see :mod:`panelfast.publication`).
+
+        Checked whole first: the rule (:class:`~panelfast.exceptions.PublicationConflict`),
+        the value, and for email the ``[email]`` section, its alarms against the
+        devices' models and its password file (:class:`~panelfast.exceptions.ConfigError`).
+        Then ``store`` keeps it (the control API writes the configuration file,
+        in a worker thread), and the gateway switches the alarms watched and
+        their destination, starting or stopping the mailer.
+        """
+        current = self.remote.current
+        cloud_on = self.session.connect_requested
+        change = change_publication_method(
+            self.settings.publication.method, method, cloud_on=cloud_on
+        )
+        settings = change_setting(
+            self.settings,
+            "publication.method",
+            change.method,
+            applied_version=current.version if current else None,
+            cloud_on=cloud_on,
+        )
+        prepared = await self.alarm_publication.prepare(settings)
+        if store is not None:
+            try:
+                await asyncio.to_thread(store, change.method)
+            except BaseException:
+                await self.alarm_publication.abandon(prepared)
+                raise
+        self.settings = settings
+        await self.alarm_publication.switch(prepared)
+        log.info(
+            change.audit_text(),
+            extra={"event": "publication.method", "method": change.method},
+        )
+        return change
+
+    async def send_test_email(self) -> Delivery:
+        """Send the test email to every recipient now; the SMTP server's answer
+        (:class:`~panelfast.exceptions.MailError` with it on failure)."""
+        return await self.alarm_publication.send_test_email()
 
     def identification(self) -> Identity:
         return self.session.identity
@@ -435,9 +571,18 @@ class Gateway:
             backlog=self.backlog(),
             applying=self.remote.applying,
             active_alarms=self.alarms.active(),
+            publication=self.publication_status(),
             not_configured=self._not_configured(self.remote.current),
             outputs=self.commands.status(),
         )
+
+    def publication_status(self) -> PublicationStatus:
+        return self.alarm_publication.status(cloud_on=self.session.connect_requested)
+
+    def _configured_devices(self) -> list[tuple[DeviceSettings, DeviceModel]]:
+        """The devices now, with their models (a live reload changes them; any thread)."""
+        models = self._models
+        return [(d, m) for d in self.settings.devices if (m := models.get(d.id)) is not None]
 
     def _status_document(self) -> dict[str, Any]:
         """The status as JSON values, for a diagnostics bundle."""
@@ -507,16 +652,17 @@ class Gateway:
             plan,
             progress,
             self._lookup,
-            previous_alarms=self.alarms.alarms,
+            previous_alarms=self.alarm_publication.remote_alarms,
             capacity=self._ring_capacity,
         )
 
-    async def _record_alarms(
+    async def _record_in_outbox(
         self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]
     ) -> None:
-        """Keep the alarms' states, and deliver their transitions: to the cloud in the
-        same transaction as the states, so a crash neither repeats nor loses one."""
-        if events and self.settings.publication.method == "cloud":
+        """Keep the remote configuration's alarms' states, and their transitions to
+        publish (none outside cloud mode), in one transaction: a crash neither
+        repeats nor loses one."""
+        if events:
             await asyncio.to_thread(self.outbox.add_events, events, states)
             self.publication.events_waiting()
         else:

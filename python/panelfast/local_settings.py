@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from panelfast._durable import write_atomically
 from panelfast.config import Settings, parse_settings
@@ -24,13 +24,13 @@ from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.publication import change_publication_method
 from panelfast.remote_config import ensure_local_change_allowed
 
-__all__ = ["LOCAL_SETTINGS", "change_setting", "edit_config_file"]
+__all__ = ["LOCAL_SETTINGS", "change_setting", "cloud_services_on", "edit_config_file"]
 
 #: ``section.key`` → what it is. Only these change locally; device commissioning
 #: and identity are edited in the file itself, as when the gateway is installed.
 LOCAL_SETTINGS: dict[str, str] = {
     "cloud.request_timeout_s": "timeout of one cloud request, in seconds",
-    "publication.method": "cloud, email (alarms) or none; cloud and email are exclusive",
+    "publication.method": "cloud, email (alarms) or none; email only while disconnected",
     "storage.quota_mb": "disk quota of the outbox, in MB",
     "time.mode": "time synchronisation: manual, ntp or cloud",
     "time.ntp_server": "the NTP server used in mode ntp",
@@ -58,22 +58,36 @@ def _refuse_unknown(key: str) -> ConfigError:
     )
 
 
+def cloud_services_on(settings: Settings) -> bool:
+    """Whether the user's Connect holds, as the gateway last stored it."""
+    from panelfast.cloud import StateStore
+
+    return StateStore(settings.storage.dir).load().connect
+
+
 def change_setting(
-    settings: Settings, key: str, value: object, *, applied_version: str | None = None
+    settings: Settings,
+    key: str,
+    value: object,
+    *,
+    applied_version: str | None = None,
+    cloud_on: bool | None = None,
 ) -> Settings:
     """``settings`` with ``key`` set to ``value``, validated as the file loader would.
 
     Raises :class:`~panelfast.exceptions.RemoteConfigReadOnly` for what the cloud
     manages (``sampling.*``, ``alarms.*``, ``publisher.*``...), naming
     ``applied_version``, :class:`~panelfast.exceptions.PublicationConflict` for
-    cloud or email publication enabled while the other is on, and
+    a publication method that cloud services being on forbid (``cloud_on``:
+    the Connect holds; None: as stored in the storage folder), and
     :class:`~panelfast.exceptions.ConfigError` for an unknown key or an invalid value.
     """
     ensure_local_change_allowed(key, applied_version)
     if key not in LOCAL_SETTINGS:
         raise _refuse_unknown(key)
     if key == "publication.method":
-        change_publication_method(settings.publication.method, value)
+        on = cloud_services_on(settings) if cloud_on is None else cloud_on
+        change_publication_method(settings.publication.method, value, cloud_on=on)
     section, field = key.split(".", 1)
     # Paths were resolved at load; validating the resolved document keeps them as they are.
     document = settings.model_dump(mode="python")
@@ -83,6 +97,20 @@ def change_setting(
     except ConfigError as exc:
         issues = [i for i in exc.issues if i.key == key] or exc.issues
         raise ConfigError("(local setting)", issues) from None
+
+
+def _from_text(settings: Settings, key: str, text: str) -> object:
+    """A value typed on a command line, read as the setting's type reads it
+    (``"15"`` → 15, ``"true"`` → True); the file itself takes no such conversion."""
+    section, field = key.split(".", 1)
+    part: BaseModel = getattr(settings, section)
+    kind = type(part).model_fields[field].annotation
+    if kind not in (int, float, bool):
+        return text
+    try:
+        return TypeAdapter(kind).validate_python(text)
+    except ValidationError:
+        return text  # refused below, as the file loader refuses it
 
 
 def _toml_value(value: object) -> str:
@@ -103,7 +131,12 @@ def _current(settings: Settings, key: str) -> Any:
 
 
 def edit_config_file(
-    path: Path, key: str, value: str, *, applied_version: str | None = None
+    path: Path,
+    key: str,
+    value: str,
+    *,
+    applied_version: str | None = None,
+    cloud_on: bool | None = None,
 ) -> object:
     """Set ``key`` to ``value`` (as typed on a command line) in the file at ``path``.
 
@@ -122,7 +155,8 @@ def edit_config_file(
         raise ConfigError(str(path), [ConfigIssue("(file)", "no such file")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), [ConfigIssue("(file)", f"not valid TOML: {exc}")]) from None
-    settings = change_setting(parse_settings(document, str(path)), key, value)
+    current = parse_settings(document, str(path))
+    settings = change_setting(current, key, _from_text(current, key, value), cloud_on=cloud_on)
     stored = _current(settings, key)
     section, field = key.split(".", 1)
     edited = _set_line(text, section, field, _toml_value(stored))

@@ -24,6 +24,9 @@ config.applied              config_version, measurements, samples_per_minute, al
                             publisher_period_s, apply_s
 config.rejected             config_version, errors (``path: message``), error_count
 config.live                 config_version, from_ms (the sampling instant)
+config.reloaded             source, devices_added, devices_removed, devices_changed,
+                            settings (local keys), from_ms, topology_must_be_published
+config.reload_refused       source, errors (``key: reason``)
 sampling.instants_missed    instants, from_ms
 config.poll_failed          error
 config.report_failed        config_version
@@ -34,6 +37,9 @@ batch.renumbered            seq, expected_seq
 batch.split                 seq
 outbox.dropped              samples, quota_bytes
 outbox.compacted            chunks
+web.listening               listen (and the certificate's SHA-256 in the message)
+web.password_generated      file (where the password made at first start waits; never it)
+web.login / login_refused   client
 ==========================  ==============================================================
 
 Text lines show the message (which says the same in words); JSON lines carry

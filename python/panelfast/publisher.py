@@ -68,6 +68,8 @@ class Backlog:
     dropped_samples: int
     refused_batches: int
     last_acked: int
+    #: The first instant of the oldest sample waiting (unix ms); None: nothing waits.
+    oldest_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +106,11 @@ class Publisher:
         # One sender at a time: the periodic publication and the backlog
         # drain must not seal or send the same batch twice over.
         self._sending = asyncio.Lock()
+
+    @property
+    def sending(self) -> bool:
+        """Whether a publication is under way (a batch in flight, or the next being sealed)."""
+        return self._sending.locked()
 
     async def publish_data(self) -> int:
         """Send batches until none is left; returns the samples acknowledged."""
@@ -207,6 +214,7 @@ class Publisher:
             dropped_samples=stats.dropped_samples,
             refused_batches=stats.refused_batches,
             last_acked=stats.last_acked,
+            oldest_ms=stats.oldest_ms,
         )
 
 

@@ -24,9 +24,11 @@ from numpy.typing import NDArray
 
 from panelfast._native import AlarmSet, SampleRing, SeriesSet
 from panelfast.clock import Clock
-from panelfast.remote_config import ApplyPlan, RemoteConfig, SectionProgress
+from panelfast.remote_config import AlarmRule, ApplyPlan, RemoteConfig, SectionProgress
 
 __all__ = [
+    "AlarmRules",
+    "Handover",
     "Instants",
     "LiveSet",
     "PointLookup",
@@ -172,8 +174,19 @@ class Sampler:
 AlarmSpec = tuple[str, int, Literal["over", "under"], float, float, int]
 
 
-def alarm_specs(config: RemoteConfig, lookup: PointLookup) -> list[AlarmSpec]:
-    """The configuration's alarms, reading their measurements straight from the snapshot."""
+class AlarmRules(Protocol):
+    """What an alarm set is built from: a remote configuration, or the local
+    configuration's alarms of email publication
+    (:class:`~panelfast.alarm_publication.LocalAlarms`)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def alarms(self) -> tuple[AlarmRule, ...]: ...
+
+
+def alarm_specs(config: AlarmRules, lookup: PointLookup) -> list[AlarmSpec]:
+    """The alarms of ``config``, reading their measurements straight from the snapshot."""
     return [
         (
             a.id,
@@ -187,7 +200,7 @@ def alarm_specs(config: RemoteConfig, lookup: PointLookup) -> list[AlarmSpec]:
     ]
 
 
-def alarm_set(config: RemoteConfig, lookup: PointLookup) -> AlarmSet:
+def alarm_set(config: AlarmRules, lookup: PointLookup) -> AlarmSet:
     return AlarmSet(alarm_specs(config, lookup))
 
 
@@ -293,6 +306,18 @@ class SnapshotSource(Protocol):
     def read_at_ms(self) -> NDArray[np.int64]: ...
 
 
+@dataclass(slots=True)
+class Handover:
+    """What the sampling loop puts in force at its next instant."""
+
+    #: The new sampling set (None: nothing sampled, no configuration in force).
+    live: LiveSet | None
+    #: Run first, at that instant (a new device set: the snapshot's layout changes).
+    switch: Callable[[], None] | None = None
+    #: Gets the instant it was put in force at.
+    done: asyncio.Future[int] | None = None
+
+
 class SamplingLoop:
     """Takes every sampling instant under the configuration in force, and moves
     the rings' samples to durable storage every ``flush_s``.
@@ -300,7 +325,9 @@ class SamplingLoop:
     A configuration handed over (:meth:`hand_over`) is put in force at the next
     instant: everything sampled before it stays under the old version, from it
     on under the new (§6 "from one sampling instant on"); ``on_live`` hears of
-    it then (the alarms switch at the same instant).
+    it then (the alarms switch at the same instant). :meth:`switch_at_next_instant`
+    does the same with a change of the device set (a live reload), so that no
+    instant is sampled with the old plan on the new snapshot's layout.
     """
 
     def __init__(
@@ -319,7 +346,7 @@ class SamplingLoop:
         self._on_live = on_live
         self._flush_ms = int(flush_s * 1000)
         self.sampler: Sampler | None = live.sampler if live is not None else None
-        self._pending: LiveSet | None = None
+        self._pending: Handover | None = None
         self.instants = Instants()
         self.samples_taken = 0
         self._retired_nil = 0
@@ -331,7 +358,21 @@ class SamplingLoop:
 
     def hand_over(self, live: LiveSet) -> None:
         """Put ``live`` in force from the next sampling instant."""
-        self._pending = live
+        self._pending = Handover(live)
+
+    def switch_at_next_instant(self, live: LiveSet | None, switch: Callable[[], None]) -> Handover:
+        """At the next sampling instant, run ``switch`` and put ``live`` in force,
+        together; its ``done`` future gets that instant (:meth:`withdraw` takes it back)."""
+        handover = Handover(live, switch, asyncio.get_running_loop().create_future())
+        self._pending = handover
+        return handover
+
+    def withdraw(self, handover: Handover) -> bool:
+        """Take back a hand-over not yet put in force; False if it was."""
+        if self._pending is not handover:
+            return False
+        self._pending = None
+        return True
 
     async def run(self) -> None:
         last_flush: int | None = None
@@ -375,11 +416,25 @@ class SamplingLoop:
             self.samples_taken += sampler.sample(t_ms, *arrays)
 
     async def _make_live(self, t_ms: int) -> None:
-        live, self._pending = self._pending, None
-        assert live is not None
         await self.flush()  # what was sampled under the old version goes out under it
+        # Taken after the flush: a hand-over made meanwhile is the one to put in force.
+        handover, self._pending = self._pending, None
+        if handover is None:
+            return
+        if handover.switch is not None:
+            try:
+                handover.switch()
+            except Exception as exc:
+                if handover.done is not None and not handover.done.done():
+                    handover.done.set_exception(exc)  # the caller hears why
+                raise
         self._retired_nil += self.sampler.nil if self.sampler is not None else 0
-        self.sampler = live.sampler
+        live = handover.live
+        self.sampler = live.sampler if live is not None else None
+        if handover.done is not None and not handover.done.done():
+            handover.done.set_result(t_ms)
+        if live is None:
+            return
         self._on_live(live)
         log.info(
             "sampling under remote configuration %s from %d",

@@ -389,19 +389,28 @@ def fleet(
     prefix: str | None = None,
     unit_ids_per_port: int = 0,
     base_port: int = 0,
+    first: int = 0,
+    endpoint_prefix: str | None = None,
+    transport: Transport = "tcp",
+    serial_port: str = "",
+    baud_rate: int = 19200,
+    faults: Faults | None = None,
 ) -> list[SimulatedDevice]:
-    """``count`` devices of one model.
+    """``count`` devices of one model, numbered from ``first`` + 1.
 
     With ``unit_ids_per_port`` = 0 each device has a port of its own; with n,
     devices sit n to a port as unit ids 1..n (Modbus unit ids are 8-bit: a
     thousand devices take four ports of 250). Ports are free ones, or
-    consecutive from ``base_port``.
+    consecutive from ``base_port``. Fleets of several models share ports when
+    they are laid out one after the other (``first``) under one
+    ``endpoint_prefix``.
     """
     if count < 0 or not 0 <= unit_ids_per_port <= 255:
         raise SimulatorError("count must be ≥ 0 and unit_ids_per_port within 0..255")
     stem = prefix or re.sub(r"[^A-Za-z0-9_.-]", "-", model.name.lower())
+    shared = endpoint_prefix or stem
     devices: list[SimulatedDevice] = []
-    for k in range(count):
+    for k in range(first, first + count):
         group, unit = divmod(k, unit_ids_per_port) if unit_ids_per_port else (k, 0)
         devices.append(
             SimulatedDevice(
@@ -409,7 +418,11 @@ def fleet(
                 model=model,
                 unit_id=unit + 1,
                 port=base_port + group if base_port else 0,
-                endpoint=f"{stem}-port-{group}" if unit_ids_per_port else "",
+                endpoint=f"{shared}-port-{group}" if unit_ids_per_port else "",
+                transport=transport,
+                serial_port=serial_port,
+                baud_rate=baud_rate,
+                faults=faults or Faults(),
             )
         )
     return devices

@@ -50,8 +50,14 @@ def connect(config_path: Path, attempts: int) -> None:
     import asyncio
 
     from panelfast.cloud import CloudSession, ConnectionStatus, RetryPolicy
+    from panelfast.exceptions import PublicationConflict
+    from panelfast.publication import ensure_cloud_services_allowed
 
     settings = load(config_path)
+    try:
+        ensure_cloud_services_allowed(settings.publication.method)
+    except PublicationConflict as exc:
+        fail(f"{exc}\nhint: {exc.hint}")
 
     async def go() -> bool:
         session = CloudSession(settings, retry=RetryPolicy(max_attempts=attempts))
@@ -118,8 +124,7 @@ def identification(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.cloud import Identity
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import Identity, StateStore
     from panelfast.exceptions import ConfigError
 
     settings = load(config_path)
@@ -139,8 +144,7 @@ def firewall(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.cloud import firewall_rules
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import StateStore, firewall_rules
 
     settings = load(config_path)
     for rule in firewall_rules(settings, StateStore(settings.storage.dir).load()):

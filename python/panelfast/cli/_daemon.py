@@ -11,42 +11,42 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from panelfast.cli._config import config_option, load_config
 from panelfast.control.wire import (
     Answer,
     GatewayNotRunning,
     Wire,
-    daemon_holds_storage,
+    hold_storage,
+    holding,
+    release_storage,
     socket_for,
 )
 
 if TYPE_CHECKING:
     from panelfast.config import Settings
 
-config_option = click.option(
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="the gateway's configuration file (TOML)",
-)
+__all__ = [
+    "call",
+    "config_option",
+    "daemon",
+    "fail",
+    "holding_storage",
+    "load",
+    "not_running",
+]
 
 
 def load(config_path: Path) -> Settings:
-    """The whole configuration, checked; a mistake ends the command with its key named."""
-    from panelfast.config import load_settings
-    from panelfast.exceptions import ConfigError
-
-    try:
-        return load_settings(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    """The whole configuration, checked; a mistake ends the command with its key named
+    (exit status 2)."""
+    return load_config(config_path)
 
 
 def daemon(config_path: Path) -> Wire | None:
@@ -62,12 +62,21 @@ STARTING_S = 20.0
 
 
 def call(
-    config_path: Path, method: str, route: str, body: object = None, *, text: bool = False
+    config_path: Path,
+    method: str,
+    route: str,
+    body: object = None,
+    *,
+    text: bool = False,
+    refused: Callable[[Answer], None] | None = None,
 ) -> Answer | None:
-    """One request to the daemon (None: not running); a refusal ends the command.
+    """One request to the daemon (None: not running); a refusal ends the command
+    (``refused`` sees it first, to say more than the daemon's message).
 
     A daemon that holds the storage directory but does not answer yet is
     starting: the command waits for it rather than working behind its back.
+    Without a daemon, the command holds the storage directory until it ends,
+    so none starts while it works on the gateway's state.
     """
     deadline = time.monotonic() + STARTING_S
     while True:
@@ -80,12 +89,18 @@ def call(
             fail(f"the gateway's control API did not answer: {exc}")
         if answer is not None:
             break
-        if not daemon_holds_storage(config_path):
+        if hold_storage(config_path):
+            # Held until the command ends (in a process that runs several, released).
+            context = click.get_current_context(silent=True)
+            if context is not None:
+                context.call_on_close(release_storage)
             return None
         if time.monotonic() > deadline:
             fail(f"the gateway is running but its control API did not answer in {STARTING_S:.0f} s")
         time.sleep(0.1)
     if not answer.ok:
+        if refused is not None:
+            refused(answer)
         fail(answer.error_message())
     return answer
 
@@ -102,9 +117,13 @@ def not_running(what: str) -> None:
 
 @contextmanager
 def holding_storage(settings: Settings) -> Iterator[None]:
-    """Hold the storage directory while working on the gateway's state without a daemon."""
-    from panelfast.control._lock import AlreadyRunning, StorageLock
+    """Hold the storage directory while working on the gateway's state without a daemon
+    (:func:`call` took it already when it found none)."""
+    from panelfast.control import AlreadyRunning, StorageLock
 
+    if holding(settings.storage.dir):
+        yield
+        return
     lock = StorageLock(settings.storage.dir)
     try:
         lock.acquire()

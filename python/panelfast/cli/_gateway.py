@@ -1,4 +1,5 @@
-"""``panelfast run`` (the daemon) and ``panelfast backlog`` (what waits for the cloud)."""
+"""``panelfast run`` (the daemon), ``panelfast reload`` (its configuration file read
+again, live) and ``panelfast backlog`` (what waits for the cloud)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def run(
     import uvloop
 
     from panelfast.clock import Clock
-    from panelfast.control._lock import AlreadyRunning, StorageLock
+    from panelfast.control import AlreadyRunning, StorageLock
     from panelfast.daemon import serve
     from panelfast.exceptions import ConfigError
     from panelfast.logs import configure_logging
@@ -84,6 +85,24 @@ def run(
             )
     except (AlreadyRunning, ConfigError) as exc:
         fail(str(exc))
+
+
+@main.command()
+@config_option
+def reload(config_path: Path) -> None:
+    """Put the configuration file in force in the running gateway, without a restart.
+
+    Devices added, removed or changed take effect at one sampling instant,
+    nothing lost; a file with an error, or a change of what cannot change
+    live (identity, storage folder...), is refused naming the key, and the
+    gateway goes on as it was. (SIGHUP to panelfast run does the same.)
+    """
+    body = {"config": str(config_path.resolve())}
+    answer = call(config_path, "POST", "/v1/reload", body, text=True)
+    if answer is None:
+        load(config_path)  # a file the CLI cannot even read says why, naming the key
+        fail("gateway not running: nothing to reload (panelfast run reads the file as it starts)")
+    click.echo(answer.text(), nl=False)
 
 
 def _secrets(settings: Settings) -> tuple[str | None, ...]:
@@ -138,7 +157,9 @@ def _watch(config_path: Path) -> None:
 
 
 def _backlog_from_outbox(config_path: Path) -> None:
+    from panelfast.control._text import backlog_rows, rows_text
     from panelfast.outbox import Outbox
+    from panelfast.publisher import Backlog
 
     settings = load(config_path)
     with holding_storage(settings):
@@ -151,10 +172,15 @@ def _backlog_from_outbox(config_path: Path) -> None:
         finally:
             outbox.close()
     not_running("what its outbox holds:")
-    click.echo(
-        f"samples waiting: {stats.pending_samples}   alarm events waiting: {stats.pending_events}\n"
-        f"last batch acknowledged: {stats.last_acked}   next: {stats.next_seq}\n"
-        f"dropped (disk quota): {stats.dropped_samples}   refused by the cloud: "
-        f"{stats.refused_batches}\n"
-        f"outbox: {stats.bytes_used / 1e6:.1f} MB of {stats.quota_bytes / 1e6:.0f} MB"
+    nothing_moves = Backlog(
+        samples_left=stats.pending_samples,
+        batches_left=stats.chunks,
+        events_left=stats.pending_events,
+        rate_samples_per_s=0.0,
+        eta_s=None,
+        dropped_samples=stats.dropped_samples,
+        refused_batches=stats.refused_batches,
+        last_acked=stats.last_acked,
     )
+    disk = f"{stats.bytes_used / 1e6:.1f} MB of {stats.quota_bytes / 1e6:.0f} MB"
+    click.echo(rows_text([*backlog_rows(nothing_moves), ("Outbox on disk", disk)]), nl=False)

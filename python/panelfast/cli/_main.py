@@ -18,6 +18,7 @@ from panelfast import __version__
 COMMANDS = {
     "run": "_gateway",
     "backlog": "_gateway",
+    "reload": "_gateway",
     "connect": "_cloud",
     "disconnect": "_cloud",
     "status": "_cloud",
@@ -34,8 +35,10 @@ COMMANDS = {
     "simulate": "_simulator",
     "refcloud": "_refcloud",
     "email": "_email",
+    "publication": "_publication",
     "service": "_service",
     "doctor": "_doctor",
+    "web": "_web",
 }
 
 

@@ -6,6 +6,7 @@ it prints (values, or why there are none) is what the gateway will see.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -33,6 +34,34 @@ def _connection(target: str, transport: str | None, serial: dict[str, Any]) -> d
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise click.BadParameter(f"{target!r} is not host[:port]", param_hint="TARGET")
     return {"transport": transport, "host": host, "port": int(port)}
+
+
+#: What each read function reads, one and many.
+_TABLES = {
+    1: ("coil", "coils"),
+    2: ("discrete input", "discrete inputs"),
+    3: ("holding register", "holding registers"),
+    4: ("input register", "input registers"),
+}
+#: How the engine names a failed read: ``read <function>@<start>+<count>: <why>``.
+_ENGINE_READ = re.compile(r"read (\d+)@(\d+)\+(\d+): (.*)", re.DOTALL)
+_NEXT_ATTEMPT = re.compile(r"; next attempt in \d+ ms$")
+
+
+def _failure(target: str, unit_id: int, message: str) -> str:
+    """The engine's ``read 3@3027+2: transport error: ...`` in words, naming the device."""
+    device = f"{target} (unit {unit_id})"
+    read = _ENGINE_READ.fullmatch(message)
+    if read is None:
+        return f"{device}: {message}"
+    function, start, count = (int(read.group(k)) for k in (1, 2, 3))
+    one, many = _TABLES.get(function, ("register", "registers"))
+    why = read.group(4).removeprefix("transport error: ")  # what follows says which
+    why = _NEXT_ATTEMPT.sub("", why)  # the engine's own retry: this read ends here
+    return (
+        f"reading {count} {one if count == 1 else many} at address {start} "
+        f"from {device} failed: {why}"
+    )
 
 
 @modbus.command()
@@ -139,5 +168,5 @@ def read(
             click.echo(f"raw {function_code}@{start}: {words}")
     error = diagnostics.last_error
     if error is not None:
-        raise click.ClickException(error.message)
+        raise click.ClickException(_failure(target, unit_id, error.message))
     click.echo(f"round trip {diagnostics.rtt_last_ms:.1f} ms")

@@ -66,8 +66,7 @@ def _who() -> str:
 def _clock(config_path: Path) -> Clock:
     """The gateway's clock: the system clock plus the offset its last synchronisation measured."""
     from panelfast.clock import Clock
-    from panelfast.cloud import SyncStatus
-    from panelfast.cloud._state import StateStore
+    from panelfast.cloud import StateStore, SyncStatus
 
     settings = load(config_path)
     synced = SyncStatus.from_json(StateStore(settings.storage.dir).load().time)

@@ -15,13 +15,12 @@ from panelfast.cli._daemon import call, config_option, fail, load, not_running
 from panelfast.cli._main import main
 from panelfast.exceptions import (
     ConfigError,
-    PublicationConflict,
     RemoteConfigReadOnly,
     RemoteConfigRejected,
     StateStoreError,
 )
 from panelfast.local_settings import edit_config_file
-from panelfast.remote_config import ConfigStore, validate_bytes
+from panelfast.remote_config import ConfigStore, ReceivedVersion, validate_bytes
 from panelfast.topology import PublishedTopologyStore
 
 
@@ -32,19 +31,20 @@ def remote_config() -> None:
 
 @remote_config.command("check")
 @click.argument("document", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--topology",
-    "topology_state",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The published topology state file (what the gateway last published).",
-)
-def check(document: Path, topology_state: Path) -> None:
-    """Validate DOCUMENT as the gateway would, listing every error by path."""
+@config_option
+def check(document: Path, config_path: Path) -> None:
+    """Validate DOCUMENT as the gateway would, listing every error by path.
+
+    It is checked against the topology the gateway last published.
+    """
+    topology_state = load(config_path).storage.dir / "topology.json"
     try:
         published = PublishedTopologyStore(topology_state).load()
         if published is None:
-            raise click.ClickException(f"{topology_state}: no published topology")
+            raise click.ClickException(
+                f"no topology published yet ({topology_state}): "
+                "run `panelfast topology publish` first"
+            )
         config = validate_bytes(document.read_bytes(), published.measurements)
     except StateStoreError as exc:
         raise click.ClickException(str(exc)) from None
@@ -70,20 +70,20 @@ def status(config_path: Path) -> None:
     if answer is not None:
         click.echo(answer.text(), nl=False)
         return
-    from panelfast.control._text import remote_config_text
+    from panelfast.control import remote_config_text
     from panelfast.remote_config import RemoteConfigStatus
 
     settings = load(config_path)
     state = settings.storage.dir / "remote-config.sqlite"
-    if not state.exists():
-        not_running("and no remote configuration was ever received")
-        return
-    try:
-        with ConfigStore(state) as store:
-            applied, received = store.applied(), store.last_received()
-            history = store.history(10)
-    except StateStoreError as exc:
-        fail(str(exc))
+    applied = received = None
+    history: list[ReceivedVersion] = []
+    if state.exists():  # else the gateway never stored one: nothing to create here
+        try:
+            with ConfigStore(state) as store:
+                applied, received = store.applied(), store.last_received()
+                history = store.history(10)
+        except StateStoreError as exc:
+            fail(str(exc))
     shown = RemoteConfigStatus(
         applied_version=applied.version if applied else None,
         received_version=received.version if received else None,
@@ -115,6 +115,11 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         click.echo(f"{config_path}: {key} = {answer.json()['value']!r}")
         return
     settings = load(config_path)
+    if key == "publication.method":
+        from panelfast.cli._publication import switch_here
+
+        switch_here(config_path, settings, value)
+        return
     try:
         state = settings.storage.dir / "remote-config.sqlite"
         applied = None
@@ -124,7 +129,7 @@ def set_setting(config_path: Path, key: str, value: str) -> None:
         stored = edit_config_file(
             config_path, key, value, applied_version=applied.version if applied else None
         )
-    except (RemoteConfigReadOnly, ConfigError, PublicationConflict, StateStoreError) as exc:
+    except (RemoteConfigReadOnly, ConfigError, StateStoreError) as exc:
         raise click.ClickException(str(exc)) from None
     not_running("the file is changed; the gateway takes it at its next start")
     click.echo(f"{config_path}: {key} = {stored!r}")

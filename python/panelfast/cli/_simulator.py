@@ -12,8 +12,8 @@ from types import FrameType
 
 import click
 
+from panelfast.cli._config import load_config
 from panelfast.cli._main import main
-from panelfast.config import load_settings
 from panelfast.exceptions import PanelfastError
 from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
@@ -24,6 +24,7 @@ from panelfast.simulator import (
     Simulator,
     Transport,
     devices_for_settings,
+    fleet,
     synthetic_model,
 )
 
@@ -70,26 +71,23 @@ def build_devices(
             raise click.UsageError("an RTU bus holds at most 247 devices (unit ids 1..247)")
         unit_ids_per_port = 247
     devices: list[SimulatedDevice] = []
-    k = 0
     for model, count in fleets:
-        stem = "".join(c if c.isalnum() else "-" for c in model.name.lower())
-        for _ in range(count):
-            group, unit = divmod(k, unit_ids_per_port) if unit_ids_per_port else (k, 0)
-            devices.append(
-                SimulatedDevice(
-                    id=f"{stem}-{k + 1}",
-                    model=model,
-                    unit_id=unit + 1,
-                    port=port + group if port else 0,
-                    endpoint=f"port-{group}" if unit_ids_per_port else "",
-                    faults=faults._replace(dead=k >= total - dead),
-                    transport=transport,
-                    serial_port=serial_port,
-                    baud_rate=baud_rate,
-                )
-            )
-            k += 1
-    return devices
+        devices += fleet(
+            model,
+            count,
+            unit_ids_per_port=unit_ids_per_port,
+            base_port=port,
+            first=len(devices),
+            endpoint_prefix="fleet",
+            transport=transport,
+            serial_port=serial_port,
+            baud_rate=baud_rate,
+            faults=faults,
+        )
+    # The last ``dead`` devices of the whole layout do not answer.
+    return [
+        replace(d, faults=faults._replace(dead=k >= total - dead)) for k, d in enumerate(devices)
+    ]
 
 
 @main.command()
@@ -191,7 +189,7 @@ def simulate(
     """
     try:
         if config_file is not None:
-            settings = load_settings(config_file)
+            settings = load_config(config_file)
             library = ModelLibrary((*settings.gateway.model_dirs, *model_dirs))
             devices, serial = devices_for_settings(settings, library)
             faults = Faults(latency_ms=latency_ms, busy_fraction=busy_fraction)

@@ -21,9 +21,10 @@ from panelfast.cloud._hub import (
     TopologyAccepted,
     UploadResult,
 )
-from panelfast.cloud._identity import Identity
+from panelfast.cloud._identity import Identity, mask_secret
 from panelfast.cloud._session import CloudSession, CloudStatus, ConnectionStatus, Diagnostic
-from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
+from panelfast.cloud._state import CloudState, StateStore
+from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync, parse_ntp_server
 from panelfast.cloud._transport import Endpoint, RetryPolicy, ssl_context
 
 # The application (gateway, CLI) decides where log records go; none by default.
@@ -32,6 +33,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "Clock",
     "CloudSession",
+    "CloudState",
     "CloudStatus",
     "Command",
     "ConfigAnswer",
@@ -43,10 +45,13 @@ __all__ = [
     "HubClient",
     "Identity",
     "RetryPolicy",
+    "StateStore",
     "SyncStatus",
     "TimeSync",
     "TopologyAccepted",
     "UploadResult",
     "firewall_rules",
+    "mask_secret",
+    "parse_ntp_server",
     "ssl_context",
 ]

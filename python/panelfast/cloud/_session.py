@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 
 from panelfast.cloud._bootstrap import bootstrap
+from panelfast.cloud._hints import explain
 from panelfast.cloud._hub import HubAccess, HubClient
-from panelfast.cloud._identity import Identity, mask_secret
+from panelfast.cloud._identity import Identity
 from panelfast.cloud._state import CloudState, StateStore
 from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
 from panelfast.cloud._transport import RetryPolicy, Transport
@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 #: A token this close to its expiry is renewed before use rather than after a 401.
 TOKEN_MARGIN_S = 30
-#: After a failed NTP query, the next one waits this long (an attempt must not wait twice).
-SYNC_RETRY_S = 30.0
 #: How long a disconnect call may take: it is best effort.
 DISCONNECT_TIMEOUT_S = 5.0
 
@@ -123,7 +121,6 @@ class CloudSession:
         self._retired_retries = 0
         self._renewing = asyncio.Lock()
         self._changed = asyncio.Event()
-        self._last_sync_try: float | None = None
         # After a restart nothing is known yet: a gateway that should be
         # connected is (again) in progress until its first attempt.
         self._connection = (
@@ -214,7 +211,7 @@ class CloudSession:
             )
             if renewed_meanwhile and current is not None:
                 return current  # another call bootstrapped while this one waited
-            await self._sync_time_if_due()
+            await self.timesync.sync_if_due(self.resync_s)
             try:
                 result = await bootstrap(
                     self.transport,
@@ -243,8 +240,7 @@ class CloudSession:
                 and result.ntp_server != self.timesync.cloud_ntp_server
             ):
                 self.timesync.cloud_ntp_server = result.ntp_server
-                self._last_sync_try = time.monotonic()
-                _log_sync(await self.timesync.sync())  # the cloud's own server from now on
+                await self.timesync.sync()  # the cloud's own server from now on
             self._save()
             log.info(
                 "bootstrapped as %s",
@@ -299,60 +295,7 @@ class CloudSession:
             self._changed.set()
 
     def _explain(self, exc: CloudError) -> None:
-        """Bootstrap refusals get a hint about what the user can do."""
-        serial = self.identity.serial
-        if isinstance(exc, NotRegistered):
-            exc.hint = (
-                f"the cloud does not know serial {serial}: claim it in the cloud application "
-                f"(serial {serial}, claim key {mask_secret(self.identity.claim_key)})"
-            )
-        elif isinstance(exc, BadCredentials) and exc.status == 401:
-            time = self.timesync.status
-            if time.state == "manual":
-                why = (
-                    "the gateway's clock may be more than 300 s off: set the time "
-                    'synchronisation mode to Cloud ([time] mode = "cloud")'
-                )
-            elif time.state == "failed":
-                why = (
-                    f"time synchronisation failed ({time.error}), so the clock may be more than "
-                    "300 s off: let NTP (UDP) through the firewall, or set the time "
-                    "synchronisation mode to Cloud"
-                )
-            elif self.settings.time.mode != "cloud":
-                why = (
-                    f"the clock follows {time.server} (offset {time.offset_s:+.1f} s); "
-                    "if that server is off, set the time synchronisation mode to Cloud"
-                )
-            else:
-                why = (
-                    f"the clock is synchronised with {time.server} (offset {time.offset_s:+.1f} s)"
-                )
-            exc.hint = (
-                f"the cloud refused the claim signature of {serial}: {why}; otherwise the claim "
-                "key does not match the one enrolled"
-            )
-
-    async def _sync_time_if_due(self) -> None:
-        """Query NTP unless the offset is fresh, or a query just failed (no double wait)."""
-        status = self.timesync.status
-        if status.state == "manual":
-            return
-        since = time.monotonic() - self._last_sync_try if self._last_sync_try else None
-        if since is not None and since < (
-            self.resync_s if status.state == "synchronised" else SYNC_RETRY_S
-        ):
-            return
-        restored_fresh = (
-            self._last_sync_try is None
-            and status.state == "synchronised"
-            and self.clock.now() - (status.synced_at or 0.0) < self.resync_s
-        )
-        if restored_fresh:  # measured by a previous run, recently enough
-            self._last_sync_try = time.monotonic()
-            return
-        self._last_sync_try = time.monotonic()
-        _log_sync(await self.timesync.sync())
+        explain(exc, self.identity, self.timesync.status, self.settings.time.mode)
 
     # -- what the user does
 
@@ -369,7 +312,7 @@ class CloudSession:
     async def attempt(self) -> bool:
         """One connection attempt; the outcome is in :meth:`status`."""
         try:
-            await self._sync_time_if_due()
+            await self.timesync.sync_if_due(self.resync_s)
             await self.hub.get_commands(wait_s=0)  # a hub request with no side effect
         except NotConnected:
             return False
@@ -445,24 +388,4 @@ class CloudSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), delay)
             if self._connection is ConnectionStatus.CONNECTED and self.state.connect:
-                await self._sync_time_if_due()
-
-
-def _log_sync(status: SyncStatus) -> None:
-    if status.state == "synchronised":
-        log.info(
-            "time synchronised with %s: offset %+.3f s",
-            status.server,
-            status.offset_s,
-            extra={
-                "event": "time.synchronised",
-                "server": status.server,
-                "offset_s": status.offset_s,
-            },
-        )
-    elif status.state == "failed":
-        log.warning(
-            "time synchronisation failed: %s",
-            status.error,
-            extra={"event": "time.sync_failed", "server": status.server, "error": status.error},
-        )
+                await self.timesync.sync_if_due(self.resync_s)

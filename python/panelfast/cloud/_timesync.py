@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,6 +30,10 @@ from panelfast.config import TimeSettings
 __all__ = ["Clock", "SyncStatus", "TimeSync", "parse_ntp_server"]
 
 NTP_PORT = 123
+#: After a failed NTP query, the next one waits this long.
+SYNC_RETRY_S = 30.0
+
+log = logging.getLogger(__name__)
 
 SyncState = Literal["manual", "not synchronised", "synchronised", "failed"]
 
@@ -42,10 +48,18 @@ class SyncStatus:
     offset_s: float = 0.0
     synced_at: float | None = None
     error: str = ""
+    #: Mode cloud before the first bootstrap: the cloud has not named its server yet.
+    awaiting_cloud: bool = False
 
     def describe(self) -> str:
         if self.state == "manual":
             return "manual (system clock, not synchronised)"
+        if self.state == "not synchronised" and self.awaiting_cloud:
+            until = f"; {self.server} until then" if self.server else ""
+            return (
+                "not synchronised yet: waiting for the cloud to name its time server "
+                f"(mode cloud, at the first connection){until}"
+            )
         where = f" with {self.server}" if self.server else ""
         if self.state == "synchronised":
             return f"synchronised{where}, offset {self.offset_s:+.3f} s"
@@ -79,6 +93,7 @@ class SyncStatus:
             offset_s=float(offset),
             synced_at=None if synced_at is None else float(synced_at),
             error=str(saved.get("error", "")),
+            awaiting_cloud=saved.get("awaiting_cloud") is True,
         )
 
 
@@ -121,10 +136,13 @@ class TimeSync:
         self.cloud_ntp_server = cloud_ntp_server
         self.timeout_s = timeout_s
         mode = settings.mode
+        # When the last query was made (monotonic), by this process: None before any.
+        self._last_try: float | None = None
         self._status = SyncStatus(
             mode=mode,
             server=self.server(),
             state="manual" if mode == "manual" else "not synchronised",
+            awaiting_cloud=mode == "cloud" and not cloud_ntp_server,
         )
 
     @property
@@ -145,8 +163,34 @@ class TimeSync:
             self.clock.offset_s = status.offset_s
             self._status = dataclasses.replace(status, mode=self.settings.mode)
 
+    async def sync_if_due(self, resync_s: float) -> None:
+        """Query NTP unless the offset is fresh (``resync_s``), or a query just failed
+        (an attempt must not wait twice)."""
+        status = self._status
+        if status.state == "manual":
+            return
+        since = time.monotonic() - self._last_try if self._last_try is not None else None
+        if since is not None and since < (
+            resync_s if status.state == "synchronised" else SYNC_RETRY_S
+        ):
+            return
+        restored_fresh = (
+            self._last_try is None
+            and status.state == "synchronised"
+            and self.clock.now() - (status.synced_at or 0.0) < resync_s
+        )
+        self._last_try = time.monotonic()
+        if not restored_fresh:  # else measured by a previous run, recently enough
+            await self.sync()
+
     async def sync(self) -> SyncStatus:
-        """Query the NTP server once; on failure the previous offset stays in use."""
+        """Query the NTP server once (logged); on failure the previous offset stays in use."""
+        self._last_try = time.monotonic()
+        status = await self._sync()
+        _log(status)
+        return status
+
+    async def _sync(self) -> SyncStatus:
         server = self.server()
         if server is None:
             self.clock.offset_s = 0.0
@@ -191,3 +235,23 @@ def _describe_failure(server: str, exc: BaseException) -> str:
     if isinstance(exc, ntplib.NTPException) and "No response" in str(exc):
         return f"no answer from {server} (UDP): check that the firewall lets NTP through"
     return f"{server}: {exc}"
+
+
+def _log(status: SyncStatus) -> None:
+    if status.state == "synchronised":
+        log.info(
+            "time synchronised with %s: offset %+.3f s",
+            status.server,
+            status.offset_s,
+            extra={
+                "event": "time.synchronised",
+                "server": status.server,
+                "offset_s": status.offset_s,
+            },
+        )
+    elif status.state == "failed":
+        log.warning(
+            "time synchronisation failed: %s",
+            status.error,
+            extra={"event": "time.sync_failed", "server": status.server, "error": status.error},
+        )

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,7 +34,7 @@ from panelfast.config import DeviceSettings
 from panelfast.exceptions import ModbusError, ModbusExceptionError
 from panelfast.models import DeviceModel, OutputDef
 
-__all__ = ["OutputControl", "OutputInfo", "SwitchResult"]
+__all__ = ["Devices", "OutputControl", "OutputInfo", "SwitchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ _BUSY_TRIES = 5
 _BUSY_PAUSE_S = 0.3
 #: How often the read-back looks at the latest snapshot.
 _READBACK_POLL_S = 0.05
+
+
+#: The devices whose outputs are controlled: fixed, or asked each time (a live
+#: reload of the configuration adds, removes and changes devices).
+Devices = (
+    Sequence[tuple[DeviceSettings, DeviceModel]]
+    | Callable[[], Iterable[tuple[DeviceSettings, DeviceModel]]]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +103,7 @@ class OutputControl:
     def __init__(
         self,
         acquisition: Acquisition,
-        devices: Sequence[tuple[DeviceSettings, DeviceModel]],
+        devices: Devices,
         store: CommandStore,
         clock: Clock,
         *,
@@ -107,14 +115,9 @@ class OutputControl:
         self._clock = clock
         self._on_change = on_change
         self._watch_interval_s = watch_interval_s
-        self._outputs: dict[OutputRef, _Output] = {}
-        for settings, model in devices:
-            c = settings.connection
-            # Two poll periods (a cycle may just have started), its reads retried, and a margin.
-            readback_s = (2 * c.period_ms + 3 * c.timeout_ms) / 1000 + 1.0
-            for o in model.outputs:
-                ref = OutputRef(settings.id, o.id)
-                self._outputs[ref] = _Output(ref, o, readback_s)
+        self._devices = devices if callable(devices) else lambda: devices
+        self._table: dict[OutputRef, _Output] = {}
+        self._table_of: tuple[tuple[int, int], ...] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         # Outputs being switched: the watcher leaves their changes to the switch.
         self._switching: set[OutputRef] = set()
@@ -122,18 +125,42 @@ class OutputControl:
         # Last known states (as stored): the watcher compares polls with them in memory.
         self._known: dict[str, KnownState] = store.known_states()
 
+    def _outputs(self) -> dict[OutputRef, _Output]:
+        """The outputs of the devices configured now (any thread)."""
+        devices = list(self._devices())
+        of = tuple((id(settings), id(model)) for settings, model in devices)
+        if of != self._table_of:  # a live reload changed the devices: built anew
+            table = {}
+            for settings, model in devices:
+                c = settings.connection
+                # Two poll periods (a cycle may just have started), its reads retried, a margin.
+                readback_s = (2 * c.period_ms + 3 * c.timeout_ms) / 1000 + 1.0
+                for o in model.outputs:
+                    ref = OutputRef(settings.id, o.id)
+                    table[ref] = _Output(ref, o, readback_s)
+            self._table, self._table_of = table, of
+        return self._table
+
+    def _index(self, ref: OutputRef) -> int | None:
+        """The output's status in the snapshots; None if its device just went (a reload)."""
+        try:
+            return self._acquisition.index(ref.device, ref.output)
+        except KeyError:
+            return None
+
     def has(self, ref: OutputRef) -> bool:
-        return ref in self._outputs
+        return ref in self._outputs()
 
     def outputs(self) -> list[OutputInfo]:
         """Every configured output (any thread: it reads the snapshot and a copy of memory)."""
-        snapshot = self._acquisition.snapshot() if self._outputs else None
+        outputs = self._outputs()
+        snapshot = self._acquisition.snapshot() if outputs else None
         known = dict(self._known)
         infos = []
-        for ref, o in self._outputs.items():
+        for ref, o in outputs.items():
             state: Literal["on", "off"] | None = None
-            if snapshot is not None:
-                k = self._acquisition.index(ref.device, ref.output)
+            k = self._index(ref)
+            if snapshot is not None and k is not None and k < len(snapshot.valid):
                 state = _word(bool(snapshot.values[k])) if snapshot.valid[k] else None
             last = known.get(str(ref))
             infos.append(
@@ -178,16 +205,19 @@ class OutputControl:
         expires_at: int | None = None,
     ) -> SwitchResult:
         """Switch ``ref``; ``done`` once the state read back is the one expected."""
-        output = self._outputs.get(ref)
+        unknown = SwitchResult("rejected", f"unknown_output: no output {ref} on this gateway")
+        output = self._outputs().get(ref)
         if output is None:
-            return SwitchResult("rejected", f"unknown_output: no output {ref} on this gateway")
+            return unknown
         async with self._lock(ref.device):
             if expires_at is not None and self._clock.now() >= expires_at:
                 return SwitchResult("rejected", "expired")
-            k = self._acquisition.index(ref.device, ref.output)
             expected: bool
             if action == "toggle":
                 snapshot = self._acquisition.snapshot()
+                k = self._index(ref)
+                if k is None:
+                    return unknown  # its device was removed while waiting for its turn
                 if not snapshot.valid[k]:
                     return SwitchResult(
                         "failed", f"device_unavailable: the state of {ref} is unknown, not toggled"
@@ -202,7 +232,7 @@ class OutputControl:
                     return SwitchResult("failed", failure)
                 # Compared with the engine's read times, which are on the system clock.
                 written_ms = int(time.time() * 1000)
-                state = await self._read_back(k, written_ms, output.readback_s)
+                state = await self._read_back(ref, written_ms, output.readback_s)
                 if state is None:
                     return SwitchResult(
                         "failed",
@@ -237,25 +267,30 @@ class OutputControl:
                 return f"write_failed: {exc}"
         return "write_failed: the device stayed busy"
 
-    async def _read_back(self, k: int, written_ms: int, wait_s: float) -> bool | None:
+    async def _read_back(self, ref: OutputRef, written_ms: int, wait_s: float) -> bool | None:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             snapshot = self._acquisition.snapshot()
+            k = self._index(ref)  # again each time: a live reload may renumber the points
             # Only a read sent after the write was answered shows its effect.
-            if snapshot.valid[k] and int(snapshot.read_at_ms[k]) > written_ms:
+            if k is not None and snapshot.valid[k] and int(snapshot.read_at_ms[k]) > written_ms:
                 return bool(snapshot.values[k])
             await asyncio.sleep(_READBACK_POLL_S)
         return None
 
     async def watch(self) -> None:
         """Record changes seen on the devices that no switch here made (source ``local``)."""
-        if not self._outputs:
-            return
-        indices = {ref: self._acquisition.index(ref.device, ref.output) for ref in self._outputs}
         while True:
             await asyncio.sleep(self._watch_interval_s)
+            outputs = self._outputs()
+            if not outputs:
+                continue
+            # Indices with the snapshot, no await between: a live reload renumbers points.
             snapshot = self._acquisition.snapshot()
-            for ref, k in indices.items():
+            indices = [(ref, self._index(ref)) for ref in outputs]
+            for ref, k in indices:
+                if k is None:
+                    continue
                 read_ms = int(snapshot.read_at_ms[k])
                 if ref in self._switching or not snapshot.valid[k]:
                     continue

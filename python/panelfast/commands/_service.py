@@ -40,7 +40,7 @@ from panelfast.commands._bundle import (
 from panelfast.commands._cloud_loops import CommandLoop, StateReporter
 from panelfast.commands._executor import Executor
 from panelfast.commands._model import Action, OutputRef, Schedule
-from panelfast.commands._outputs import OutputControl, OutputInfo, SwitchResult
+from panelfast.commands._outputs import Devices, OutputControl, OutputInfo, SwitchResult
 from panelfast.commands._remote_control import (
     RemoteControlStatus,
     disable_remote_control,
@@ -49,9 +49,8 @@ from panelfast.commands._remote_control import (
 )
 from panelfast.commands._scheduler import Scheduler, StoredSchedule, stored_schedules
 from panelfast.commands._store import CommandStore, HistoryEntry
-from panelfast.config import DeviceSettings, Settings
+from panelfast.config import Settings
 from panelfast.exceptions import PanelfastError
-from panelfast.models import DeviceModel
 
 __all__ = ["STORE_FILE", "CommandService", "OutputsStatus", "StoredSchedule"]
 
@@ -80,7 +79,7 @@ class CommandService:
         settings: Settings,
         session: CloudSession,
         acquisition: Acquisition,
-        devices: Sequence[tuple[DeviceSettings, DeviceModel]],
+        devices: Devices,
         *,
         topology: Callable[[], bytes] | None = None,
         status: Callable[[], Mapping[str, Any]] | None = None,

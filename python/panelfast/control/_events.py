@@ -7,6 +7,12 @@ at once when a change is announced (:meth:`EventStream.changed`), and sends a
 topic only when its content changed. A subscriber keeps only the latest
 content of each topic, plus the newest audit entries (bounded): a slow
 reader skips intermediate states, it never makes the daemon's memory grow.
+
+Some moments are too short to be caught by rendering a topic: applying a
+remote configuration often takes less than the interval. The gateway
+*announces* those (:meth:`EventStream.announce`, e.g. ``applying``, each
+step of an apply): every subscriber gets each announcement in order, after
+the topics of the same moment (bounded too: the oldest are skipped).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Audit entries a subscriber holds before the oldest are skipped.
 _AUDIT_BACKLOG = 100
+#: Announcements a subscriber holds before the oldest are skipped.
+_ANNOUNCEMENTS = 50
 #: An SSE comment this often keeps proxies from closing an idle stream.
 _KEEPALIVE_S = 15.0
 
@@ -35,6 +43,7 @@ class _Subscriber:
     def __init__(self) -> None:
         self.topics: dict[str, bytes] = {}
         self.audit: deque[bytes] = deque(maxlen=_AUDIT_BACKLOG)
+        self.announcements: deque[bytes] = deque(maxlen=_ANNOUNCEMENTS)
         self.ready = asyncio.Event()
 
 
@@ -68,6 +77,14 @@ class EventStream:
         """Something changed: render now rather than at the next interval."""
         self._wake.set()
 
+    def announce(self, event: str, data: bytes) -> None:
+        """Send ``event`` to every subscriber, each in order (from the event loop's thread)."""
+        frame = _frame(event, data)
+        for subscriber in self._subscribers:
+            subscriber.announcements.append(frame)
+            subscriber.ready.set()
+        self._wake.set()  # the status of the same moment follows at once
+
     async def subscribe(self) -> AsyncIterator[bytes]:
         """The SSE byte stream of one subscriber: every topic now, then each change."""
         if len(self._subscribers) >= self.max_subscribers:
@@ -92,10 +109,14 @@ class EventStream:
                 topics, me.topics = me.topics, {}
                 audit = list(me.audit)
                 me.audit.clear()
+                announcements = list(me.announcements)
+                me.announcements.clear()
                 for name, data in topics.items():
                     yield _frame(name, data)
                 for data in audit:
                     yield _frame("audit", data)
+                for frame in announcements:
+                    yield frame
         finally:
             self._subscribers.discard(me)
             if not self._subscribers and self._producer is not None:

@@ -43,9 +43,9 @@ class StorageLock:
         self.path = storage / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self, wait_s: float = 2.0) -> None:
+    def acquire(self, wait_s: float = 10.0) -> None:
         """Take the lock; a holder that keeps it past ``wait_s`` is another gateway (a
-        command probing whether a daemon runs holds it for an instant only)."""
+        command working without a daemon holds it for a moment only)."""
         self.storage.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s

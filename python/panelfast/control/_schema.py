@@ -10,6 +10,7 @@ module; a test checks the committed file is the generated one.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from panelfast.acquisition import DeviceDiagnostics
+from panelfast.acquisition import DeviceDiagnostics, MeasurementReading
 from panelfast.cloud import CloudStatus, FirewallRule
 from panelfast.commands import (
     RISK,
@@ -27,12 +28,24 @@ from panelfast.commands import (
     StoredSchedule,
     SwitchResult,
 )
+from panelfast.config import PublicationMethod
 from panelfast.control._audit import AuditEntry
 from panelfast.gateway import GatewayStatus
+from panelfast.publication import EmailSetup, MailStatus
 from panelfast.publisher import Backlog
+from panelfast.reload import ReloadOutcome
 from panelfast.remote_config import ApplyProgress, ReceivedVersion, RemoteConfigStatus
 
-__all__ = ["API_TYPES", "ConfigOutcome", "DeviceStatus", "openapi_document"]
+__all__ = [
+    "API_TYPES",
+    "ConfigOutcome",
+    "DeviceStatus",
+    "PublicationInfo",
+    "PublicationSwitched",
+    "SmtpReply",
+    "TestEmailSent",
+    "openapi_document",
+]
 
 OPENAPI_FILE = Path(__file__).with_name("openapi.json")
 
@@ -124,6 +137,52 @@ class DeviceStatus:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PublicationInfo:
+    """The publication method, the email setup (no secret) and the alarm emails' status."""
+
+    method: PublicationMethod
+    #: The user's Connect holds (only ever with method cloud).
+    cloud_services: bool
+    #: The ``[email]`` section, if any (the password and its file are never shown).
+    email: EmailSetup | None
+    #: The alarm emails: queued, sent, dropped, the last error with the server's answer.
+    mail: MailStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationSwitched:
+    """A switch of the publication method, done (or the method it already had)."""
+
+    previous: PublicationMethod
+    method: PublicationMethod
+    changed: bool
+    publication: PublicationInfo
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpReply:
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRecipient:
+    address: str
+    code: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TestEmailSent:
+    """The SMTP server took the test email: its answer, and the recipients it refused."""
+
+    server: str
+    answer: SmtpReply
+    recipients: tuple[str, ...]
+    refused: tuple[RefusedRecipient, ...]
+
+
 #: Each answer's type, by the name the routes and the schema give it.
 API_TYPES: dict[str, Any] = {
     "GatewayStatus": GatewayStatus,
@@ -133,6 +192,7 @@ API_TYPES: dict[str, Any] = {
     "RemoteConfigHistory": list[ConfigOutcome],
     "FirewallRules": list[FirewallRule],
     "Devices": list[DeviceStatus],
+    "Readings": list[MeasurementReading],
     "Backlog": Backlog,
     "AuditEntries": list[AuditEntry],
     "Outputs": list[OutputInfo],
@@ -140,6 +200,10 @@ API_TYPES: dict[str, Any] = {
     "OutputsHistory": list[HistoryEntry],
     "Schedules": list[StoredSchedule],
     "SwitchResult": SwitchResult,
+    "ReloadOutcome": ReloadOutcome,
+    "PublicationInfo": PublicationInfo,
+    "PublicationSwitched": PublicationSwitched,
+    "TestEmailSent": TestEmailSent,
 }
 
 _ERROR = {
@@ -148,6 +212,30 @@ _ERROR = {
     "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
 }
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_MAIL_ERROR = {
+    "type": "object",
+    "required": ["error", "message", "stage", "code", "text"],
+    "properties": {
+        "error": {"const": "mail"},
+        "message": {"type": "string"},
+        "stage": {"type": "string"},
+        "code": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        "text": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    },
+}
+#: Request bodies, by route.
+_BODIES: dict[str, dict[str, Any]] = {
+    "/v1/settings/{key}": {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": {}},
+    },
+    "/v1/publication": {
+        "type": "object",
+        "required": ["method"],
+        "properties": {"method": {"enum": ["cloud", "email", "none"]}},
+    },
+}
 
 # (method, path, summary, answer type name or an inline schema, error statuses)
 _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
@@ -173,6 +261,8 @@ _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
       "properties": {"key": {"type": "string"}, "value": {}}}, (400, 403)),
     ("get", "/v1/firewall", "Every host and port the firewall must allow", "FirewallRules", ()),
     ("get", "/v1/devices", "Each device's state, last error and round trips", "Devices", ()),
+    ("get", "/v1/devices/{device_id}/values",
+     "A device's measurements and their latest values (from one snapshot)", "Readings", (404,)),
     ("get", "/v1/backlog", "What waits for the cloud, and how fast it drains", "Backlog", ()),
     ("get", "/v1/audit", "The most recent changes: who, what, when, outcome",
      "AuditEntries", (400,)),
@@ -191,17 +281,20 @@ _ROUTES: list[tuple[str, str, str, str | dict[str, Any], tuple[int, ...]]] = [
      (400, 404, 502)),
     ("get", "/v1/schedules", "The schedules the cloud sent, their next entry, whether they act",
      "Schedules", ()),
+    ("post", "/v1/reload", "Read the configuration file again and put it in force (400: the "
+     "file has an error; 409: it changes what cannot change live)", "ReloadOutcome", (400, 409)),
+    ("get", "/v1/publication", "The publication method, the email setup and the alarm emails",
+     "PublicationInfo", ()),
+    ("put", "/v1/publication",
+     "Switch the publication method (refused while what it excludes is on)",
+     "PublicationSwitched", (400, 409)),
+    ("post", "/v1/email/test", "Send a test email; the SMTP server's exact answer",
+     "TestEmailSent", (400, 502)),
 ]  # fmt: skip
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _path(*names: str) -> list[dict[str, Any]]:
-    return [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
-    ]
 
 
 # Parameters and bodies of the routes that take some, by (method, path).
@@ -232,7 +325,6 @@ _OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         ]
     },
     ("post", "/v1/outputs/{device}/{output}"): {
-        "parameters": _path("device", "output"),
         "requestBody": _body(
             {
                 "type": "object",
@@ -272,32 +364,46 @@ def generate() -> dict[str, Any]:
             }
         }
         for status in errors:
+            error = _MAIL_ERROR if status == 502 and path == "/v1/email/test" else None
             responses[str(status)] = {
                 "description": "refused; the message says why",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "content": {
+                    "application/json": {"schema": error or {"$ref": "#/components/schemas/Error"}}
+                },
             }
         operation: dict[str, Any] = {"summary": summary, "responses": responses}
-        operation.update(_OPERATIONS.get((method, path), {}))
-        if "{key}" in path:
+        parameters = re.findall(r"\{(\w+)\}", path)
+        if parameters:
             operation["parameters"] = [
-                {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in parameters
             ]
+        if method == "put" and path in _BODIES:
             operation["requestBody"] = {
                 "required": True,
+                "content": {"application/json": {"schema": _BODIES[path]}},
+            }
+        if path == "/v1/reload":
+            operation["requestBody"] = {
+                "required": False,
                 "content": {
                     "application/json": {
                         "schema": {
                             "type": "object",
-                            "required": ["value"],
-                            "properties": {"value": {}},
+                            "required": ["config"],
+                            "properties": {"config": {"type": "string"}},
+                            "description": "the file the caller means: refused (409) if the "
+                            "gateway runs with another",
                         }
                     }
                 },
             }
+        operation.update(_OPERATIONS.get((method, path), {}))
         paths.setdefault(path, {})[method] = operation
     paths["/v1/events"] = {
         "get": {
-            "summary": "Server-sent events: status, devices and audit, at every change",
+            "summary": "Server-sent events: status, devices and audit at every change; "
+            "applying: each step of applying a remote configuration",
             "responses": {
                 "200": {"description": "an event stream", "content": {"text/event-stream": {}}}
             },

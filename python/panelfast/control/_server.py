@@ -28,7 +28,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from panelfast.exceptions import ConfigError, ConfigIssue
 
-__all__ = ["ControlServer", "socket_path"]
+__all__ = ["ControlServer", "EmbeddedServer", "socket_path"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,9 @@ class _PeerCredentials(H11Protocol):
             self.client = (f"socket:uid={uid}", pid)
 
 
-class _EmbeddedServer(uvicorn.Server):
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn on the daemon's own loop, leaving the signals to the daemon."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield  # the daemon owns SIGTERM and SIGINT
@@ -84,7 +86,7 @@ class ControlServer:
             access_log=False,
             timeout_graceful_shutdown=2,
         )
-        self._server = _EmbeddedServer(config)
+        self._server = EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
 
     def _bind(self) -> socket.socket:

@@ -6,14 +6,23 @@ the same from every surface and the CLI needs no model of the answers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
-from panelfast.control._schema import DeviceStatus
+from panelfast.control._schema import DeviceStatus, PublicationInfo
 from panelfast.gateway import GatewayStatus
+from panelfast.publication import MailStatus, PublicationStatus
 from panelfast.publisher import Backlog
 from panelfast.remote_config import ReceivedVersion, RemoteConfig, RemoteConfigStatus
 
-__all__ = ["backlog_text", "devices_text", "remote_config_text", "rows_text", "status_text"]
+__all__ = [
+    "backlog_text",
+    "devices_text",
+    "publication_text",
+    "remote_config_text",
+    "rows_text",
+    "status_text",
+]
 
 
 def rows_text(rows: Sequence[tuple[str, str]]) -> str:
@@ -41,9 +50,16 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {m:02d} min" if hours else f"{m} min {s:02d} s" if m else f"{s} s"
 
 
+def _instant(t_ms: int | None) -> str:
+    if t_ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def backlog_rows(backlog: Backlog) -> list[tuple[str, str]]:
     return [
         ("Samples waiting", f"{backlog.samples_left:,}"),
+        ("Oldest sample waiting", _instant(backlog.oldest_ms)),
         ("Alarm events waiting", f"{backlog.events_left:,}"),
         ("Draining rate", f"{backlog.rate_samples_per_s:,.0f} samples/s"),
         ("Time to drain", _duration(backlog.eta_s)),
@@ -84,6 +100,64 @@ def status_text(status: GatewayStatus) -> str:
         rows.append(("Outputs remote control", "enabled" if outputs.remote_control else "disabled"))
         if outputs.control_scheduling:
             rows.append(("Control scheduling", "active: a schedule may switch outputs"))
+    rows += _publication_rows(status.publication)
+    return rows_text(rows)
+
+
+_METHOD = {
+    "cloud": "cloud (data and alarms to the cloud once connected)",
+    "email": "email (alarms of [[email.alarms]] by email)",
+    "none": "none (nothing published; alarm events only logged)",
+}
+
+
+def _when(ts_ms: int) -> str:
+    from panelfast.mail import gateway_time  # the email package: only when shown
+
+    return gateway_time(ts_ms)
+
+
+def _mail_rows(mail: MailStatus | None, method: str) -> list[tuple[str, str]]:
+    if mail is None:
+        return [("Alarm emails", "none yet")] if method == "email" else []
+    counts = f"{mail.queued:,} queued, {mail.sent:,} sent, {mail.dropped:,} dropped"
+    if method != "email" and mail.queued:
+        counts += " (the queued wait for email publication to be on again)"
+    rows = [("Alarm emails", counts)]
+    if mail.last_sent_ms is not None:
+        rows.append(("Last email sent", _when(mail.last_sent_ms)))
+    error = mail.last_error
+    if error is not None:
+        state = "FAILING, retried: " if mail.failing else ""
+        rows.append(("Last email error", f"{state}{error.message} (at {_when(error.at_ms)})"))
+    return rows
+
+
+def _publication_rows(p: PublicationStatus) -> list[tuple[str, str]]:
+    return [("Publication method", _METHOD[p.method]), *_mail_rows(p.email, p.method)]
+
+
+def publication_text(info: PublicationInfo) -> str:
+    cloud = "on (Connect)" if info.cloud_services else "off"
+    rows = [("Publication method", _METHOD[info.method]), ("Cloud services", cloud)]
+    email = info.email
+    if email is None:
+        rows.append(("Email", "no [email] section"))
+    else:
+        user = f", user {email.username}" if email.username else ", no authentication"
+        rows.append(("SMTP server", f"{email.host}:{email.port} ({email.security}{user})"))
+        rows.append(("From", email.from_address))
+        rows.append(("Recipients", ", ".join(email.recipients)))
+        rows.append(("Email alarms", str(len(email.alarms)) if email.alarms else "none"))
+        rows += [
+            (
+                f"  {a.id}",
+                f"{a.device} {a.measurement} {a.condition} {a.threshold:g} (hysteresis "
+                f"{a.hysteresis:g}, delay {a.delay_s} s, severity {a.severity})",
+            )
+            for a in email.alarms
+        ]
+    rows += _mail_rows(info.mail, info.method)
     return rows_text(rows)
 
 

@@ -10,7 +10,6 @@ running daemon already did.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -21,7 +20,15 @@ from typing import Any
 
 from panelfast.exceptions import PanelfastError
 
-__all__ = ["Answer", "GatewayNotRunning", "Wire", "daemon_holds_storage", "socket_for"]
+__all__ = [
+    "Answer",
+    "GatewayNotRunning",
+    "Wire",
+    "hold_storage",
+    "holding",
+    "release_storage",
+    "socket_for",
+]
 
 _DEFAULT_STORAGE = Path("/var/lib/panelfast")
 
@@ -54,40 +61,102 @@ def socket_for(config_path: Path) -> Path | None:
     return where[1] if where else None
 
 
-def daemon_holds_storage(config_path: Path) -> bool:
-    """A daemon holds the storage directory (it may still be starting)."""
+_held: dict[Path, int] = {}
+
+
+def release_storage() -> None:
+    """Let go of every storage directory :func:`hold_storage` took."""
+    while _held:
+        _, fd = _held.popitem()
+        os.close(fd)
+
+
+def holding(storage: Path) -> bool:
+    """This process holds ``storage`` (taken by :func:`hold_storage`)."""
+    return storage in _held
+
+
+def hold_storage(config_path: Path) -> bool:
+    """Take the storage directory's lock for the rest of this process, if no daemon
+    holds it: True when this process may work on the gateway's state itself.
+
+    Taken, no daemon can start until the command ends; refused, a daemon holds
+    it (it may still be starting). The holder's PID in the file is left as it
+    is: it names the daemon that ran last.
+    """
     import fcntl
 
     where = _where(config_path)
     if where is None:
-        return False
-    try:
-        fd = os.open(where[0] / "panelfast.lock", os.O_RDWR)
-    except OSError:
-        return False
+        return True  # the caller loads the file the full way, and says what is wrong
+    storage = where[0]
+    if storage in _held:
+        return True
+    if not storage.is_dir():
+        return True  # no gateway ever ran there: nothing to hold
+    fd = os.open(storage / "panelfast.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # also releases the lock if this probe took it
-    return False
+        os.close(fd)
+        return False
+    _held[storage] = fd  # released when the process exits
+    return True
 
 
-class _UnixConnection(http.client.HTTPConnection):
+class _Exchange:
+    """One HTTP/1.1 request on the control socket and its answer, read as it comes.
+
+    The daemon is the only peer, and it answers with a length or in chunks:
+    these few lines are all of HTTP the command needs, where ``http.client``
+    would import the email parser and ssl for every ``panelfast status``.
+    """
+
     def __init__(self, path: Path, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
         try:
-            sock.connect(os.fspath(self._path))
+            self._sock.connect(os.fspath(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            self._sock.close()
+            raise GatewayNotRunning(path) from None
         except BaseException:
-            sock.close()
+            self._sock.close()
             raise
-        self.sock = sock
+        self._file = self._sock.makefile("rb")
+
+    def send(self, method: str, route: str, headers: dict[str, str], body: bytes) -> None:
+        head = f"{method} {route} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        head += f"Content-Length: {len(body)}\r\n\r\n"
+        self._sock.sendall(head.encode("latin-1") + body)
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        """The status and the headers (names in lower case)."""
+        status_line = self._file.readline()
+        parts = status_line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise OSError(f"not an HTTP answer: {status_line[:60]!r}")
+        headers = {}
+        while (line := self._file.readline().rstrip(b"\r\n")) != b"":
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(parts[1]), headers
+
+    def body(self, headers: dict[str, str]) -> Iterator[bytes]:
+        """The body as it arrives: by length, in chunks, or until the daemon closes."""
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            while size := int(self._file.readline().split(b";")[0].strip() or b"0", 16):
+                yield self._file.read(size)
+                self._file.readline()  # the CRLF after each chunk
+        elif "content-length" in headers:
+            yield self._file.read(int(headers["content-length"]))
+        else:
+            yield self._file.read()
+
+    def close(self) -> None:
+        self._file.close()
+        self._sock.close()
 
 
 class Answer:
@@ -127,41 +196,39 @@ class Wire:
     def request(
         self, method: str, route: str, body: object = None, *, text: bool = False
     ) -> Answer:
-        connection = _UnixConnection(self.path, self.timeout)
         headers = {"Accept": "text/plain" if text else "application/json"}
-        data = None
+        data = b""
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        exchange = _Exchange(self.path, self.timeout)
         try:
-            connection.request(method, route, body=data, headers=headers)
-            response = connection.getresponse()
-            return Answer(response.status, response.read(), response.getheader("content-type", ""))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise GatewayNotRunning(self.path) from None
+            exchange.send(method, route, headers, data)
+            status, answer_headers = exchange.head()
+            content = b"".join(exchange.body(answer_headers))
+            return Answer(status, content, answer_headers.get("content-type", ""))
         finally:
-            connection.close()
+            exchange.close()
 
     def events(self) -> Iterator[tuple[str, Any]]:
         """The daemon's event stream: (event name, JSON data), until it closes."""
-        connection = _UnixConnection(self.path, self.timeout)
+        exchange = _Exchange(self.path, self.timeout)
         try:
-            connection.request("GET", "/v1/events", headers={"Accept": "text/event-stream"})
-            response = connection.getresponse()
-        except (FileNotFoundError, ConnectionRefusedError):
-            connection.close()
-            raise GatewayNotRunning(self.path) from None
-        try:
-            event, data = "message", b""
-            for line in response:
-                line = line.rstrip(b"\r\n")
-                if not line:
-                    if data:
-                        yield event, json.loads(data)
-                    event, data = "message", b""
-                elif line.startswith(b"event:"):
-                    event = line[6:].strip().decode()
-                elif line.startswith(b"data:"):
-                    data += line[5:].strip()
+            exchange.send("GET", "/v1/events", {"Accept": "text/event-stream"}, b"")
+            _, headers = exchange.head()
+            event, data, pending = "message", b"", b""
+            for chunk in exchange.body(headers):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    line = raw.rstrip(b"\r")
+                    if not line:
+                        if data:
+                            yield event, json.loads(data)
+                        event, data = "message", b""
+                    elif line.startswith(b"event:"):
+                        event = line[6:].strip().decode()
+                    elif line.startswith(b"data:"):
+                        data += line[5:].strip()
         finally:
-            connection.close()
+            exchange.close()

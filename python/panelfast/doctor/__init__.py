@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from panelfast.cloud._state import StateStore
+from panelfast.cloud import StateStore
 from panelfast.config import Settings
 from panelfast.doctor._check import Check
 from panelfast.doctor._network import cloud_checks

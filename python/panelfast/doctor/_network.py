@@ -18,8 +18,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from panelfast.cloud import Endpoint, ssl_context
-from panelfast.cloud._state import CloudState
+from panelfast.cloud import CloudState, Endpoint, ssl_context
 from panelfast.config import Settings
 from panelfast.doctor._check import Check
 from panelfast.exceptions import CloudError

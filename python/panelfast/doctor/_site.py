@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import ntplib  # type: ignore[import-untyped]
 
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
-from panelfast.cloud._state import CloudState
-from panelfast.cloud._timesync import parse_ntp_server
+from panelfast.cloud import CloudState, parse_ntp_server
 from panelfast.config import DeviceSettings, RtuConnection, Settings, read_claim_key
 from panelfast.doctor._check import Check
 from panelfast.exceptions import ConfigError, PanelfastError

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from panelfast._backoff import Backoff
 from panelfast._native import AlarmEvent
@@ -22,6 +21,8 @@ from panelfast.exceptions import ConfigError, ConfigIssue, MailError
 from panelfast.mail._compose import MailEvent, compose_alarm, compose_test
 from panelfast.mail._queue import MailQueue, QueuedMail
 from panelfast.mail._smtp import Delivery, SmtpSession
+from panelfast.outbox import SavedAlarm
+from panelfast.publication import MailFailure, MailStatus
 from panelfast.remote_config import AlarmRule
 
 __all__ = ["AlarmMailer", "MailFailure", "MailStatus", "send_test_email"]
@@ -30,32 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Events read from the queue at a time (sent over one SMTP session).
 BATCH = 50
-
-
-@dataclass(frozen=True, slots=True)
-class MailFailure:
-    """Why the last email was not sent (or not to everyone): the step and the server's answer."""
-
-    stage: str
-    message: str
-    #: The SMTP server's reply, when it gave one.
-    code: int | None
-    text: str | None
-    at_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class MailStatus:
-    """What the user sees of email publication."""
-
-    queued: int
-    sent: int
-    #: Events dropped at the queue's bound (``email.queue_limit``), ever.
-    dropped: int
-    #: The last attempt failed: the queued emails wait, retried with backoff.
-    failing: bool
-    last_error: MailFailure | None
-    last_sent_ms: int | None
 
 
 def _settings(settings: Settings) -> EmailSettings:
@@ -86,13 +61,23 @@ class AlarmMailer:
         self._wake.set()  # what a previous run left queued goes first
         # Held by a session in progress: close() waits for it.
         self._sending = threading.Lock()
+        # Taken by status() and close(): a status asked for (from any thread) as the
+        # mailer closes is the one it was left in, not a read of a closed queue.
+        self._open = threading.Lock()
+        self._final: MailStatus | None = None
         self._closed = False
         self._failing = False
         self._last_error: MailFailure | None = None
         self._last_sent_ms: int | None = None
 
-    async def enqueue(self, events: Sequence[AlarmEvent], rules: Sequence[AlarmRule]) -> None:
-        """Store ``events`` (``rules[event.index]`` is each one's alarm); durable on return."""
+    async def enqueue(
+        self,
+        events: Sequence[AlarmEvent],
+        rules: Sequence[AlarmRule],
+        states: Sequence[SavedAlarm] | None = None,
+    ) -> None:
+        """Store ``events`` (``rules[event.index]`` is each one's alarm) and the alarms'
+        ``states`` they led to, in one transaction; durable on return."""
         name, serial = self._gateway
         items = [
             MailEvent.of(
@@ -104,9 +89,14 @@ class AlarmMailer:
             )
             for e in events
         ]
+        if items or states is not None:
+            await asyncio.to_thread(self._queue.add, items, self.email.queue_limit, states)
         if items:
-            await asyncio.to_thread(self._queue.add, items, self.email.queue_limit)
             self._wake.set()
+
+    def alarm_states(self) -> dict[str, SavedAlarm]:
+        """The email alarms' states stored last (with their events), by alarm id."""
+        return self._queue.alarm_states()
 
     async def run(self) -> None:
         """Send what is queued, now and whenever more comes; retry with backoff on failure."""
@@ -131,7 +121,10 @@ class AlarmMailer:
             self._wake.set()
 
     def status(self) -> MailStatus:
-        counts = self._queue.counts()
+        with self._open:
+            if self._final is not None:
+                return self._final
+            counts = self._queue.counts()
         return MailStatus(
             queued=counts.queued,
             sent=counts.sent,
@@ -141,14 +134,19 @@ class AlarmMailer:
             last_sent_ms=self._last_sent_ms,
         )
 
-    async def close(self) -> None:
-        """Close the queue, after the email being sent (if any) is done."""
+    async def close(self) -> MailStatus:
+        """Close the queue, after the email being sent (if any) is done; returns the
+        status it was left in (what still waits for the next mailer on this queue)."""
         self._closed = True
-        await asyncio.to_thread(self._close_when_idle)
+        return await asyncio.to_thread(self._close_when_idle)
 
-    def _close_when_idle(self) -> None:
+    def _close_when_idle(self) -> MailStatus:
         with self._sending:
-            self._queue.close()
+            final = self.status()
+            with self._open:
+                self._final = final
+                self._queue.close()
+        return final
 
     # --- in a worker thread -------------------------------------------------
 

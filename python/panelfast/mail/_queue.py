@@ -4,9 +4,11 @@ One SQLite file (WAL, ``synchronous=FULL``: a commit survives a power cut).
 An event is committed when the gateway hands it over; it is marked sent in a
 transaction of its own right after the server answered 250 to its data, and
 only then is the next one sent, so that emails leave in the order of the
-events. Sent rows are kept for a while (the most recent :data:`KEEP_SENT`) so
-that the same event handed over twice is recognised by its Message-ID and not
-queued again.
+events. The email alarms' states are kept here too, in the transaction of
+their events: after a restart each alarm goes on from the state its last
+stored event left it in, so an active alarm is not emailed again. Sent rows
+are kept for a while (the most recent :data:`KEEP_SENT`) so that the same
+event handed over twice is recognised by its Message-ID and not queued again.
 
 The bound: at most ``limit`` unsent events. Beyond it the oldest unsent are
 dropped, counted (``dropped``, kept across restarts) and logged, and the
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from panelfast._sqlite import Database
 from panelfast.mail._compose import MailEvent
+from panelfast.outbox import SavedAlarm
 
 __all__ = ["KEEP_SENT", "MailQueue", "QueueCounts", "QueuedMail"]
 
@@ -45,6 +48,12 @@ CREATE INDEX IF NOT EXISTS mail_unsent ON mail (seq) WHERE sent_ms IS NULL;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarm_state (
+    id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    since_ms INTEGER
 );
 """
 
@@ -74,10 +83,23 @@ class MailQueue(Database):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA, synchronous="FULL")
 
-    def add(self, events: Sequence[MailEvent], limit: int) -> int:
-        """Store ``events`` (committed on return); returns how many were dropped to stay
-        within ``limit`` unsent events. An event already queued or sent is not added again."""
+    def add(
+        self,
+        events: Sequence[MailEvent],
+        limit: int,
+        states: Sequence[SavedAlarm] | None = None,
+    ) -> int:
+        """Store ``events``, and the alarms' ``states`` they led to, in one transaction
+        (committed on return); returns how many events were dropped to stay within
+        ``limit`` unsent. An event already queued or sent is not added again."""
         with self._transaction() as db:
+            if states is not None:
+                db.execute("DELETE FROM alarm_state")
+                db.executemany(
+                    "INSERT INTO alarm_state (id, definition, active, since_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(a.id, a.definition, int(a.active), a.since_ms) for a in states],
+                )
             db.executemany(
                 "INSERT OR IGNORE INTO mail (message_id, event) VALUES (?, ?)",
                 [(e.message_id, e.to_json()) for e in events],
@@ -135,6 +157,12 @@ class MailQueue(Database):
         """A session failed while ``seq`` was next (shown, for a message that keeps failing)."""
         with self._transaction() as db:
             db.execute("UPDATE mail SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+
+    def alarm_states(self) -> dict[str, SavedAlarm]:
+        """The email alarms' states stored last, by alarm id."""
+        with self._read() as db:
+            rows = db.execute("SELECT id, definition, active, since_ms FROM alarm_state").fetchall()
+        return {r[0]: SavedAlarm(r[0], r[1], bool(r[2]), r[3]) for r in rows}
 
     def counts(self) -> QueueCounts:
         with self._transaction() as db:

@@ -22,6 +22,12 @@ class Signals:
         self._lock = threading.Lock()
         #: Set when the server stops: polls answer at once instead of waiting.
         self.closing = False
+        self._waiting = 0
+
+    @property
+    def waiting(self) -> int:
+        """How many long polls are waiting now (the tests wait for theirs to be)."""
+        return self._waiting
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach to the server's loop (at startup)."""
@@ -69,7 +75,10 @@ class Signals:
         """Wait for ``event`` at most ``within_s`` seconds."""
         if within_s <= 0 or self.closing:
             return
+        self._waiting += 1  # on the loop's thread only
         try:
             await asyncio.wait_for(event.wait(), within_s)
         except TimeoutError:
             return
+        finally:
+            self._waiting -= 1

@@ -134,6 +134,11 @@ class Switchover(Generic[T]):
         self.applying: ApplyProgress | None = None
         #: Set when a topology was published: a cloud with no configuration may now make one.
         self.topology_published = asyncio.Event()
+        #: Held from judging a configuration to handing it over: whoever changes
+        #: what configurations are judged and built against (a live reload of the
+        #: devices) holds it too, so a configuration is never built for one
+        #: device set and put in force on another.
+        self.lock = asyncio.Lock()
 
     @property
     def current(self) -> RemoteConfig | None:
@@ -167,17 +172,22 @@ class Switchover(Generic[T]):
         """
         if self._before_judging is not None:
             await self._before_judging()
-        try:
-            config = validate(document, self._allowed(), withdrawn=self._withdrawn())
-            built = await self._apply(config)
-        except RemoteConfigRejected as rejection:
-            return await self._rejected(version, rejection)
-        except PanelfastError as exc:
-            # Valid on paper, yet it cannot be put in force here (e.g. a point
-            # the devices do not have): refused whole, like an invalid one.
-            unusable = RemoteConfigRejected([ConfigPathError("(document)", str(exc))], version)
-            return await self._rejected(version, unusable)
-        self._hand_over(config, built)
+        refused: RemoteConfigRejected | None
+        async with self.lock:
+            try:
+                config = validate(document, self._allowed(), withdrawn=self._withdrawn())
+                built = await self._apply(config)
+            except RemoteConfigRejected as rejection:
+                refused = rejection
+            except PanelfastError as exc:
+                # Valid on paper, yet it cannot be put in force here (e.g. a point
+                # the devices do not have): refused whole, like an invalid one.
+                refused = RemoteConfigRejected([ConfigPathError("(document)", str(exc))], version)
+            else:
+                refused = None
+                self._hand_over(config, built)
+        if refused is not None:
+            return await self._rejected(version, refused)
         log.info(
             "remote configuration %s applied: %d measurements (%s samples/min), "
             "%d alarms, publication every %d s",
