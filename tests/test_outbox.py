@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from panelfast import AlarmSet, SeriesSet, decode_batch
+from panelfast import AlarmSet, SeriesSet, decode_batch, encode_batches
 from panelfast.outbox import COMPACT_AFTER, Outbox, SavedAlarm
 
 PERIOD = 60_000
@@ -167,6 +167,75 @@ def test_a_compacted_chunk_is_sealed_alone(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         after = db.execute("SELECT id, full, samples, first_ms, body FROM chunk").fetchall()
     assert after == before[1:]
+
+
+def compacted_backlog(path: Path) -> Outbox:
+    """An outbox offline long enough to hold several compacted (full) batches."""
+    outbox = Outbox(path, quota_bytes=10**9)
+    for k in range(COMPACT_AFTER * 4):
+        outbox.add_samples(minutes(k, 1, measurements=2000), "1")
+    outbox.compact()
+    return outbox
+
+
+def test_a_compacted_backlog_is_sent_as_compaction_encoded_it(tmp_path: Path) -> None:
+    """Compaction numbers its batches as they will be sent: each is sealed with the
+    very bytes compaction wrote (no second encoding at zstd 19), its seq inside."""
+    path = tmp_path / "o.sqlite"
+    outbox = compacted_backlog(path)
+    with sqlite3.connect(path) as db:
+        chunks = db.execute("SELECT full, seq, body FROM chunk ORDER BY id").fetchall()
+    full = [(seq, body) for is_full, seq, body in chunks if is_full]
+    assert len(full) >= 3
+    assert [seq for seq, _ in full] == list(range(1, len(full) + 1))
+    sent = []
+    ahead = None
+    while (b := outbox.next_batch(prepared=ahead)) is not None:
+        assert decode_batch(b.body)["seq"] == b.seq
+        ahead = outbox.prepare(b.seq + 1)  # as the publisher does while b is in flight
+        sent.append((b.seq, b.body))
+        outbox.acknowledged(b.seq)
+    assert sent[: len(full)] == full
+    assert sum(len(instants(body)) for _, body in sent) == COMPACT_AFTER * 4 * 2000
+
+
+def test_a_compacted_batch_numbered_otherwise_is_encoded_under_its_seq(tmp_path: Path) -> None:
+    """A chunk's number is a guess: when the next seq is another (the cloud's last
+    seq was learnt at bootstrap), the batch is encoded again under the right one."""
+    path = tmp_path / "o.sqlite"
+    outbox = compacted_backlog(path)
+    with sqlite3.connect(path) as db:
+        (seq, body) = db.execute("SELECT seq, body FROM chunk ORDER BY id LIMIT 1").fetchone()
+    assert seq == 1
+    outbox.resume_from(40)
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert batch.seq == decode_batch(batch.body)["seq"] == 41
+    assert instants(batch.body) == instants(body)
+
+
+def test_an_outbox_of_the_first_version_is_upgraded(tmp_path: Path) -> None:
+    """A file written before chunks kept their seq: its chunks count as provisional."""
+    path = tmp_path / "o.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE chunk (id INTEGER PRIMARY KEY AUTOINCREMENT, config_version TEXT NOT"
+            " NULL, first_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, samples INTEGER NOT"
+            " NULL, full INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL)"
+        )
+        for b in encode_batches(minutes(0, 10), "1", 0, level=3):
+            db.execute(
+                "INSERT INTO chunk (config_version, first_ms, end_ms, samples, body)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ("1", b.first_ms, b.end_ms, b.samples, b.body),
+            )
+    outbox = Outbox(path, quota_bytes=10**8)
+    batch = outbox.next_batch()
+    assert batch is not None
+    assert (batch.seq, decode_batch(batch.body)["seq"], batch.samples) == (1, 1, 500)
+    outbox.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
 
 
 def test_a_batch_prepared_in_flight_is_sealed_as_prepared(tmp_path: Path) -> None:

@@ -9,6 +9,10 @@ Data (cloud protocol §7) goes through three states:
     *provisionally* 0. While the cloud is unreachable, small chunks are
     compacted into full batches (up to the hub's 256,000 bytes, zstd level
     19), which is what keeps a month at the product ceiling within about 70 MB.
+    Compaction numbers them, still provisionally, with the ``seq`` each will
+    be sent under if the chunks before it go one batch each: a chunk whose
+    number is the next ``seq`` when it is sealed is sent as it is; any other
+    is encoded again under the right one (a chunk's number is never trusted).
 ``sealed``
     At most one batch at a time: the next one to send, its ``seq`` and its
     content fixed in the same transaction that removes the chunks it was made

@@ -13,7 +13,14 @@ from panelfast._native import DEFAULT_LEVEL, MAX_BODY_BYTES, EncodedBatch
 from panelfast._sqlite import Database
 from panelfast.clock import Clock
 
-__all__ = ["OutboxStats", "PendingEvent", "PreparedBatch", "SavedAlarm", "SealedBatch"]
+__all__ = [
+    "OutboxStats",
+    "PendingEvent",
+    "PreparedBatch",
+    "SavedAlarm",
+    "SealedBatch",
+    "StoredBatch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +30,11 @@ CHUNK_LEVEL = 3
 #: Compact once this many small chunks of one configuration have gathered.
 COMPACT_AFTER = 32
 
+#: Version 1: a chunk keeps the ``seq`` its body carries (0: provisional), so
+#: a compacted batch numbered as it will be sent is sealed without re-encoding.
+_SCHEMA_VERSION = 1
+_MIGRATIONS = {1: "ALTER TABLE chunk ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"}
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunk (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,7 +43,8 @@ CREATE TABLE IF NOT EXISTS chunk (
     end_ms INTEGER NOT NULL,
     samples INTEGER NOT NULL,
     full INTEGER NOT NULL DEFAULT 0,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    seq INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sealed (
     seq INTEGER PRIMARY KEY,
@@ -70,6 +83,18 @@ CREATE TABLE IF NOT EXISTS alarm_state (
 
 
 @dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A chunk that already is the batch to send, numbered as it will be sent:
+    sealed as it is, the same fields as an :class:`EncodedBatch`."""
+
+    seq: int
+    body: bytes
+    samples: int
+    first_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """The next batch, encoded ahead of its sealing (see :meth:`Outbox.prepare`)."""
 
@@ -78,7 +103,7 @@ class PreparedBatch:
     #: The chunks it is made of, oldest first.
     chunk_ids: tuple[int, ...]
     #: The batch to seal, then what did not fit it (back to the chunks).
-    batches: tuple[EncodedBatch, ...]
+    batches: tuple[EncodedBatch | StoredBatch, ...]
 
 
 class _Stale(Exception):
@@ -151,7 +176,13 @@ class _Store(Database):
         clock: Clock | None = None,
     ) -> None:
         # synchronous=FULL: a committed sample survives a power cut.
-        super().__init__(path, _SCHEMA, synchronous="FULL")
+        super().__init__(
+            path,
+            _SCHEMA,
+            synchronous="FULL",
+            schema_version=_SCHEMA_VERSION,
+            migrations=_MIGRATIONS,
+        )
         self.quota_bytes = quota_bytes
         self.level = level
         self._clock = clock or Clock()
@@ -168,15 +199,15 @@ class _Store(Database):
     def _put_chunks(
         db: sqlite3.Connection,
         version: str,
-        batches: Sequence[EncodedBatch],
+        batches: Sequence[EncodedBatch | StoredBatch],
         ids: Sequence[int],
     ) -> None:
         """Store re-encoded batches as chunks at the given places (ids order
-        is time order); a batch of at least half the hub's limit counts as
-        full, so compaction leaves it alone."""
+        is time order), with the ``seq`` each carries; a batch of at least
+        half the hub's limit counts as full, so compaction leaves it alone."""
         db.executemany(
-            "INSERT INTO chunk (id, config_version, first_ms, end_ms, samples, full, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO chunk (id, config_version, first_ms, end_ms, samples, full, body, seq)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     i,
@@ -186,6 +217,7 @@ class _Store(Database):
                     b.samples,
                     int(len(b.body) >= MAX_BODY_BYTES // 2),
                     b.body,
+                    b.seq,
                 )
                 for i, b in zip(ids, batches, strict=True)
             ],

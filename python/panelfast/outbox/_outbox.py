@@ -64,7 +64,14 @@ class Outbox(AlarmEvents, Sending):
                     "SELECT id, body FROM chunk WHERE full = 0 AND config_version = ? ORDER BY id",
                     (version,),
                 ).fetchall()
-            batches = rebatch([r[1] for r in rows], version, 0, level=self.level)
+                # Numbered as they will be sent if every chunk before them goes as one
+                # batch (a backlog of compacted batches does): then sealing sends them
+                # as they are. Otherwise they are encoded again under their seq then.
+                ahead = self._db.execute(
+                    "SELECT count(*) FROM chunk WHERE id < ?", (rows[0][0],)
+                ).fetchone()[0]
+                first_seq = self._meta(self._db, "next_seq", 1) + ahead
+            batches = rebatch([r[1] for r in rows], version, first_seq, level=self.level)
             ids = [r[0] for r in rows]
             if len(batches) >= len(ids):
                 continue  # nothing to gain

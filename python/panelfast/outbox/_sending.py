@@ -9,7 +9,7 @@ from panelfast._native import (
     MAX_BODY_BYTES,
     rebatch,
 )
-from panelfast.outbox._model import PreparedBatch, SealedBatch, _Stale, _Store
+from panelfast.outbox._model import PreparedBatch, SealedBatch, StoredBatch, _Stale, _Store
 
 log = logging.getLogger("panelfast.outbox")
 
@@ -26,9 +26,12 @@ class Sending(_Store):
     def prepare(
         self, seq: int | None = None, *, max_bytes: int = MAX_BODY_BYTES
     ) -> PreparedBatch | None:
-        """Encode the batch to seal next (under ``seq``, by default the next
-        one) without sealing it: the slow part of :meth:`next_batch`, which
-        the publisher does while the batch before is in flight."""
+        """The batch to seal next (under ``seq``, by default the next one),
+        without sealing it: the slow part of :meth:`next_batch`, which the
+        publisher does while the batch before is in flight.
+
+        A chunk compaction already made into a whole batch, numbered ``seq``,
+        is that batch as it is; anything else is encoded here."""
         with self._lock:
             head = self._db.execute(
                 "SELECT config_version FROM chunk ORDER BY id LIMIT 1"
@@ -37,21 +40,28 @@ class Sending(_Store):
                 return None
             rows, size = [], 0
             for row in self._db.execute(
-                "SELECT id, body, config_version, full FROM chunk ORDER BY id"
+                "SELECT id, body, config_version, full, seq, samples, first_ms, end_ms"
+                " FROM chunk ORDER BY id"
             ):  # the oldest run of one configuration, about a batch and a half of it
                 if row[2] != head[0] or size >= max_bytes * 3 // 2:
                     break
                 rows.append(row)
                 size += len(row[1])
                 if row[3] and len(row[1]) <= max_bytes:
-                    # A compacted chunk is a whole batch already: sealed alone, it is
-                    # encoded once more (for its seq), not merged with the next one
-                    # and that one encoded twice, which halves the cost of a backlog.
+                    # A compacted chunk is a whole batch already: sealed alone, not
+                    # merged with the next one (and that one encoded twice).
                     break
             if seq is None:
                 seq = self._meta(self._db, "next_seq", 1)
+        ids = tuple(r[0] for r in rows)
+        first = rows[0]
+        if len(rows) == 1 and first[4] == seq and len(first[1]) <= max_bytes:
+            # Numbered at compaction as it is now sent: no re-encoding at zstd 19
+            # (the gateway's main cost in draining a backlog).
+            stored = StoredBatch(seq, first[1], first[5], first[6], first[7])
+            return PreparedBatch(seq, head[0], ids, (stored,))
         batches = rebatch([r[1] for r in rows], head[0], seq, max_bytes=max_bytes, level=self.level)
-        return PreparedBatch(seq, head[0], tuple(r[0] for r in rows), tuple(batches))
+        return PreparedBatch(seq, head[0], ids, tuple(batches))
 
     def next_batch(
         self, *, max_bytes: int = MAX_BODY_BYTES, prepared: PreparedBatch | None = None

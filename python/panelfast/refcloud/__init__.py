@@ -25,7 +25,7 @@ import importlib.util
 
 # The reference cloud's web stack is the `refcloud` extra, not a dependency of the
 # gateway: say so, rather than fail on an import deep inside.
-for _module in ("fastapi", "uvicorn", "cryptography", "jinja2"):
+for _module in ("fastapi", "uvicorn", "cryptography", "jinja2", "msgpack"):
     if importlib.util.find_spec(_module) is None:
         raise ModuleNotFoundError(
             f"the reference cloud needs {_module}, from the refcloud extra: "

@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from panelfast.exceptions import RefCloudError, RefCloudRequestError
 from panelfast.refcloud import models as m
-from panelfast.refcloud.batch import check_batch, decode_batch
+from panelfast.refcloud.batch import IssuedConfigs, check_batch, decode_batch
 from panelfast.refcloud.documents import MAX_TOPOLOGY_BYTES, decode_topology, pydantic_issues
 from panelfast.refcloud.documents import topology_version as version_of
 from panelfast.refcloud.guard import Guard, error_response
@@ -143,6 +143,12 @@ def create_app(state: CloudState) -> Guard:
     The FastAPI application (routes, OpenAPI document) is ``create_app(...).app``.
     """
     storage = state.storage
+
+    def issued_config(device_id: str, version: str) -> dict[str, Any] | None:
+        config = storage.config(device_id, version)
+        return None if config is None else config.document
+
+    issued = IssuedConfigs(issued_config)
     settings = state.settings
 
     @asynccontextmanager
@@ -380,10 +386,10 @@ def create_app(state: CloudState) -> Guard:
         body = await request.body()
         batch = decode_batch(body)
         version = batch.get("config_version")
-        config = storage.config(device_id, version) if isinstance(version, str) else None
+        config = issued.get(device_id, version) if isinstance(version, str) else None
         if config is None:
             raise _bad(f"config_version {version!r} was never issued to this device")
-        checked = check_batch(batch, config.document)
+        checked = check_batch(batch, config)
         # No await from here on: the check of the sequence and the store are atomic.
         expected = storage.last_seq(device_id) + 1
         if checked.seq < expected:
@@ -416,7 +422,7 @@ def create_app(state: CloudState) -> Guard:
                 extra={"expected": expected},
             )
         storage.store_batch(
-            device_id, checked.seq, checked.digest, body, checked.config_version, checked.series
+            device_id, checked.seq, checked.digest, body, checked.config_version, checked.groups
         )
         return m.DataAck(ack=checked.seq)
 

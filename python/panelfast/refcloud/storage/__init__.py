@@ -40,3 +40,4 @@ class Storage(Devices, Documents, Data, Exchange):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
+        self.convert_series_rows()

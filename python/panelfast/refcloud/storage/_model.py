@@ -43,11 +43,11 @@ CREATE TABLE IF NOT EXISTS batches (
     device_id TEXT NOT NULL, seq INTEGER NOT NULL, digest TEXT NOT NULL, body BLOB NOT NULL,
     config_version TEXT NOT NULL, received_at REAL NOT NULL, duplicates INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, seq));
-CREATE TABLE IF NOT EXISTS series (
+CREATE TABLE IF NOT EXISTS sample_groups (
     device_id TEXT NOT NULL, seq INTEGER NOT NULL, config_version TEXT NOT NULL,
-    device TEXT NOT NULL, measurement TEXT NOT NULL, t0 INTEGER NOT NULL, dt INTEGER NOT NULL,
-    n INTEGER NOT NULL, vals TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS series_by_device ON series (device_id, device, measurement, t0);
+    t0 INTEGER NOT NULL, dt INTEGER NOT NULL, n INTEGER NOT NULL,
+    m BLOB NOT NULL, ends BLOB NOT NULL, vals BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS sample_groups_by_time ON sample_groups (device_id, t0);
 CREATE TABLE IF NOT EXISTS alarm_events (
     event_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, content TEXT NOT NULL,
     received_at REAL NOT NULL, seen INTEGER NOT NULL DEFAULT 1);
@@ -141,8 +141,16 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: Version 1: the samples of a batch are kept one row per group (see ``_data``),
+#: no longer one row of JSON text per measurement; an older file is converted
+#: from the batch bodies it holds when it is opened.
+_SCHEMA_VERSION = 1
+
+
 class _Base(Database):
     """The reference cloud's SQLite file; every method of its parts is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA, synchronous="NORMAL", private=True)
+        super().__init__(
+            path, _SCHEMA, synchronous="NORMAL", private=True, schema_version=_SCHEMA_VERSION
+        )
