@@ -197,13 +197,47 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    fn reset(&mut self, n: usize) {
-        self.values.clear();
+    fn resize(&mut self, n: usize) {
         self.values.resize(n, f64::NAN);
-        self.integers.clear();
         self.integers.resize(n, i64::MIN);
-        self.valid.clear();
         self.valid.resize(n, false);
+    }
+
+    /// The three columns, to decode into.
+    pub fn columns(&mut self) -> Columns<'_> {
+        Columns {
+            values: &mut self.values,
+            integers: &mut self.integers,
+            valid: &mut self.valid,
+        }
+    }
+}
+
+/// Where a layout's values go: three columns with one entry per field, in
+/// layout order, borrowed from wherever the caller keeps them (a device's
+/// latest values, so they are decoded in place, not copied there after).
+#[derive(Debug)]
+pub struct Columns<'a> {
+    pub values: &'a mut [f64],
+    pub integers: &'a mut [i64],
+    pub valid: &'a mut [bool],
+}
+
+impl Columns<'_> {
+    /// The same columns, borrowed again (to decode into them and still use them after).
+    pub fn reborrow(&mut self) -> Columns<'_> {
+        Columns {
+            values: self.values,
+            integers: self.integers,
+            valid: self.valid,
+        }
+    }
+
+    /// Every field not available: what a field no block holds keeps.
+    fn reset(&mut self) {
+        self.values.fill(f64::NAN);
+        self.integers.fill(NIL_INTEGER);
+        self.valid.fill(false);
     }
 }
 
@@ -318,16 +352,33 @@ impl Layout {
 
     /// Decode every field; a field that no block fully holds is an error.
     pub fn decode(&self, blocks: &[Block<'_>], out: &mut Decoded) -> Result<()> {
-        self.decode_with(blocks, out, true)
+        out.resize(self.fields.len());
+        self.decode_with(blocks, out.columns(), true)
     }
 
     /// Decode every field; a field that no block holds (its read failed) is
     /// marked not available instead of failing the whole device.
     pub fn decode_partial(&self, blocks: &[Block<'_>], out: &mut Decoded) -> Result<()> {
+        out.resize(self.fields.len());
+        self.decode_with(blocks, out.columns(), false)
+    }
+
+    /// [`Layout::decode_partial`] into columns of exactly [`Layout::len`]
+    /// entries each, kept by the caller.
+    pub fn decode_partial_into(&self, blocks: &[Block<'_>], out: Columns<'_>) -> Result<()> {
+        let n = self.fields.len();
+        if out.values.len() != n || out.integers.len() != n || out.valid.len() != n {
+            return Err(Error::Decode(format!(
+                "the columns hold {}, {} and {} entries for a layout of {n} fields",
+                out.values.len(),
+                out.integers.len(),
+                out.valid.len()
+            )));
+        }
         self.decode_with(blocks, out, false)
     }
 
-    fn decode_with(&self, blocks: &[Block<'_>], out: &mut Decoded, strict: bool) -> Result<()> {
+    fn decode_with(&self, blocks: &[Block<'_>], mut out: Columns<'_>, strict: bool) -> Result<()> {
         // A poisoned lock only means another decode panicked mid-way; the
         // binding is rebuilt from scratch whenever the shape differs, so reuse it.
         let mut binding = self.binding.lock().unwrap_or_else(|p| p.into_inner());
@@ -351,19 +402,14 @@ impl Layout {
         for block in blocks {
             scratch.extend_from_slice(block.registers);
         }
-        out.reset(self.fields.len());
-        let mut columns = Out {
-            values: &mut out.values,
-            integers: &mut out.integers,
-            valid: &mut out.valid,
-        };
+        out.reset();
         for (((data_type, order), _), bound) in self.groups.iter().zip(groups.iter()) {
             let run = Run {
                 bound,
                 params: &self.params,
                 regs: scratch,
             };
-            run.decode(*data_type, *order, &mut columns);
+            run.decode(*data_type, *order, &mut out);
         }
         Ok(())
     }
@@ -488,16 +534,8 @@ fn describe_blocks(blocks: &[Block<'_>]) -> String {
         .join(", ")
 }
 
-/// The output columns, borrowed once per decode so the loops keep their
-/// pointers and lengths in registers.
-struct Out<'a> {
-    values: &'a mut [f64],
-    integers: &'a mut [i64],
-    valid: &'a mut [bool],
-}
-
 #[inline(always)]
-fn store(out: &mut Out<'_>, i: usize, k: &Params, value: Option<Number>) {
+fn store(out: &mut Columns<'_>, i: usize, k: &Params, value: Option<Number>) {
     match value {
         Some(Number::Int(v)) if k.exact => {
             out.integers[i] = v;
@@ -529,7 +567,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn decode(&self, data_type: DataType, order: WordOrder, out: &mut Out<'_>) {
+    fn decode(&self, data_type: DataType, order: WordOrder, out: &mut Columns<'_>) {
         let run = self;
         match data_type {
             DataType::Int16 => run.words::<1>(order, out, |raw, _| {
@@ -574,7 +612,7 @@ impl Run<'_> {
     fn words<const W: usize>(
         &self,
         order: WordOrder,
-        out: &mut Out<'_>,
+        out: &mut Columns<'_>,
         convert: impl Fn(u64, &Params) -> Number,
     ) {
         match order {
@@ -588,7 +626,7 @@ impl Run<'_> {
     #[inline(always)]
     fn ordered<const W: usize, const REVERSED: bool, const SWAPPED: bool>(
         &self,
-        out: &mut Out<'_>,
+        out: &mut Columns<'_>,
         convert: impl Fn(u64, &Params) -> Number,
     ) {
         for k in self.bound {
