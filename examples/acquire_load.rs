@@ -11,7 +11,8 @@
 //!
 //! `acquire_load requests <seconds>`: one device over the whole register
 //! space (529 reads a cycle, back to back on one connection); prints each
-//! cycle's requests per second, one JSON line.
+//! cycle's requests per second and the process's CPU time per request
+//! (decoding included), one JSON line.
 //!
 //! Both start `modbus_bench_server` (built beside this example:
 //! `cargo build --release --examples`) in its own process, so only the
@@ -195,6 +196,7 @@ fn requests(seconds: usize) {
     engine.start().expect("the engine starts");
     wait_for(&engine, |e| e.diagnostics()[0].cycles >= 1);
     let mut rates = Vec::with_capacity(seconds);
+    let (cpu, requests) = (cpu_seconds().0, engine.diagnostics()[0].requests);
     for _ in 0..seconds {
         sleep_to_next_second(900);
         let d = &engine.diagnostics()[0];
@@ -202,9 +204,15 @@ fn requests(seconds: usize) {
             rates.push(d.reads_per_cycle as f64 / d.last_cycle_duration.as_secs_f64());
         }
     }
+    let requests = engine.diagnostics()[0].requests - requests;
+    let cpu_per_request = (cpu_seconds().0 - cpu) / requests.max(1) as f64;
     engine.stop();
     let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-    println!("{{\"requests_per_s\": [{}]}}", shown.join(", "));
+    println!(
+        "{{\"requests_per_s\": [{}], \"cpu_ns_per_request\": {:.0}}}",
+        shown.join(", "),
+        1e9 * cpu_per_request
+    );
     drop(server);
 }
 

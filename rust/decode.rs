@@ -459,6 +459,13 @@ impl Layout {
             at += block.registers.len();
         }
         binding.uncovered = None;
+        // Blocks from a read plan follow each other without overlapping: the
+        // one that may hold a field is then found by bisection, not by
+        // trying every block for every field (a device with thousands of
+        // points and hundreds of reads).
+        let ordered = blocks.windows(2).all(|pair| {
+            u32::from(pair[0].start) + pair[0].registers.len() as u32 <= u32::from(pair[1].start)
+        });
         let offsets: Vec<u32> = self
             .fields
             .iter()
@@ -466,10 +473,19 @@ impl Layout {
             .map(|(index, field)| {
                 let first = u32::from(field.address);
                 let end = first + u32::from(field.registers());
-                let hit = blocks.iter().zip(&starts).find(|(b, _)| {
+                let holds = |b: &Block<'_>| {
                     u32::from(b.start) <= first
                         && end <= u32::from(b.start) + b.registers.len() as u32
-                });
+                };
+                let hit = if ordered {
+                    let k = blocks
+                        .partition_point(|b| u32::from(b.start) <= first)
+                        .checked_sub(1);
+                    k.filter(|&k| holds(&blocks[k]))
+                        .map(|k| (&blocks[k], &starts[k]))
+                } else {
+                    blocks.iter().zip(&starts).find(|(b, _)| holds(b))
+                };
                 match hit {
                     Some((b, &base)) => (base + (first - u32::from(b.start)) as usize) as u32,
                     None => {
@@ -881,6 +897,61 @@ mod tests {
             )
             .expect("ok");
         assert_eq!(out.integers[0], 9);
+    }
+
+    #[test]
+    fn fields_are_found_in_many_blocks_in_any_order() {
+        // Every other register pair is a FLOAT32 field; blocks of 6 registers
+        // with a gap of 2 between them: fields in a gap, or across a block's
+        // end, are not available.
+        let fields: Vec<_> = (0..60)
+            .map(|k| FieldSpec::new(2 * k, DataType::Uint32))
+            .collect();
+        let layout = Layout::compile(fields).expect("valid");
+        let image: Vec<u16> = (0..120).collect();
+        let starts = [
+            0u16, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112,
+        ];
+        let mut blocks: Vec<Block<'_>> = starts
+            .iter()
+            .map(|&start| Block {
+                start,
+                registers: &image[usize::from(start)..usize::from(start) + 6],
+            })
+            .collect();
+        let expected: Vec<bool> = (0..60).map(|k| (2 * k) % 8 < 6).collect();
+        let mut out = Decoded::default();
+        layout.decode_partial(&blocks, &mut out).expect("decodes");
+        assert_eq!(out.valid, expected);
+        assert_eq!(out.integers[5], (10 << 16) | 11);
+        // The same blocks out of order (and one overlapping another): the
+        // same fields, found the slow way.
+        blocks.reverse();
+        blocks.push(Block {
+            start: 2,
+            registers: &image[2..4],
+        });
+        layout.decode_partial(&blocks, &mut out).expect("decodes");
+        assert_eq!(out.valid, expected);
+        assert_eq!(out.integers[5], (10 << 16) | 11);
+        // Into columns the caller keeps; columns of the wrong size are refused.
+        let (mut values, mut integers, mut valid) = (vec![0.0; 60], vec![0; 60], vec![true; 60]);
+        let columns = Columns {
+            values: &mut values,
+            integers: &mut integers,
+            valid: &mut valid,
+        };
+        layout
+            .decode_partial_into(&blocks, columns)
+            .expect("decodes");
+        assert_eq!(valid, expected);
+        assert!(values[3].is_nan() && integers[3] == NIL_INTEGER);
+        let short = Columns {
+            values: &mut values[..59],
+            integers: &mut integers,
+            valid: &mut valid,
+        };
+        assert!(layout.decode_partial_into(&blocks, short).is_err());
     }
 
     #[test]

@@ -456,8 +456,11 @@ impl DeviceRunner {
                 }
             }
         }
+        // The cycle's duration is its reads, back to back: what the link was
+        // busy with (decoding is the engine's time, not the device's).
+        let took = started.elapsed();
         self.publish();
-        self.conclude(due, started.elapsed(), answered, failed);
+        self.conclude(due, took, answered, failed);
     }
 
     /// Decode this cycle's answers into the device's values and share them.
@@ -671,6 +674,7 @@ pub(crate) async fn run_link(
                 devices[index].cycle(&mut connection, &mut writes).await;
             }
         }
+        connection.rest();
     }
 }
 
