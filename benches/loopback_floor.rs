@@ -17,10 +17,7 @@
 //! `loopback_floor ping <port> <registers> <seconds> <rounds>`: sends
 //! well-formed Modbus TCP reads of `registers` holding registers (12 bytes)
 //! and reads answers of 9 + 2 × `registers` bytes, so it also runs against a
-//! real Modbus server; prints one JSON object: each round's requests per
-//! second (`rates`), and the CPU time the client spent per request over all
-//! rounds (`cpu_ns_per_request`: the kernel's work for one request and its
-//! answer, on this machine, with nothing of a client's own on top).
+//! real Modbus server; prints each round's requests per second, one JSON list.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -70,8 +67,6 @@ fn ping(port: u16, registers: u16, seconds: f64, rounds: usize) -> std::io::Resu
     request[10..12].copy_from_slice(&registers.to_be_bytes());
     let mut answer = vec![0u8; 9 + 2 * usize::from(registers)];
     let mut rates = Vec::with_capacity(rounds);
-    let mut requests: u64 = 0;
-    let cpu_before = cpu_ns();
     let mut transaction: u16 = 0;
     let mut start_register: u16 = 0;
     for _ in 0..rounds {
@@ -95,24 +90,10 @@ fn ping(port: u16, registers: u16, seconds: f64, rounds: usize) -> std::io::Resu
             done += 64;
         }
         rates.push(done as f64 / began.elapsed().as_secs_f64());
-        requests += done;
     }
-    let cpu_per_request = (cpu_ns() - cpu_before) as f64 / requests.max(1) as f64;
     let shown: Vec<String> = rates.iter().map(|r| format!("{r:.1}")).collect();
-    println!(
-        "{{\"rates\": [{}], \"cpu_ns_per_request\": {cpu_per_request:.0}}}",
-        shown.join(",")
-    );
+    println!("[{}]", shown.join(","));
     Ok(())
-}
-
-/// CPU time of this (single-threaded) process so far, in ns, from the
-/// scheduler's own accounting (clock ticks would be too coarse).
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }
 
 fn main() -> std::io::Result<()> {
