@@ -101,7 +101,12 @@ fn main() -> std::io::Result<()> {
     let number = |i: usize| -> f64 { args.get(i).and_then(|a| a.parse().ok()).unwrap_or(0.0) };
     match args.get(1).map(String::as_str) {
         Some("serve") => serve(number(2) as usize),
-        Some("ping") => ping(number(2) as u16, number(3) as u16, number(4), number(5) as usize),
+        Some("ping") => ping(
+            number(2) as u16,
+            number(3) as u16,
+            number(4),
+            number(5) as usize,
+        ),
         _ => {
             eprintln!("usage: loopback_floor serve <answer_bytes> | ping <port> <registers> <seconds> <rounds>");
             std::process::exit(2);

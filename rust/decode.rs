@@ -197,13 +197,47 @@ pub struct Decoded {
 }
 
 impl Decoded {
-    fn reset(&mut self, n: usize) {
-        self.values.clear();
+    fn resize(&mut self, n: usize) {
         self.values.resize(n, f64::NAN);
-        self.integers.clear();
         self.integers.resize(n, i64::MIN);
-        self.valid.clear();
         self.valid.resize(n, false);
+    }
+
+    /// The three columns, to decode into.
+    pub fn columns(&mut self) -> Columns<'_> {
+        Columns {
+            values: &mut self.values,
+            integers: &mut self.integers,
+            valid: &mut self.valid,
+        }
+    }
+}
+
+/// Where a layout's values go: three columns with one entry per field, in
+/// layout order, borrowed from wherever the caller keeps them (a device's
+/// latest values, so they are decoded in place, not copied there after).
+#[derive(Debug)]
+pub struct Columns<'a> {
+    pub values: &'a mut [f64],
+    pub integers: &'a mut [i64],
+    pub valid: &'a mut [bool],
+}
+
+impl Columns<'_> {
+    /// The same columns, borrowed again (to decode into them and still use them after).
+    pub fn reborrow(&mut self) -> Columns<'_> {
+        Columns {
+            values: self.values,
+            integers: self.integers,
+            valid: self.valid,
+        }
+    }
+
+    /// Every field not available: what a field no block holds keeps.
+    fn reset(&mut self) {
+        self.values.fill(f64::NAN);
+        self.integers.fill(NIL_INTEGER);
+        self.valid.fill(false);
     }
 }
 
@@ -318,16 +352,33 @@ impl Layout {
 
     /// Decode every field; a field that no block fully holds is an error.
     pub fn decode(&self, blocks: &[Block<'_>], out: &mut Decoded) -> Result<()> {
-        self.decode_with(blocks, out, true)
+        out.resize(self.fields.len());
+        self.decode_with(blocks, out.columns(), true)
     }
 
     /// Decode every field; a field that no block holds (its read failed) is
     /// marked not available instead of failing the whole device.
     pub fn decode_partial(&self, blocks: &[Block<'_>], out: &mut Decoded) -> Result<()> {
+        out.resize(self.fields.len());
+        self.decode_with(blocks, out.columns(), false)
+    }
+
+    /// [`Layout::decode_partial`] into columns of exactly [`Layout::len`]
+    /// entries each, kept by the caller.
+    pub fn decode_partial_into(&self, blocks: &[Block<'_>], out: Columns<'_>) -> Result<()> {
+        let n = self.fields.len();
+        if out.values.len() != n || out.integers.len() != n || out.valid.len() != n {
+            return Err(Error::Decode(format!(
+                "the columns hold {}, {} and {} entries for a layout of {n} fields",
+                out.values.len(),
+                out.integers.len(),
+                out.valid.len()
+            )));
+        }
         self.decode_with(blocks, out, false)
     }
 
-    fn decode_with(&self, blocks: &[Block<'_>], out: &mut Decoded, strict: bool) -> Result<()> {
+    fn decode_with(&self, blocks: &[Block<'_>], mut out: Columns<'_>, strict: bool) -> Result<()> {
         // A poisoned lock only means another decode panicked mid-way; the
         // binding is rebuilt from scratch whenever the shape differs, so reuse it.
         let mut binding = self.binding.lock().unwrap_or_else(|p| p.into_inner());
@@ -351,19 +402,14 @@ impl Layout {
         for block in blocks {
             scratch.extend_from_slice(block.registers);
         }
-        out.reset(self.fields.len());
-        let mut columns = Out {
-            values: &mut out.values,
-            integers: &mut out.integers,
-            valid: &mut out.valid,
-        };
+        out.reset();
         for (((data_type, order), _), bound) in self.groups.iter().zip(groups.iter()) {
             let run = Run {
                 bound,
                 params: &self.params,
                 regs: scratch,
             };
-            run.decode(*data_type, *order, &mut columns);
+            run.decode(*data_type, *order, &mut out);
         }
         Ok(())
     }
@@ -413,6 +459,13 @@ impl Layout {
             at += block.registers.len();
         }
         binding.uncovered = None;
+        // Blocks from a read plan follow each other without overlapping: the
+        // one that may hold a field is then found by bisection, not by
+        // trying every block for every field (a device with thousands of
+        // points and hundreds of reads).
+        let ordered = blocks.windows(2).all(|pair| {
+            u32::from(pair[0].start) + pair[0].registers.len() as u32 <= u32::from(pair[1].start)
+        });
         let offsets: Vec<u32> = self
             .fields
             .iter()
@@ -420,10 +473,19 @@ impl Layout {
             .map(|(index, field)| {
                 let first = u32::from(field.address);
                 let end = first + u32::from(field.registers());
-                let hit = blocks.iter().zip(&starts).find(|(b, _)| {
+                let holds = |b: &Block<'_>| {
                     u32::from(b.start) <= first
                         && end <= u32::from(b.start) + b.registers.len() as u32
-                });
+                };
+                let hit = if ordered {
+                    let k = blocks
+                        .partition_point(|b| u32::from(b.start) <= first)
+                        .checked_sub(1);
+                    k.filter(|&k| holds(&blocks[k]))
+                        .map(|k| (&blocks[k], &starts[k]))
+                } else {
+                    blocks.iter().zip(&starts).find(|(b, _)| holds(b))
+                };
                 match hit {
                     Some((b, &base)) => (base + (first - u32::from(b.start)) as usize) as u32,
                     None => {
@@ -488,16 +550,8 @@ fn describe_blocks(blocks: &[Block<'_>]) -> String {
         .join(", ")
 }
 
-/// The output columns, borrowed once per decode so the loops keep their
-/// pointers and lengths in registers.
-struct Out<'a> {
-    values: &'a mut [f64],
-    integers: &'a mut [i64],
-    valid: &'a mut [bool],
-}
-
 #[inline(always)]
-fn store(out: &mut Out<'_>, i: usize, k: &Params, value: Option<Number>) {
+fn store(out: &mut Columns<'_>, i: usize, k: &Params, value: Option<Number>) {
     match value {
         Some(Number::Int(v)) if k.exact => {
             out.integers[i] = v;
@@ -529,7 +583,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn decode(&self, data_type: DataType, order: WordOrder, out: &mut Out<'_>) {
+    fn decode(&self, data_type: DataType, order: WordOrder, out: &mut Columns<'_>) {
         let run = self;
         match data_type {
             DataType::Int16 => run.words::<1>(order, out, |raw, _| {
@@ -574,7 +628,7 @@ impl Run<'_> {
     fn words<const W: usize>(
         &self,
         order: WordOrder,
-        out: &mut Out<'_>,
+        out: &mut Columns<'_>,
         convert: impl Fn(u64, &Params) -> Number,
     ) {
         match order {
@@ -588,7 +642,7 @@ impl Run<'_> {
     #[inline(always)]
     fn ordered<const W: usize, const REVERSED: bool, const SWAPPED: bool>(
         &self,
-        out: &mut Out<'_>,
+        out: &mut Columns<'_>,
         convert: impl Fn(u64, &Params) -> Number,
     ) {
         for k in self.bound {
@@ -843,6 +897,61 @@ mod tests {
             )
             .expect("ok");
         assert_eq!(out.integers[0], 9);
+    }
+
+    #[test]
+    fn fields_are_found_in_many_blocks_in_any_order() {
+        // Every other register pair is a FLOAT32 field; blocks of 6 registers
+        // with a gap of 2 between them: fields in a gap, or across a block's
+        // end, are not available.
+        let fields: Vec<_> = (0..60)
+            .map(|k| FieldSpec::new(2 * k, DataType::Uint32))
+            .collect();
+        let layout = Layout::compile(fields).expect("valid");
+        let image: Vec<u16> = (0..120).collect();
+        let starts = [
+            0u16, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112,
+        ];
+        let mut blocks: Vec<Block<'_>> = starts
+            .iter()
+            .map(|&start| Block {
+                start,
+                registers: &image[usize::from(start)..usize::from(start) + 6],
+            })
+            .collect();
+        let expected: Vec<bool> = (0..60).map(|k| (2 * k) % 8 < 6).collect();
+        let mut out = Decoded::default();
+        layout.decode_partial(&blocks, &mut out).expect("decodes");
+        assert_eq!(out.valid, expected);
+        assert_eq!(out.integers[5], (10 << 16) | 11);
+        // The same blocks out of order (and one overlapping another): the
+        // same fields, found the slow way.
+        blocks.reverse();
+        blocks.push(Block {
+            start: 2,
+            registers: &image[2..4],
+        });
+        layout.decode_partial(&blocks, &mut out).expect("decodes");
+        assert_eq!(out.valid, expected);
+        assert_eq!(out.integers[5], (10 << 16) | 11);
+        // Into columns the caller keeps; columns of the wrong size are refused.
+        let (mut values, mut integers, mut valid) = (vec![0.0; 60], vec![0; 60], vec![true; 60]);
+        let columns = Columns {
+            values: &mut values,
+            integers: &mut integers,
+            valid: &mut valid,
+        };
+        layout
+            .decode_partial_into(&blocks, columns)
+            .expect("decodes");
+        assert_eq!(valid, expected);
+        assert!(values[3].is_nan() && integers[3] == NIL_INTEGER);
+        let short = Columns {
+            values: &mut values[..59],
+            integers: &mut integers,
+            valid: &mut valid,
+        };
+        assert!(layout.decode_partial_into(&blocks, short).is_err());
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! between frames.
 
 use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tokio_modbus::client::{rtu, tcp, Context};
 use tokio_modbus::prelude::{Client, SlaveContext};
 use tokio_modbus::{Request, Response, Slave};
@@ -36,6 +37,12 @@ pub(crate) struct Connection {
     quiet_since: Instant,
     /// Connections opened so far: what tells a device that the link reconnected.
     opened: u64,
+    /// Each request's timeout: one timer, moved on before every request of a
+    /// cycle. A timer made per request is put into the runtime's timer wheel
+    /// and taken out again each time; moving a timer's deadline later costs
+    /// nothing until it comes due. Dropped by [`Connection::rest`] (else it
+    /// would come due after the cycle and wake the link for nothing).
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl Connection {
@@ -52,6 +59,7 @@ impl Connection {
             frame_gap,
             quiet_since: Instant::now(),
             opened: 0,
+            deadline: None,
         }
     }
 
@@ -128,9 +136,23 @@ impl Connection {
         };
         context.set_slave(Slave(unit));
         let sent = Instant::now();
-        let outcome = tokio::time::timeout(timeout, context.call(request)).await;
-        let rtt = sent.elapsed();
-        self.quiet_since = Instant::now();
+        let deadline = match &mut self.deadline {
+            Some(deadline) => {
+                deadline.as_mut().reset(sent + timeout);
+                deadline
+            }
+            None => self
+                .deadline
+                .insert(Box::pin(tokio::time::sleep_until(sent + timeout))),
+        };
+        let outcome = tokio::select! {
+            biased;
+            answer = context.call(request) => Ok(answer),
+            () = deadline.as_mut() => Err(LinkError::Timeout),
+        };
+        let answered = Instant::now();
+        let rtt = answered - sent;
+        self.quiet_since = answered;
         // After a timeout or a mismatched answer a TCP stream may still carry
         // a late or partial frame: start again on a fresh connection. A serial
         // port stays open (closing it would drop the bus for every device on
@@ -149,13 +171,19 @@ impl Connection {
                 }
                 Err(LinkError::Protocol(e.to_string()))
             }
-            Err(_) => {
+            Err(timeout) => {
                 if reopen {
                     self.context = None;
                 }
-                Err(LinkError::Timeout)
+                Err(timeout)
             }
         }
+    }
+
+    /// The link has nothing to send until its next cycle: the request timer
+    /// goes (see `deadline`).
+    pub fn rest(&mut self) {
+        self.deadline = None;
     }
 
     /// The number of the connection the next request goes on: the one open,

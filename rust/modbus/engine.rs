@@ -6,7 +6,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{DeviceConfig, PointConfig, Transport};
@@ -16,7 +15,7 @@ use super::link::{run_link, DeviceRunner, LayoutGroup, RawBlock, Shared, Templat
 use super::plan::{Plan, PlanLimits, PointSpan, ReadFunction};
 use super::schedule::stagger;
 use super::{RequestError, UnitId, UnixMs, WriteRequest};
-use crate::decode::{DataType, FieldSpec, Layout};
+use crate::decode::{FieldSpec, Layout};
 
 /// Why the engine refused a call.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,8 +79,21 @@ struct Inner {
     links: Vec<LinkEntry>,
     /// Templates by the points and limits they were built from.
     templates: Vec<(Vec<PointConfig>, PlanLimits, Arc<Template>)>,
-    runtime: Option<Runtime>,
+    driver: Option<Driver>,
     started: bool,
+}
+
+/// The thread that runs the engine's runtime, and how to stop it.
+///
+/// One thread drives every link: a request costs the engine microseconds and
+/// the rest is waiting, so a hundred devices keep one thread a few percent
+/// busy. A single-threaded runtime has no work stealing and no wake-ups of a
+/// second worker: on a 2-core gateway those cost more than the work itself,
+/// and they sit on every request's round trip.
+#[derive(Debug)]
+struct Driver {
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// The Modbus acquisition engine. Add devices, start it, then read snapshots
@@ -197,7 +209,7 @@ impl Engine {
         Ok(())
     }
 
-    /// Start polling: the runtime (two worker threads) and one task per link.
+    /// Start polling: the runtime, on a thread of its own, and one task per link.
     pub fn start(&self) -> Result<(), EngineError> {
         let mut inner = self.inner();
         if inner.started {
@@ -205,13 +217,16 @@ impl Engine {
                 "the engine was already started; build a new one to start again".into(),
             ));
         }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let cannot = |e: std::io::Error| {
+            EngineError::Config(format!("cannot start the Modbus runtime: {e}"))
+        };
+        // Blocking threads only for name lookups (see `tcp_connect`).
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .max_blocking_threads(4)
             .thread_name("panelfast-modbus")
             .enable_all()
             .build()
-            .map_err(|e| EngineError::Config(format!("cannot start the Modbus runtime: {e}")))?;
+            .map_err(cannot)?;
         for link in &mut inner.links {
             let mut devices = std::mem::take(&mut link.pending);
             // A serial bus, or one behind a serial-to-Ethernet converter.
@@ -230,34 +245,49 @@ impl Engine {
             }
             let (sender, receiver) = mpsc::channel(64);
             link.writes = Some(sender);
+            // Queued now, run once the thread below drives the runtime.
             runtime.spawn(run_link(
                 Connection::new(link.endpoint.clone()),
                 devices,
                 receiver,
             ));
         }
-        inner.runtime = Some(runtime);
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("panelfast-modbus".into())
+            .spawn(move || {
+                // Until `stop` is sent or dropped; then every link task is
+                // dropped, which closes its connection.
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(cannot)?;
+        inner.driver = Some(Driver { stop, thread });
         inner.started = true;
         Ok(())
     }
 
     /// Stop polling and close every connection (waits at most about a second).
     pub fn stop(&self) {
-        let runtime = {
+        let driver = {
             let mut inner = self.inner();
             for link in &mut inner.links {
                 link.writes = None;
             }
-            inner.runtime.take()
+            inner.driver.take()
         };
-        if let Some(runtime) = runtime {
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        if let Some(Driver { stop, thread }) = driver {
+            let _ = stop.send(());
+            // A panic on the thread has already been reported on stderr.
+            let _ = thread.join();
         }
     }
 
     /// Whether the engine is polling.
     pub fn is_running(&self) -> bool {
-        self.inner().runtime.is_some()
+        self.inner().driver.is_some()
     }
 
     /// Number of points of all devices: the length of a snapshot.
@@ -381,8 +411,9 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Some(runtime) = self.inner().runtime.take() {
-            runtime.shutdown_background();
+        // Stopped without waiting: the thread closes the connections and ends.
+        if let Some(driver) = self.inner().driver.take() {
+            let _ = driver.stop.send(());
         }
     }
 }
@@ -440,17 +471,11 @@ fn build_template(
     let mut functions: Vec<_> = grouped.into_iter().collect();
     functions.sort_by_key(|(function, _)| *function);
     for (function, (fields, points)) in functions {
-        let has_text = fields.iter().any(|f| f.data_type == DataType::Ascii);
         let layout = Layout::compile(fields).map_err(EngineError::Layout)?;
-        groups.push(LayoutGroup {
-            function,
-            layout,
-            points,
-            has_text,
-        });
+        groups.push(LayoutGroup::new(function, layout, points));
     }
     Ok(Template {
-        plan,
+        plan: Arc::new(plan),
         groups,
         point_addresses: config.points.iter().map(|p| p.field.address).collect(),
     })
@@ -471,7 +496,7 @@ mod tests {
     use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
     use super::*;
-    use crate::decode::WordOrder;
+    use crate::decode::{DataType, WordOrder};
     use crate::modbus::{DeviceState, RegisterRange};
 
     /// Unit 1: holding register k holds k, except those written; coil k is k odd.

@@ -21,7 +21,7 @@ use super::schedule::{missed_ticks, next_tick, Backoff};
 use super::{
     unix_ms, LinkError, Outcome, Quantity, RequestError, UnitId, UnixMs, Word, WriteRequest,
 };
-use crate::decode::{Block, Decoded, Layout, NIL_INTEGER};
+use crate::decode::{Block, Columns, DataType, Decoded, Layout, NIL_INTEGER};
 
 /// Cycles in a row without any answer before a device is offline.
 const OFFLINE_AFTER: u32 = 3;
@@ -88,6 +88,35 @@ pub(crate) struct Values {
 }
 
 impl Values {
+    /// The columns of points `first..first + count`, if the device has them.
+    fn columns(&mut self, first: usize, count: usize) -> Option<Columns<'_>> {
+        let range = first..first.checked_add(count)?;
+        Some(Columns {
+            values: self.values.get_mut(range.clone())?,
+            integers: self.integers.get_mut(range.clone())?,
+            valid: self.valid.get_mut(range)?,
+        })
+    }
+
+    /// When the read holding `points` was sent: a fill when they follow each
+    /// other, as a read's points do in the usual model.
+    fn stamp(&mut self, points: &[usize], sent_ms: UnixMs) {
+        let contiguous = points.windows(2).all(|w| w[1] == w[0] + 1);
+        let run = points
+            .first()
+            .and_then(|&first| self.read_at_ms.get_mut(first..first + points.len()));
+        match run {
+            Some(run) if contiguous => run.fill(sent_ms),
+            _ => {
+                for &point in points {
+                    if let Some(at) = self.read_at_ms.get_mut(point) {
+                        *at = sent_ms;
+                    }
+                }
+            }
+        }
+    }
+
     fn unavailable(points: usize) -> Values {
         Values {
             values: vec![f64::NAN; points],
@@ -179,8 +208,32 @@ pub(crate) struct LayoutGroup {
     pub layout: Layout,
     /// Device point index of each layout field.
     pub points: Vec<usize>,
+    /// The first of `points` when they follow each other (the usual model:
+    /// its register measurements in order), so the layout decodes straight
+    /// into the device's values.
+    pub first: Option<usize>,
     /// Whether it has ASCII fields, decoded to text as well.
     pub has_text: bool,
+}
+
+impl LayoutGroup {
+    pub fn new(function: ReadFunction, layout: Layout, points: Vec<usize>) -> LayoutGroup {
+        let has_text = layout
+            .fields()
+            .iter()
+            .any(|f| f.data_type == DataType::Ascii);
+        let first = match points.first() {
+            Some(&first) if points.windows(2).all(|w| w[1] == w[0] + 1) => Some(first),
+            _ => None,
+        };
+        LayoutGroup {
+            function,
+            layout,
+            points,
+            first,
+            has_text,
+        }
+    }
 }
 
 /// What devices of one model share: their plan as first made, their
@@ -188,7 +241,7 @@ pub(crate) struct LayoutGroup {
 /// hold one copy.
 #[derive(Debug)]
 pub(crate) struct Template {
-    pub plan: Plan,
+    pub plan: Arc<Plan>,
     pub groups: Vec<LayoutGroup>,
     pub point_addresses: Vec<u16>,
 }
@@ -202,9 +255,9 @@ pub(crate) struct DeviceRunner {
     pub offset_ms: i64,
     pub timeout: Duration,
     pub retries: u8,
-    /// The device's own plan: it starts as the template's and diverges
-    /// when a read is split after exception 0x02.
-    pub plan: Plan,
+    /// The device's own plan: the template's, until a read is split after
+    /// exception 0x02 (then a copy of its own).
+    pub plan: Arc<Plan>,
     pub template: Arc<Template>,
     /// The wall-clock tick of the next cycle, and the same instant on the
     /// monotonic clock (what the task sleeps until: a wall-clock step while
@@ -251,7 +304,7 @@ impl DeviceRunner {
             offset_ms: 0,
             timeout,
             retries,
-            plan: template.plan.clone(),
+            plan: Arc::clone(&template.plan),
             template,
             next_due: 0,
             due_at: Instant::now(),
@@ -357,7 +410,9 @@ impl DeviceRunner {
                     answered = true;
                     index += 1;
                 }
-                Ok(Err(ExceptionCode::IllegalDataAddress)) if self.plan.split(index) => {
+                Ok(Err(ExceptionCode::IllegalDataAddress))
+                    if Arc::make_mut(&mut self.plan).split(index) =>
+                {
                     // Read both halves now, and from now on.
                     answered = true;
                     self.answers.insert(index + 1, None);
@@ -401,8 +456,11 @@ impl DeviceRunner {
                 }
             }
         }
+        // The cycle's duration is its reads, back to back: what the link was
+        // busy with (decoding is the engine's time, not the device's).
+        let took = started.elapsed();
         self.publish();
-        self.conclude(due, started.elapsed(), answered, failed);
+        self.conclude(due, took, answered, failed);
     }
 
     /// Decode this cycle's answers into the device's values and share them.
@@ -427,12 +485,41 @@ impl DeviceRunner {
                 .collect();
             // Blocks come from reads of the plan: they always fit the layout.
             // Should decoding fail anyway, the fields are not available.
-            if group
-                .layout
-                .decode_partial(&blocks, &mut self.scratch)
-                .is_err()
+            match group
+                .first
+                .and_then(|first| out.columns(first, group.points.len()))
             {
-                self.scratch.values.clear();
+                Some(mut columns) => {
+                    if group
+                        .layout
+                        .decode_partial_into(&blocks, columns.reborrow())
+                        .is_err()
+                    {
+                        columns.values.fill(f64::NAN);
+                        columns.integers.fill(NIL_INTEGER);
+                        columns.valid.fill(false);
+                    }
+                }
+                None => {
+                    let scratch = &mut self.scratch;
+                    if group.layout.decode_partial(&blocks, scratch).is_err() {
+                        scratch.values.fill(f64::NAN);
+                        scratch.integers.fill(NIL_INTEGER);
+                        scratch.valid.fill(false);
+                    }
+                    let decoded = scratch
+                        .values
+                        .iter()
+                        .zip(&scratch.integers)
+                        .zip(&scratch.valid);
+                    for (&point, ((&value, &integer), &valid)) in group.points.iter().zip(decoded) {
+                        if point < out.values.len() {
+                            out.values[point] = value;
+                            out.integers[point] = integer;
+                            out.valid[point] = valid;
+                        }
+                    }
+                }
             }
             if group.has_text {
                 let texts = group.layout.decode_text(&blocks).unwrap_or_default();
@@ -443,25 +530,16 @@ impl DeviceRunner {
                         .filter_map(|(text, &point)| Some((point, text?))),
                 );
             }
-            for (field, &point) in group.points.iter().enumerate() {
-                out.values[point] = self.scratch.values.get(field).copied().unwrap_or(f64::NAN);
-                out.integers[point] = self
-                    .scratch
-                    .integers
-                    .get(field)
-                    .copied()
-                    .unwrap_or(NIL_INTEGER);
-                out.valid[point] = self.scratch.valid.get(field).copied().unwrap_or(false);
-            }
         }
         for ((read, answer), &sent_ms) in reads.iter().zip(&self.answers).zip(&self.sent_ms) {
+            if !read.function.reads_bits() {
+                out.stamp(&read.points, sent_ms);
+                continue;
+            }
             for &point in &read.points {
-                out.read_at_ms[point] = sent_ms;
-                if !read.function.reads_bits() {
-                    continue;
-                }
                 let address = self.template.point_addresses[point];
                 let offset = usize::from(address.wrapping_sub(read.start));
+                out.read_at_ms[point] = sent_ms;
                 match answer.as_ref().and_then(|words| words.get(offset)) {
                     Some(&bit) => {
                         out.values[point] = f64::from(bit);
@@ -596,6 +674,7 @@ pub(crate) async fn run_link(
                 devices[index].cycle(&mut connection, &mut writes).await;
             }
         }
+        connection.rest();
     }
 }
 
