@@ -91,8 +91,8 @@ def child(config_path: Path, seconds: int) -> None:
 
     import uvloop
 
-    from panelfast.daemon import serve
     from panelfast.config import load_settings
+    from panelfast.daemon import serve
 
     tracemalloc.start(1)
     settings = load_settings(config_path)
