@@ -17,14 +17,13 @@ it; :class:`Backlog` tells how much is left and when it should be done.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from panelfast._backoff import Backoff
+from panelfast._backoff import Backoff, pause
 from panelfast.clock import Clock
 from panelfast.cloud import CloudSession, ConnectionStatus, HubClient
 from panelfast.exceptions import (
@@ -263,9 +262,7 @@ class Publication:
             period_ms = (self._period_s() or DEFAULT_PUBLISHER_PERIOD_S) * 1000
             now = self._clock.now_ms()
             wait_s = ((now // period_ms + 1) * period_ms - now) / 1000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._now.wait(), min(wait_s, retry_s or wait_s))
-            self._now.clear()
+            await pause(self._now, min(wait_s, retry_s or wait_s))
             await self._flush()
             if not self._session.connect_requested or not self._allowed():
                 continue
@@ -291,9 +288,7 @@ class Publication:
         backoff = Backoff(max_s=60.0)
         retry_s: float | None = None
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._events.wait(), retry_s or 30.0)
-            self._events.clear()
+            await pause(self._events, retry_s or 30.0)
             if not self._session.connect_requested:
                 continue
             try:

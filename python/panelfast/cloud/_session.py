@@ -13,12 +13,12 @@ connected reconnects after a reboot (:meth:`CloudSession.run`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from panelfast._backoff import pause
 from panelfast.cloud._bootstrap import bootstrap
 from panelfast.cloud._hints import explain
 from panelfast.cloud._hub import HubAccess, HubClient
@@ -385,7 +385,6 @@ class CloudSession:
                 failures += 1
             else:
                 delay = self.resync_s
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), delay)
+            await pause(self._changed, delay)
             if self._connection is ConnectionStatus.CONNECTED and self.state.connect:
                 await self.timesync.sync_if_due(self.resync_s)

@@ -23,6 +23,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+from panelfast._backoff import pause
+
 __all__ = ["EventStream", "TooManySubscribers"]
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,8 @@ class EventStream:
             yield b"retry: 2000\n\n"
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(me.ready.wait(), _KEEPALIVE_S)
+                    async with asyncio.timeout(_KEEPALIVE_S):  # not wait_for: see _backoff.pause
+                        await me.ready.wait()
                 if not me.ready.is_set():
                     yield b": keep-alive\n\n"
                     continue
@@ -148,6 +151,4 @@ class EventStream:
                     subscriber.topics.update(changed)
                     subscriber.audit.extend(data for _, data in entries)
                     subscriber.ready.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
-            self._wake.clear()
+            await pause(self._wake, self.interval_s)

@@ -25,13 +25,12 @@ gateway through ``hand_over``: nothing here knows what sampling is.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from panelfast._backoff import Backoff
+from panelfast._backoff import Backoff, pause
 from panelfast.exceptions import (
     CloudError,
     ConfigPathError,
@@ -305,6 +304,4 @@ class Switchover(Generic[T]):
                     await asyncio.sleep(backoff.failed())
             elif answer.status == "none":
                 # No configuration yet: wait for a topology publication or the long poll.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.topology_published.wait(), 1.0)
-                self.topology_published.clear()
+                await pause(self.topology_published, 1.0)
