@@ -398,7 +398,9 @@ class ModbusEngine:
     def raw_blocks(
         self, device_id: str
     ) -> list[tuple[int, int, int, npt.NDArray[np.uint16] | None]]: ...
-    def diagnostics(self) -> list[DeviceDiagnostics]: ...
+    def diagnostics(self, clock_offset_ms: int = 0) -> list[DeviceDiagnostics]:
+        """Each device's diagnostics, their times moved by ``clock_offset_ms``
+        (onto the gateway's synchronised clock)."""
     def write(self, device_id: str, function: int, address: int, values: Sequence[int]) -> None: ...
 
 _SimPoint = tuple[str, int, Field, str, float]

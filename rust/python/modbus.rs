@@ -265,6 +265,21 @@ impl PyDeviceDiagnostics {
     }
 }
 
+impl PyDeviceDiagnostics {
+    /// The same diagnostics with every wall-clock time moved by `offset_ms`.
+    fn shifted(mut self, offset_ms: i64) -> Self {
+        if offset_ms != 0 {
+            let shift = |t: i64| t.saturating_add(offset_ms);
+            if let Some(e) = self.last_error.as_mut() {
+                e.at_ms = shift(e.at_ms);
+            }
+            self.last_cycle_ms = self.last_cycle_ms.map(shift);
+            self.last_answer_ms = self.last_answer_ms.map(shift);
+        }
+        self
+    }
+}
+
 impl From<&DeviceDiagnostics> for PyDeviceDiagnostics {
     fn from(d: &DeviceDiagnostics) -> Self {
         let ms = |t: Duration| t.as_secs_f64() * 1000.0;
@@ -458,11 +473,16 @@ impl ModbusEngine {
     }
 
     /// Each device's diagnostics, in the order added.
-    fn diagnostics(&self) -> Vec<PyDeviceDiagnostics> {
+    /// Each device's diagnostics; their times (`last_error.at_ms`,
+    /// `last_cycle_ms`, `last_answer_ms`) are the system clock's plus
+    /// `clock_offset_ms`, so that they are on the gateway's synchronised clock
+    /// like every other time it shows.
+    #[pyo3(signature = (clock_offset_ms = 0))]
+    fn diagnostics(&self, clock_offset_ms: i64) -> Vec<PyDeviceDiagnostics> {
         self.engine
             .diagnostics()
             .iter()
-            .map(PyDeviceDiagnostics::from)
+            .map(|d| PyDeviceDiagnostics::from(d).shifted(clock_offset_ms))
             .collect()
     }
 
