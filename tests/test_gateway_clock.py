@@ -12,7 +12,8 @@ true time too. Everything is asserted in true time:
   not answer, when its samples are nil (never its last value shown as new);
 - every instant is there once: none missing, none repeated;
 - the alarm event carries the time of the reading that raised it, and the
-  log line about it the same time.
+  log line about it the same time;
+- a dead meter's last error and last answer, as the daemon reports them, too.
 
 Before the fix the gateway compared synchronised instants with read times on
 the system clock: ahead of it, every sample was nil; behind it, a meter that
@@ -32,6 +33,8 @@ from typing import Any
 import pytest
 
 from cloud_support import sntp_server_thread
+from panelfast.client import GatewayClient
+from panelfast.control import DeviceStatus
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.simulator import Faults
 from reliability_support import (
@@ -72,6 +75,12 @@ def served(
     ]
 
 
+async def device_status(system: EmbeddedSystem, device_id: str) -> DeviceStatus:
+    async with GatewayClient.from_config(system.config_path) as gateway:
+        (status,) = [d for d in await gateway.devices() if d.device_id == device_id]
+        return status
+
+
 @pytest.mark.parametrize("offset_s", [-3600, -3, 3, 600])
 def test_every_sample_and_event_is_on_the_synchronised_clock(tmp_path: Path, offset_s: int) -> None:
     def true_ms() -> int:
@@ -107,7 +116,11 @@ def test_every_sample_and_event_is_on_the_synchronised_clock(tmp_path: Path, off
             dead_from = true_ms()
             sim.set_faults("mb-2", Faults(dead=True))
             wait_until(lambda: instants_after(dead_from + 4_000, 1), 30, "sampled while dead")
-            alive_from = true_ms()
+            # What the daemon tells of the dead meter (control socket, as the
+            # devices command and page see it) is on the synchronised clock too.
+            dead_status = asyncio.run(device_status(system, "mb-2"))
+            asked = true_ms()
+            alive_from = asked
             sim.set_faults("mb-2", Faults())
 
             def mb2_answers_again() -> bool:
@@ -158,6 +171,12 @@ def test_every_sample_and_event_is_on_the_synchronised_clock(tmp_path: Path, off
         t for t, _ in samples["mb-2/ActivePower"] if dead_from + MAX_AGE_MS + 500 < t <= alive_from
     ]
     assert stale_window, "the meter was silent over at least one instant"
+
+    # The dead meter's last error and last answer, as the daemon reports them.
+    assert dead_status.last_error is not None, dead_status
+    assert dead_from <= dead_status.last_error.at_ms <= asked, (dead_status, dead_from, asked)
+    assert dead_status.last_answer_ms is not None
+    assert started <= dead_status.last_answer_ms <= asked
 
     # The alarm event carries the read time of its reading, on the synchronised clock...
     assert [(e["alarm"], e["state"]) for e in events] == [("v-high", "active")]

@@ -77,7 +77,7 @@ def test_metrics_follow_a_device_offline_and_back_and_a_cloud_outage(
     )
     # Types and conventions, as Prometheus sees them.
     assert first.types["panelfast_modbus_requests"] == "counter"
-    assert first.types["panelfast_modbus_round_trip_seconds"] == "summary"
+    assert first.types["panelfast_modbus_round_trip_seconds"] == "histogram"
     assert first.types["panelfast_outbox_samples"] == "gauge"
     assert first.value("panelfast_cloud_connection", status="connected") == 1
     assert first.value("panelfast_cloud_diagnostic", diagnostic="device_activated") == 1
@@ -86,6 +86,20 @@ def test_metrics_follow_a_device_offline_and_back_and_a_cloud_outage(
     assert first.value("panelfast_remote_config_last_apply_duration_seconds") > 0
     assert first.value("panelfast_modbus_round_trip_seconds_count", device="mb-1") > 0
     assert first.value("panelfast_modbus_round_trip_seconds_sum", device="mb-1") > 0
+    # The histogram's buckets: cumulative, the last one every answered request.
+    answered = first.value("panelfast_modbus_round_trip_seconds_count", device="mb-1")
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in first.samples.items()
+        if name == "panelfast_modbus_round_trip_seconds_bucket" and ("device", "mb-1") in labels
+    )
+    assert buckets[0][0] == 0.001
+    assert buckets[-1] == (float("inf"), answered)
+    counts = [count for _, count in buckets]
+    assert counts == sorted(counts), "cumulative"
+    # On loopback the simulator answers within 250 ms, nearly always within 25 ms.
+    assert first.value("panelfast_modbus_round_trip_seconds_bucket", device="mb-1", le="0.25") > 0
+    assert first.value("panelfast_modbus_registers_lacking", device="mb-1") == 0
     assert first.value("process_resident_memory_bytes") > 10e6
     assert first.get("process_cpu_seconds_total") is not None
     info = [k for k in first.samples if k[0] == "panelfast_remote_config_info"]
@@ -94,12 +108,12 @@ def test_metrics_follow_a_device_offline_and_back_and_a_cloud_outage(
     # No label is a measurement: the series are per device at most.
     for _, labels in first.samples:
         assert {k for k, _ in labels} <= {
-            "device", "state", "kind", "status", "diagnostic", "outcome",
+            "device", "state", "kind", "code", "le", "status", "diagnostic", "outcome",
             "applied_version", "received_version", "version",
         }  # fmt: skip
 
     # -- a device goes offline, then comes back
-    errors_before = first.value("panelfast_modbus_errors_total", device="mb-2", kind="other")
+    errors_before = first.value("panelfast_modbus_errors_total", device="mb-2", kind="transport")
     nil_before = first.value("panelfast_sampling_nil_samples_total")
     system.simulator.set_faults("mb-2", Faults(offline=True))
     offline = scrape_until(
@@ -111,7 +125,8 @@ def test_metrics_follow_a_device_offline_and_back_and_a_cloud_outage(
         60,
         "mb-2 offline, its samples nil",
     )
-    assert offline.value("panelfast_modbus_errors_total", device="mb-2", kind="other") > (
+    # Powered off: its connections are refused or dropped (transport), not timeouts.
+    assert offline.value("panelfast_modbus_errors_total", device="mb-2", kind="transport") > (
         errors_before
     )
     assert offline.value("panelfast_device_state", device="mb-1", state="ok") == 1
@@ -144,6 +159,17 @@ def test_metrics_follow_a_device_offline_and_back_and_a_cloud_outage(
     assert later.value("panelfast_sampling_nil_samples_total") == settled.value(
         "panelfast_sampling_nil_samples_total"
     )
+
+    # -- a busy device: its exception answers are counted by code
+    system.simulator.set_faults("mb-1", Faults(busy_fraction=0.5))
+    busy = scrape_until(
+        port,
+        lambda s: (s.get("panelfast_modbus_exceptions_total", device="mb-1", code="6") or 0) >= 3,
+        60,
+        "mb-1's busy answers (exception 0x06) counted",
+    )
+    assert busy.value("panelfast_modbus_errors_total", device="mb-1", kind="exception") >= 3
+    system.simulator.set_faults("mb-1", Faults())
 
     # -- the cloud goes away: a backlog grows, requests are retried, nothing is acknowledged
     cloud = system.cloud

@@ -341,6 +341,22 @@ class DeviceDiagnostics:
     @property
     def exceptions(self) -> int: ...
     @property
+    def exception_codes(self) -> list[tuple[int, int]]:
+        """Exception answers by code: ``(code, count)`` in code order."""
+    @property
+    def transport_errors(self) -> int:
+        """Connections refused, reset or closed."""
+    @property
+    def protocol_errors(self) -> int:
+        """Answers that did not match their request (a bad CRC ends as a timeout)."""
+    @property
+    def rtt_buckets(self) -> list[tuple[float, int]]:
+        """Cumulative: ``(upper bound in seconds, answered requests within it)``,
+        from 1 ms to 5 s, the last bound ``inf``."""
+    @property
+    def rtt_sum_s(self) -> float:
+        """The round trips of answered requests, added up, in seconds."""
+    @property
     def cycles(self) -> int: ...
     @property
     def overruns(self) -> int: ...
@@ -398,7 +414,9 @@ class ModbusEngine:
     def raw_blocks(
         self, device_id: str
     ) -> list[tuple[int, int, int, npt.NDArray[np.uint16] | None]]: ...
-    def diagnostics(self) -> list[DeviceDiagnostics]: ...
+    def diagnostics(self, clock_offset_ms: int = 0) -> list[DeviceDiagnostics]:
+        """Each device's diagnostics, their times moved by ``clock_offset_ms``
+        (onto the gateway's synchronised clock)."""
     def write(self, device_id: str, function: int, address: int, values: Sequence[int]) -> None: ...
 
 _SimPoint = tuple[str, int, Field, str, float]

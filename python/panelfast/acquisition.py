@@ -417,8 +417,8 @@ class Acquisition:
 
     def diagnostics(self) -> list[DeviceDiagnostics]:
         """Each device's state, last error, round-trip times, counters, and the
-        registers it lacks."""
-        return self._engine.diagnostics()
+        registers it lacks; its times on the gateway's clock, as the snapshot's."""
+        return self._engine.diagnostics(self._offset_ms())
 
     def state_changes(self) -> list[tuple[DeviceDiagnostics, DeviceState]]:
         """The devices whose state changed since the last call, each with its state before."""

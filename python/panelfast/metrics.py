@@ -17,6 +17,7 @@ metrics are served (``[metrics] listen``, or the control API's ``/metrics``).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -32,9 +33,9 @@ from prometheus_client import (
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
-    SummaryMetricFamily,
 )
 
 from panelfast import __version__, _probe
@@ -104,12 +105,18 @@ def _devices(devices: list[DeviceDiagnostics]) -> Iterator[Metric]:
     )
     errors = CounterMetricFamily(
         "panelfast_modbus_errors_total",
-        "Modbus requests that got no data, by kind: timeout, exception (the device "
-        "answered an exception code), other (transport: refused or reset connection; "
-        "protocol: CRC or a mismatched answer).",
+        "Modbus requests that got no data, by kind: timeout (no answer in time; a "
+        "frame with a bad CRC is dropped and ends so), exception (the device answered "
+        "an exception code), transport (connection refused, reset or closed), protocol "
+        "(an answer that did not match its request).",
         labels=["device", "kind"],
     )
-    rtt = SummaryMetricFamily(
+    exceptions = CounterMetricFamily(
+        "panelfast_modbus_exceptions_total",
+        "Exception answers by code (2: IllegalDataAddress, 6: ServerDeviceBusy...).",
+        labels=["device", "code"],
+    )
+    rtt = HistogramMetricFamily(
         "panelfast_modbus_round_trip_seconds",
         "Round-trip time of the answered Modbus requests.",
         labels=labels,
@@ -138,16 +145,28 @@ def _devices(devices: list[DeviceDiagnostics]) -> Iterator[Metric]:
         "When the device last answered (unix time).",
         labels=labels,
     )
+    lacking = GaugeMetricFamily(
+        "panelfast_modbus_registers_lacking",
+        "Registers (or bits) the device said it does not have (exception 0x02, or 0x01 "
+        "for a function), no longer asked for until it reconnects.",
+        labels=labels,
+    )
     for d in devices:
         device = [d.device_id]
         for name in _DEVICE_STATES:
             state.add_metric([d.device_id, name], float(d.state == name))
         requests.add_metric(device, d.requests)
-        for kind, count in _error_kinds(d):
+        for kind, count in (
+            ("timeout", d.timeouts),
+            ("exception", d.exceptions),
+            ("transport", d.transport_errors),
+            ("protocol", d.protocol_errors),
+        ):
             errors.add_metric([d.device_id, kind], count)
-        # Only answered requests have a round trip (an exception answer is an error).
-        count = d.requests - d.errors
-        rtt.add_metric(device, count, d.rtt_mean_ms * count / 1000)
+        for code, count in d.exception_codes:
+            exceptions.add_metric([d.device_id, str(code)], count)
+        buckets = [(_le(bound), count) for bound, count in d.rtt_buckets]
+        rtt.add_metric(device, buckets, d.rtt_sum_s)
         rtt_max.add_metric(device, d.rtt_max_ms / 1000)
         cycles.add_metric(device, d.cycles)
         overruns.add_metric(device, d.overruns)
@@ -155,18 +174,14 @@ def _devices(devices: list[DeviceDiagnostics]) -> Iterator[Metric]:
         reads.add_metric(device, d.reads_per_cycle)
         if d.last_answer_ms is not None:
             answered.add_metric(device, d.last_answer_ms / 1000)
-    # Registers lacking (the device answered 0x02 for them) belong here, per
-    # device, once the engine's diagnostics count them.
-    yield from (state, requests, errors, rtt, rtt_max, cycles, overruns, cycle, reads, answered)
+        lacking.add_metric(device, sum(r.count for r in d.lacking))
+    yield from (state, requests, errors, exceptions, rtt, rtt_max, cycles, overruns, cycle, reads)
+    yield from (answered, lacking)
 
 
-def _error_kinds(d: DeviceDiagnostics) -> list[tuple[str, int]]:
-    """Errors by kind, as far as the engine tells them apart today: it counts
-    timeouts and exception answers; transport (reset, refused) and protocol
-    (CRC, mismatch) errors only in the total. When it counts those and the
-    exception codes apart, they go here as kinds of their own."""
-    other = d.errors - d.timeouts - d.exceptions
-    return [("timeout", d.timeouts), ("exception", d.exceptions), ("other", other)]
+def _le(bound: float) -> str:
+    """A bucket's ``le`` label as Prometheus writes it (``0.001``, ``+Inf``)."""
+    return "+Inf" if math.isinf(bound) else repr(bound)
 
 
 def _sampling(counters: _probe.GatewayCounters) -> Iterator[Metric]:

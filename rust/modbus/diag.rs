@@ -60,13 +60,23 @@ impl ErrorRecord {
     }
 }
 
-/// Round-trip times of answered requests.
+/// Upper bounds of the round-trip histogram's buckets, in microseconds: from
+/// a fast TCP device on the LAN (1 ms) to a slow RTU bus near its timeout
+/// (5 s). Fixed, so that a metric's buckets never change between scrapes.
+pub const RTT_BUCKET_BOUNDS_US: [u64; 12] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000,
+];
+
+/// Round-trip times of answered requests: last, longest, mean, and how many
+/// fell in each bucket of [`RTT_BUCKET_BOUNDS_US`] (the last bucket: above them all).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RttStats {
     pub last: Duration,
     pub max: Duration,
-    total: Duration,
-    count: u64,
+    pub total: Duration,
+    pub count: u64,
+    pub buckets: [u64; RTT_BUCKET_BOUNDS_US.len() + 1],
 }
 
 impl RttStats {
@@ -75,6 +85,9 @@ impl RttStats {
         self.max = self.max.max(rtt);
         self.total += rtt;
         self.count += 1;
+        let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        let bucket = RTT_BUCKET_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.buckets[bucket] += 1;
     }
 
     pub fn mean(&self) -> Duration {
@@ -106,6 +119,13 @@ pub struct DeviceDiagnostics {
     pub errors: u64,
     pub timeouts: u64,
     pub exceptions: u64,
+    /// Exception answers by code (`(code, count)`, in code order).
+    pub exception_codes: Vec<(u8, u64)>,
+    /// Connections refused, reset or closed, and answers that did not match
+    /// their request. (A frame with a bad CRC is dropped by the RTU decoder,
+    /// which waits for the next valid frame: its request ends as a timeout.)
+    pub transport_errors: u64,
+    pub protocol_errors: u64,
     /// Poll cycles run, and ticks skipped because a cycle ran past the next one.
     pub cycles: u64,
     pub overruns: u64,
@@ -133,6 +153,9 @@ impl DeviceDiagnostics {
             errors: 0,
             timeouts: 0,
             exceptions: 0,
+            exception_codes: Vec::new(),
+            transport_errors: 0,
+            protocol_errors: 0,
             cycles: 0,
             overruns: 0,
             reads_per_cycle: 0,
@@ -140,6 +163,16 @@ impl DeviceDiagnostics {
             last_cycle_duration: Duration::ZERO,
             last_answer_ms: None,
             lacking: Vec::new(),
+        }
+    }
+
+    fn count_exception(&mut self, code: u8) {
+        match self
+            .exception_codes
+            .binary_search_by_key(&code, |&(c, _)| c)
+        {
+            Ok(k) => self.exception_codes[k].1 += 1,
+            Err(k) => self.exception_codes.insert(k, (code, 1)),
         }
     }
 
@@ -161,11 +194,13 @@ impl DeviceDiagnostics {
                 self.errors += 1;
                 match error {
                     RequestError::Link(LinkError::Timeout) => self.timeouts += 1,
-                    RequestError::Exception(_) => {
+                    RequestError::Link(LinkError::Transport(_)) => self.transport_errors += 1,
+                    RequestError::Link(LinkError::Protocol(_)) => self.protocol_errors += 1,
+                    RequestError::Exception(code) => {
                         self.exceptions += 1;
+                        self.count_exception(u8::from(*code));
                         self.last_answer_ms = Some(at_ms);
                     }
-                    _ => {}
                 }
                 self.last_error = Some(ErrorRecord::new(error, &context(), at_ms));
             }
@@ -188,6 +223,12 @@ mod tests {
         assert_eq!(rtt.last, Duration::from_millis(20));
         assert_eq!(rtt.max, Duration::from_millis(30));
         assert_eq!(rtt.mean(), Duration::from_millis(20));
+        // 10 ms is in the bucket bounded by 10 ms (bounds are inclusive, as
+        // Prometheus' `le`), 20 ms in the one up to 25 ms, 30 ms up to 50 ms.
+        assert_eq!(rtt.buckets[3..6], [1, 1, 1]);
+        assert_eq!(rtt.buckets.iter().sum::<u64>(), 3);
+        rtt.record(Duration::from_secs(9));
+        assert_eq!(rtt.buckets[RTT_BUCKET_BOUNDS_US.len()], 1);
     }
 
     #[test]
@@ -199,14 +240,23 @@ mod tests {
         diag.count(Err(&timeout), read, 2);
         let exception = RequestError::Exception(ExceptionCode::ServerDeviceBusy);
         diag.count(Err(&exception), read, 3);
+        let reset = RequestError::Link(LinkError::Transport("connection reset".into()));
+        diag.count(Err(&reset), read, 4);
+        let mismatch = RequestError::Link(LinkError::Protocol("wrong unit id".into()));
+        diag.count(Err(&mismatch), read, 5);
+        let illegal = RequestError::Exception(ExceptionCode::IllegalDataAddress);
+        diag.count(Err(&illegal), read, 6);
+        diag.count(Err(&exception), read, 7);
         assert_eq!(
             (diag.requests, diag.errors, diag.timeouts, diag.exceptions),
-            (3, 2, 1, 1)
+            (7, 6, 1, 3)
         );
+        assert_eq!((diag.transport_errors, diag.protocol_errors), (1, 1));
+        assert_eq!(diag.exception_codes, vec![(2, 1), (6, 2)]);
         let last = diag.last_error.unwrap();
         assert_eq!(last.code, Some(6));
         assert_eq!(last.name, "ServerDeviceBusy");
         assert_eq!(last.message, "read 3@0+2: exception 0x06 ServerDeviceBusy");
-        assert_eq!(diag.last_answer_ms, Some(3));
+        assert_eq!(diag.last_answer_ms, Some(7));
     }
 }

@@ -24,7 +24,9 @@ pub mod schedule;
 use std::fmt;
 
 pub use config::{DeviceConfig, Parity, PointConfig, SerialConfig, Transport};
-pub use diag::{DeviceDiagnostics, DeviceState, ErrorRecord, RegisterRange, RttStats};
+pub use diag::{
+    DeviceDiagnostics, DeviceState, ErrorRecord, RegisterRange, RttStats, RTT_BUCKET_BOUNDS_US,
+};
 pub use engine::{Engine, EngineError, Snapshot};
 pub use link::RawBlock;
 pub use plan::{Plan, PlanLimits, PointSpan, Read, ReadFunction};

@@ -17,7 +17,7 @@ use super::errors::{LayoutError, PanelfastError};
 use crate::modbus::{
     DeviceConfig, DeviceDiagnostics, Engine, EngineError, ErrorRecord, LinkError, Parity,
     PlanLimits, PointConfig, ReadFunction, RegisterRange, RequestError, SerialConfig, Transport,
-    WriteRequest,
+    WriteRequest, RTT_BUCKET_BOUNDS_US,
 };
 
 create_exception!(
@@ -249,6 +249,13 @@ pub struct PyDeviceDiagnostics {
     errors: u64,
     timeouts: u64,
     exceptions: u64,
+    exception_codes: Vec<(u8, u64)>,
+    transport_errors: u64,
+    protocol_errors: u64,
+    /// Cumulative, as Prometheus wants them: `(upper bound in seconds, answered
+    /// requests whose round trip was at most that)`, the last bound infinite.
+    rtt_buckets: Vec<(f64, u64)>,
+    rtt_sum_s: f64,
     cycles: u64,
     overruns: u64,
     reads_per_cycle: usize,
@@ -262,6 +269,21 @@ pub struct PyDeviceDiagnostics {
 impl PyDeviceDiagnostics {
     fn __repr__(&self) -> String {
         format!("{self:?}").replacen("PyDeviceDiagnostics", "DeviceDiagnostics", 1)
+    }
+}
+
+impl PyDeviceDiagnostics {
+    /// The same diagnostics with every wall-clock time moved by `offset_ms`.
+    fn shifted(mut self, offset_ms: i64) -> Self {
+        if offset_ms != 0 {
+            let shift = |t: i64| t.saturating_add(offset_ms);
+            if let Some(e) = self.last_error.as_mut() {
+                e.at_ms = shift(e.at_ms);
+            }
+            self.last_cycle_ms = self.last_cycle_ms.map(shift);
+            self.last_answer_ms = self.last_answer_ms.map(shift);
+        }
+        self
     }
 }
 
@@ -279,6 +301,11 @@ impl From<&DeviceDiagnostics> for PyDeviceDiagnostics {
             errors: d.errors,
             timeouts: d.timeouts,
             exceptions: d.exceptions,
+            exception_codes: d.exception_codes.clone(),
+            transport_errors: d.transport_errors,
+            protocol_errors: d.protocol_errors,
+            rtt_buckets: cumulative_buckets(&d.rtt.buckets),
+            rtt_sum_s: d.rtt.total.as_secs_f64(),
             cycles: d.cycles,
             overruns: d.overruns,
             reads_per_cycle: d.reads_per_cycle,
@@ -288,6 +315,21 @@ impl From<&DeviceDiagnostics> for PyDeviceDiagnostics {
             lacking: d.lacking.iter().map(PyRegisterRange::from).collect(),
         }
     }
+}
+
+fn cumulative_buckets(counts: &[u64]) -> Vec<(f64, u64)> {
+    let bounds = RTT_BUCKET_BOUNDS_US
+        .iter()
+        .map(|&us| us as f64 / 1e6)
+        .chain(std::iter::once(f64::INFINITY));
+    let mut running = 0;
+    bounds
+        .zip(counts)
+        .map(|(bound, &count)| {
+            running += count;
+            (bound, running)
+        })
+        .collect()
 }
 
 type SnapshotArrays<'py> = (
@@ -458,11 +500,16 @@ impl ModbusEngine {
     }
 
     /// Each device's diagnostics, in the order added.
-    fn diagnostics(&self) -> Vec<PyDeviceDiagnostics> {
+    /// Each device's diagnostics; their times (`last_error.at_ms`,
+    /// `last_cycle_ms`, `last_answer_ms`) are the system clock's plus
+    /// `clock_offset_ms`, so that they are on the gateway's synchronised clock
+    /// like every other time it shows.
+    #[pyo3(signature = (clock_offset_ms = 0))]
+    fn diagnostics(&self, clock_offset_ms: i64) -> Vec<PyDeviceDiagnostics> {
         self.engine
             .diagnostics()
             .iter()
-            .map(PyDeviceDiagnostics::from)
+            .map(|d| PyDeviceDiagnostics::from(d).shifted(clock_offset_ms))
             .collect()
     }
 
