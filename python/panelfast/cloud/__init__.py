@@ -22,8 +22,9 @@ from panelfast.cloud._hub import (
     UploadResult,
 )
 from panelfast.cloud._identity import Identity, mask_secret
-from panelfast.cloud._session import CloudSession, CloudStatus, ConnectionStatus, Diagnostic
+from panelfast.cloud._session import CloudSession
 from panelfast.cloud._state import CloudState, StateStore
+from panelfast.cloud._status import CloudStatus, ConnectionStatus, Diagnostic
 from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync, parse_ntp_server
 from panelfast.cloud._transport import Endpoint, RetryPolicy, ssl_context
 

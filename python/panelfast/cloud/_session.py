@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from dataclasses import dataclass
-from enum import StrEnum
 
 from panelfast._backoff import pause
 from panelfast.cloud._bootstrap import bootstrap
@@ -24,6 +22,7 @@ from panelfast.cloud._hints import explain
 from panelfast.cloud._hub import HubAccess, HubClient
 from panelfast.cloud._identity import Identity
 from panelfast.cloud._state import CloudState, StateStore
+from panelfast.cloud._status import CloudStatus, ConnectionStatus, Diagnostic, saved_diagnostic
 from panelfast.cloud._timesync import Clock, SyncStatus, TimeSync
 from panelfast.cloud._transport import RetryPolicy, Transport
 from panelfast.config import Settings
@@ -37,53 +36,6 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN_S = 30
 #: How long a disconnect call may take: it is best effort.
 DISCONNECT_TIMEOUT_S = 5.0
-
-
-class ConnectionStatus(StrEnum):
-    NOT_CONNECTED = "Not connected"
-    IN_PROGRESS = "Connection in progress"
-    CONNECTED = "Connected"
-
-
-class Diagnostic(StrEnum):
-    ACTIVATED = "Device activated"
-    NOT_REGISTERED = "Device not registered"
-    NETWORK_UNREACHABLE = "Network unreachable"
-    BAD_CREDENTIALS = "Bad credentials"
-
-
-def _diagnostic(saved: str | None) -> Diagnostic | None:
-    """A saved diagnostic; one this version does not know (a hand-edited file) is none."""
-    return Diagnostic(saved) if saved in {d.value for d in Diagnostic} else None
-
-
-@dataclass(frozen=True)
-class CloudStatus:
-    """What the status page and ``panelfast status`` show."""
-
-    connection: ConnectionStatus
-    diagnostic: Diagnostic | None
-    hint: str
-    time: SyncStatus
-    device_id: str | None
-    attempt_at: float | None
-
-    def rows(self) -> list[tuple[str, str]]:
-        rows = [
-            ("Connection status", self.connection.value),
-            ("Connection diagnostics", self.diagnostic.value if self.diagnostic else "-"),
-        ]
-        if self.hint:
-            rows.append(("Hint", self.hint))
-        rows.append(("Time synchronisation", self.time.describe()))
-        if self.device_id:
-            rows.append(("Cloud device id", self.device_id))
-        return rows
-
-    def text(self) -> str:
-        rows = self.rows()
-        width = max(len(label) for label, _ in rows)
-        return "\n".join(f"{label + ':':<{width + 1}} {value}" for label, value in rows)
 
 
 class CloudSession:
@@ -136,7 +88,7 @@ class CloudSession:
     def status(self) -> CloudStatus:
         return CloudStatus(
             connection=self._connection,
-            diagnostic=_diagnostic(self.state.diagnostic),
+            diagnostic=saved_diagnostic(self.state.diagnostic),
             hint=self.state.hint,
             time=self.timesync.status,
             device_id=self.state.device_id,
@@ -186,24 +138,18 @@ class CloudSession:
         state = self.state
         if not state.connect:
             raise NotConnected("disconnected: Connect first", hint="run: panelfast connect")
-        access = self._access()
+        access = state.hub_access()
         if access is not None and self._token_fresh():
             return access
         return await self.renew(access)
 
     def _token_fresh(self) -> bool:
-        return (self.state.token_expires_at or 0) > self.clock.now() + TOKEN_MARGIN_S
-
-    def _access(self) -> HubAccess | None:
-        s = self.state
-        if not (s.device_id and s.hub_url and s.upload_url and s.token):
-            return None
-        return HubAccess(s.device_id, s.hub_url, s.upload_url, s.token.get_secret_value())
+        return self.state.token_fresh(self.clock.now(), TOKEN_MARGIN_S)
 
     async def renew(self, stale: HubAccess | None) -> HubAccess:
         """Bootstrap (again): one at a time, and not if another call already did."""
         async with self._renewing:
-            current = self._access()
+            current = self.state.hub_access()
             renewed_meanwhile = (
                 current is not None
                 and self._token_fresh()
@@ -224,14 +170,7 @@ class CloudSession:
                 if isinstance(exc, NotRegistered | BadCredentials) and exc.status is not None:
                     self.state.forget_bootstrap()
                 raise
-            s = self.state
-            s.device_id, s.hub_url, s.upload_url = (
-                result.device_id,
-                result.hub_url,
-                result.upload_url,
-            )
-            s.token, s.token_expires_at = result.token, result.token_expires_at
-            s.ntp_server, s.data_seq = result.ntp_server, result.data_seq
+            self.state.take_bootstrap(result)
             self.identity = Identity.from_settings(
                 self.settings.identity, device_id=result.device_id
             )
@@ -247,7 +186,7 @@ class CloudSession:
                 result.device_id,
                 extra={"event": "cloud.bootstrapped", "cloud_device_id": result.device_id},
             )
-            access = self._access()
+            access = self.state.hub_access()
             assert access is not None
             return access
 
@@ -327,7 +266,7 @@ class CloudSession:
 
     async def disconnect(self) -> CloudStatus:
         """Tell the hub (best effort), stop all cloud traffic, show Not connected."""
-        if self.state.connect and self._access() is not None:
+        if self.state.connect and self.state.hub_access() is not None:
             try:
                 await asyncio.wait_for(self._say_goodbye(), DISCONNECT_TIMEOUT_S)
             except (CloudError, TimeoutError) as exc:
@@ -349,7 +288,7 @@ class CloudSession:
         return self.status()
 
     async def _say_goodbye(self) -> None:
-        access = self._access()
+        access = self.state.hub_access()
         assert access is not None
         await self.transport.request(
             "POST",

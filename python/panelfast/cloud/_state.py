@@ -18,11 +18,15 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_serializer
 
 from panelfast._durable import write_atomically
+from panelfast.cloud._hub import HubAccess
+
+if TYPE_CHECKING:
+    from panelfast.cloud._bootstrap import BootstrapResult
 
 __all__ = ["CloudState", "StateStore"]
 
@@ -55,6 +59,27 @@ class CloudState(BaseModel):
     def _reveal_token(self, token: SecretStr | None) -> str | None:
         # Only ever serialised into the 0600 state file.
         return token.get_secret_value() if token is not None else None
+
+    def hub_access(self) -> HubAccess | None:
+        """Where the hub is and the token to use there; none before a bootstrap."""
+        if not (self.device_id and self.hub_url and self.upload_url and self.token):
+            return None
+        token = self.token.get_secret_value()
+        return HubAccess(self.device_id, self.hub_url, self.upload_url, token)
+
+    def token_fresh(self, now: float, margin_s: float) -> bool:
+        """Whether the token is still good ``margin_s`` after ``now``."""
+        return (self.token_expires_at or 0) > now + margin_s
+
+    def take_bootstrap(self, result: BootstrapResult) -> None:
+        """Keep what a bootstrap gave (the caller saves the state)."""
+        self.device_id, self.hub_url, self.upload_url = (
+            result.device_id,
+            result.hub_url,
+            result.upload_url,
+        )
+        self.token, self.token_expires_at = result.token, result.token_expires_at
+        self.ntp_server, self.data_seq = result.ntp_server, result.data_seq
 
     def forget_bootstrap(self) -> None:
         """Drop what bootstrap gave (token refused, serial de-enrolled)."""

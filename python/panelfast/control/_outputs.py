@@ -39,7 +39,7 @@ from panelfast.commands import (
 )
 from panelfast.commands import _text as text
 from panelfast.commands._model import Action
-from panelfast.control._app import _error, _json, _wants_text, caller
+from panelfast.control._answers import caller, error, json_answer, wants_text
 from panelfast.control._schema import API_TYPES
 from panelfast.exceptions import PanelfastError, RemoteControlNotConfirmed
 
@@ -75,14 +75,14 @@ def output_routes(app: ControlApp) -> list[Route]:
 
     async def outputs(request: Request) -> Response:
         found = await asyncio.to_thread(commands.outputs)
-        if _wants_text(request):
+        if wants_text(request):
             return PlainTextResponse(text.outputs_text(found))
-        return _json(found, API_TYPES["Outputs"])
+        return json_answer(found, API_TYPES["Outputs"])
 
     def _remote_answer(request: Request, status: RemoteControlStatus) -> Response:
-        if _wants_text(request):
+        if wants_text(request):
             return PlainTextResponse(text.remote_control_text(status))
-        return _json(status, API_TYPES["RemoteControlStatus"])
+        return json_answer(status, API_TYPES["RemoteControlStatus"])
 
     async def remote_control(request: Request) -> Response:
         return _remote_answer(request, await asyncio.to_thread(commands.remote_control))
@@ -91,7 +91,7 @@ def output_routes(app: ControlApp) -> list[Route]:
         body = await _body(request)
         enabled = None if body is None else body.get("enabled")
         if not isinstance(enabled, bool):
-            return _error(
+            return error(
                 400,
                 "invalid_request",
                 'the body must be {"enabled": true, "confirmation": "<the risk>"} '
@@ -109,9 +109,9 @@ def output_routes(app: ControlApp) -> list[Route]:
 
         detail = {"enabled": enabled, "confirmed": confirmed} if enabled else {"enabled": False}
         try:
-            status = await app._change(request, "outputs.remote_control", detail, do)
+            status = await app.change(request, "outputs.remote_control", detail, do)
         except RemoteControlNotConfirmed as exc:
-            return _error(400, "confirmation_required", str(exc), risk=RISK)
+            return error(400, "confirmation_required", str(exc), risk=RISK)
         return _remote_answer(request, status)
 
     async def history(request: Request) -> Response:
@@ -120,30 +120,30 @@ def output_routes(app: ControlApp) -> list[Route]:
             before_text = request.query_params.get("before")
             before = None if before_text is None else int(before_text)
         except ValueError:
-            return _error(400, "invalid_request", "limit, before: must be integers")
+            return error(400, "invalid_request", "limit, before: must be integers")
         if not 1 <= limit <= MAX_HISTORY:
-            return _error(400, "invalid_request", f"limit: from 1 to {MAX_HISTORY}")
+            return error(400, "invalid_request", f"limit: from 1 to {MAX_HISTORY}")
         entries = await asyncio.to_thread(commands.history, limit, before)
-        if _wants_text(request):
+        if wants_text(request):
             return PlainTextResponse(text.history_text(entries))
-        return _json(entries, API_TYPES["OutputsHistory"])
+        return json_answer(entries, API_TYPES["OutputsHistory"])
 
     async def schedules(request: Request) -> Response:
         stored = await asyncio.to_thread(commands.stored_schedules)
-        if _wants_text(request):
+        if wants_text(request):
             return PlainTextResponse(text.schedules_text(stored))
-        return _json(stored, API_TYPES["Schedules"])
+        return json_answer(stored, API_TYPES["Schedules"])
 
     async def switch(request: Request) -> Response:
         ref = OutputRef(request.path_params["device"], request.path_params["output"])
         body = await _body(request)
         asked = None if body is None else body.get("action")
         if asked not in _ACTIONS:
-            return _error(400, "invalid_request", 'the body must be {"action": "on|off|toggle"}')
+            return error(400, "invalid_request", 'the body must be {"action": "on|off|toggle"}')
         action = cast(Action, asked)
         if not commands.outputs_control.has(ref):
             known = ", ".join(str(o.ref) for o in commands.outputs()) or "none configured"
-            return _error(
+            return error(
                 404, "unknown_output", f"no output {ref} on this gateway (outputs: {known})"
             )
 
@@ -154,20 +154,20 @@ def output_routes(app: ControlApp) -> list[Route]:
             return result
 
         try:
-            result = await app._change(
+            result = await app.change(
                 request, "outputs.switch", {"output": str(ref), "action": action}, do
             )
         except SwitchFailed as exc:
             failed = exc.result
-            return _error(
+            return error(
                 502,
                 "switch_failed",
                 f"{ref} {action}: {failed.reason}",
                 readback=failed.readback,
             )
-        if _wants_text(request):
+        if wants_text(request):
             return PlainTextResponse(f"{ref}: {result.readback} (read back)\n")
-        return _json(result, API_TYPES["SwitchResult"])
+        return json_answer(result, API_TYPES["SwitchResult"])
 
     get, post = ["GET"], ["POST"]
     return [
