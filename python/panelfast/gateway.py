@@ -37,7 +37,6 @@ A configuration file edited while running is put in force by :meth:`Gateway.relo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,15 +45,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.alarm_publication import AlarmPublication
-from panelfast.alarms import AlarmWatch, SavedAlarm, watch_interval_s
+from panelfast.alarms import AlarmWatch, watch_interval_s
 from panelfast.cloud import (
     CloudSession,
     CloudStatus,
-    ConnectionStatus,
     FirewallRule,
     HubClient,
     Identity,
@@ -220,15 +217,6 @@ class Gateway:
             alarms=live.alarms if live else None,
             config=live.config if live else None,
         )
-        # Which alarms are watched and where their events go, by the publication method.
-        self.alarm_publication = AlarmPublication(
-            settings,
-            self.clock,
-            self.alarms,
-            lookup=self.devices.lookup,
-            known=self.devices.measurements(),
-            to_outbox=self._record_in_outbox,
-        )
         self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self.publication = Publication(
             self.publisher,
@@ -239,6 +227,15 @@ class Gateway:
             ),
             allowed=self.remote.publication_allowed,
             flush=self.sampling.flush,
+        )
+        # Which alarms are watched and where their events go, by the publication method.
+        self.alarm_publication = AlarmPublication(
+            settings,
+            self.clock,
+            self.alarms,
+            lookup=self.devices.lookup,
+            known=self.devices.measurements(),
+            to_outbox=self.publication.record_alarms,
         )
         self.commands = CommandService(
             settings,
@@ -295,7 +292,7 @@ class Gateway:
         run("data publication", self.publication.run_data)
         run("alarm publication", self.publication.run_events)
         run("remote configuration", lambda: self.remote.poll(self._connected))
-        run("cloud session", self._keep_connected)
+        run("cloud session", self.publication.keep_connected)
         run("outbox compaction", self.publication.run_compaction)
         run("device states", self.acquisition.watch_states)
         run("commands", self.commands.run)
@@ -524,38 +521,5 @@ class Gateway:
             capacity=self._ring_capacity,
         )
 
-    async def _record_in_outbox(
-        self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]
-    ) -> None:
-        """Keep the remote configuration's alarms' states, and their transitions to
-        publish (none outside cloud mode), in one transaction: a crash neither
-        repeats nor loses one."""
-        if events:
-            await asyncio.to_thread(self.outbox.add_events, events, states)
-            self.publication.events_waiting()
-        else:
-            await asyncio.to_thread(self.outbox.save_alarm_states, states)
-
     def _connected(self) -> bool:
         return self.session.connect_requested
-
-    async def _keep_connected(self) -> None:
-        """Keep the connection up while the user wants it; once it is (back) up,
-        publish at once: the backlog of an outage does not wait for a period."""
-        runner: asyncio.Task[None] | None = None
-        was = self.session.status().connection
-        try:
-            while True:
-                if self.session.connect_requested and (runner is None or runner.done()):
-                    runner = asyncio.create_task(self.session.run(), name="cloud session")
-                now = self.session.status().connection
-                if now is ConnectionStatus.CONNECTED and was is not ConnectionStatus.CONNECTED:
-                    self.publication.publish_now()
-                    self.publication.events_waiting()
-                was = now
-                await asyncio.sleep(1)
-        finally:
-            if runner is not None:
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runner
