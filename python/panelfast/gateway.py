@@ -36,7 +36,6 @@ A configuration file edited while running is put in force by :meth:`Gateway.relo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -67,7 +66,6 @@ from panelfast.outbox import Outbox
 from panelfast.publication import (
     PublicationChange,
     PublicationStatus,
-    change_publication_method,
     ensure_cloud_services_allowed,
 )
 from panelfast.publisher import Backlog, Publication, Publisher
@@ -424,25 +422,14 @@ class Gateway:
         their destination, starting or stopping the mailer.
         """
         current = self.remote.current
-        cloud_on = self.session.connect_requested
-        change = change_publication_method(
-            self.settings.publication.method, method, cloud_on=cloud_on
-        )
-        settings = change_setting(
+        change, prepared = await self.alarm_publication.prepare_change(
             self.settings,
-            "publication.method",
-            change.method,
+            method,
             applied_version=current.version if current else None,
-            cloud_on=cloud_on,
+            cloud_on=self.session.connect_requested,
+            store=store,
         )
-        prepared = await self.alarm_publication.prepare(settings)
-        if store is not None:
-            try:
-                await asyncio.to_thread(store, change.method)
-            except BaseException:
-                await self.alarm_publication.abandon(prepared)
-                raise
-        self.settings = settings
+        self.settings = prepared.settings
         await self.alarm_publication.switch(prepared)
         log.info(
             change.audit_text(),
