@@ -37,6 +37,8 @@ from panelfast.topology import PublishedTopologyStore, Topology, build_topology
 
 __all__ = ["DeviceSet", "point_lookup"]
 
+# What is logged here is the gateway starting (the configuration it restores): its
+# lines keep the gateway's logger name, as log readers knew them before the split.
 log = logging.getLogger("panelfast.gateway")
 
 

@@ -23,10 +23,14 @@ samples as before.
 
 :class:`Gateway` is the typed API services use (an async context manager);
 ``panelfast run`` drives one. It only wires the parts together and answers
-the user; each loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
+the user. What joins the configured devices and a remote configuration (the
+point lookup, what a configuration may name, the stored one put back at
+start, the topology) is :class:`~panelfast.device_set.DeviceSet`'s; each
+loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
 :class:`~panelfast.alarms.AlarmWatch` (its alarms and their events' destination
 chosen by :class:`~panelfast.alarm_publication.AlarmPublication`, by the
-publication method), :class:`~panelfast.publisher.Publication`,
+publication method, which it also switches), :class:`~panelfast.publisher.Publication`
+(the cloud session kept up, alarm events recorded and published),
 :class:`~panelfast.remote_config.Switchover` (a remote configuration's whole
 route), :class:`~panelfast.commands.CommandService` (the cloud's commands,
 outputs and schedules), all run by one :class:`~panelfast._supervisor.Supervisor`.
