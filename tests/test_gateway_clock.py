@@ -47,7 +47,7 @@ from reliability_support import (
 )
 
 POLL_MS = 200
-#: A reading older than this is not a sample's value (gateway.point_lookup: 2 polls + timeout).
+#: A reading older than this is not a sample's value (device_set.point_lookup: 2 polls + timeout).
 MAX_AGE_MS = 2 * POLL_MS + 1000
 ALARM: dict[str, Any] = {
     "id": "v-high",

@@ -41,7 +41,13 @@ from panelfast.alarms import SavedAlarm, carry_states, restore_states
 from panelfast.clock import Clock
 from panelfast.config import EmailSettings, PublicationMethod, Settings
 from panelfast.exceptions import ConfigError, ConfigIssue
-from panelfast.publication import MailStatus, PublicationStatus
+from panelfast.local_settings import change_setting
+from panelfast.publication import (
+    MailStatus,
+    PublicationChange,
+    PublicationStatus,
+    change_publication_method,
+)
 from panelfast.remote_config import AlarmRule, RemoteConfig
 from panelfast.sampling import PointLookup, alarm_set
 
@@ -211,6 +217,42 @@ class AlarmPublication:
         wanted = method == "email" and self.method != "email"
         opened = await self._open(self.check(settings), settings) if wanted else None
         return Switch(settings, opened)
+
+    async def prepare_change(
+        self,
+        settings: Settings,
+        method: object,
+        *,
+        applied_version: str | None,
+        cloud_on: bool,
+        store: Callable[[PublicationMethod], object] | None = None,
+    ) -> tuple[PublicationChange, Switch]:
+        """The user's switch from ``settings`` to ``method``, checked whole and made
+        ready (:meth:`prepare`), then kept by ``store`` (in a worker thread; its
+        failure drops what was made ready, and is raised). :meth:`switch` puts it in
+        force: until then the running settings stay as they are.
+
+        The rule (:class:`~panelfast.exceptions.PublicationConflict`, see
+        :mod:`panelfast.publication`) and the value are judged first, then the
+        settings as ``panelfast set`` judges them (``applied_version``: the
+        remote configuration in force, if any).
+        """
+        change = change_publication_method(settings.publication.method, method, cloud_on=cloud_on)
+        changed = change_setting(
+            settings,
+            "publication.method",
+            change.method,
+            applied_version=applied_version,
+            cloud_on=cloud_on,
+        )
+        prepared = await self.prepare(changed)
+        if store is not None:
+            try:
+                await asyncio.to_thread(store, change.method)
+            except BaseException:
+                await self.abandon(prepared)
+                raise
+        return change, prepared
 
     async def abandon(self, prepared: Switch) -> None:
         if prepared.email is not None:

@@ -23,10 +23,14 @@ samples as before.
 
 :class:`Gateway` is the typed API services use (an async context manager);
 ``panelfast run`` drives one. It only wires the parts together and answers
-the user; each loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
+the user. What joins the configured devices and a remote configuration (the
+point lookup, what a configuration may name, the stored one put back at
+start, the topology) is :class:`~panelfast.device_set.DeviceSet`'s; each
+loop lives with its job: :class:`~panelfast.sampling.SamplingLoop`,
 :class:`~panelfast.alarms.AlarmWatch` (its alarms and their events' destination
 chosen by :class:`~panelfast.alarm_publication.AlarmPublication`, by the
-publication method), :class:`~panelfast.publisher.Publication`,
+publication method, which it also switches), :class:`~panelfast.publisher.Publication`
+(the cloud session kept up, alarm events recorded and published),
 :class:`~panelfast.remote_config.Switchover` (a remote configuration's whole
 route), :class:`~panelfast.commands.CommandService` (the cloud's commands,
 outputs and schedules), all run by one :class:`~panelfast._supervisor.Supervisor`.
@@ -36,9 +40,6 @@ A configuration file edited while running is put in force by :meth:`Gateway.relo
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,41 +48,31 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from panelfast._native import AlarmEvent
 from panelfast._supervisor import Supervisor
 from panelfast.acquisition import Acquisition, DeviceDiagnostics
 from panelfast.alarm_publication import AlarmPublication
-from panelfast.alarms import AlarmWatch, SavedAlarm, restore_states, watch_interval_s
+from panelfast.alarms import AlarmWatch, watch_interval_s
 from panelfast.cloud import (
     CloudSession,
     CloudStatus,
-    ConnectionStatus,
     FirewallRule,
     HubClient,
     Identity,
     firewall_rules,
 )
 from panelfast.commands import CommandService, OutputsStatus, RecentLogs
-from panelfast.config import DeviceSettings, PublicationMethod, Settings
-from panelfast.exceptions import (
-    CloudProtocolError,
-    ConfigError,
-    ConfigIssue,
-    PanelfastError,
-    TopologyError,
-)
+from panelfast.config import PublicationMethod, Settings
+from panelfast.device_set import DeviceSet, point_lookup
+from panelfast.exceptions import CloudProtocolError, ConfigError, ConfigIssue, TopologyError
 from panelfast.local_settings import change_setting
-from panelfast.models import DeviceModel
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publication import (
     PublicationChange,
     PublicationStatus,
-    change_publication_method,
     ensure_cloud_services_allowed,
 )
 from panelfast.publisher import Backlog, Publication, Publisher
-from panelfast.register_types import is_exact
 from panelfast.reload import Reloader, ReloadOutcome
 from panelfast.remote_config import (
     ApplyPlan,
@@ -93,16 +84,8 @@ from panelfast.remote_config import (
     SectionProgress,
     Switchover,
 )
-from panelfast.sampling import (
-    LiveSet,
-    PointLookup,
-    Sampler,
-    SamplingLoop,
-    SamplingPlan,
-    alarm_set,
-    prepare_live_set,
-)
-from panelfast.topology import PublishedTopologyStore, Topology, build_topology
+from panelfast.sampling import LiveSet, SamplingLoop, prepare_live_set
+from panelfast.topology import PublishedTopologyStore, Topology
 
 if TYPE_CHECKING:
     from panelfast.mail import Delivery
@@ -162,38 +145,6 @@ async def publish_topology(
     return version
 
 
-def point_lookup(
-    acquisition: Acquisition,
-    models: dict[str, DeviceModel],
-    devices: dict[str, DeviceSettings],
-) -> PointLookup:
-    """A measurement's snapshot index, exactness and freshness limit.
-
-    A measurement no longer configured (its device was removed from the
-    configuration file, or its model lost it) gets the index past the last
-    point: never read, sampled nil (see :data:`~panelfast.sampling.PointLookup`).
-    A new configuration cannot name one: it is validated against what is configured.
-    """
-
-    def lookup(device_id: str, measurement_id: str) -> tuple[int, bool, int]:
-        model = models.get(device_id)
-        definition = (
-            None
-            if model is None
-            else next((m for m in model.measurements if m.id == measurement_id), None)
-        )
-        if definition is None:
-            return acquisition.size, False, 0
-        exact = is_exact(definition.type, definition.scale, definition.offset)
-        connection = devices[device_id].connection
-        # A reading older than two poll periods plus a timeout is stale: the
-        # device missed at least one whole cycle.
-        max_age = 2 * connection.period_ms + connection.timeout_ms
-        return acquisition.index(device_id, measurement_id), exact, max_age
-
-    return lookup
-
-
 class Gateway:
     """One gateway: its devices, its buffer and its cloud connection.
 
@@ -219,37 +170,38 @@ class Gateway:
     ) -> None:
         self.settings = settings
         library = models or ModelLibrary(settings.gateway.model_dirs)
-        self._models: dict[str, DeviceModel] = {
-            d.id: library.get(d.model) for d in settings.devices
-        }
-        self._devices: dict[str, DeviceSettings] = {d.id: d for d in settings.devices}
+        device_models = {d.id: library.get(d.model) for d in settings.devices}
         storage = settings.storage.dir
         storage.mkdir(parents=True, exist_ok=True)
         self.session = session or CloudSession(settings)
         # The one clock of every time the gateway stamps or compares (design: "One clock").
         self.clock = self.session.clock
         self.acquisition = Acquisition(
-            ((d, self._models[d.id]) for d in settings.devices), clock=self.clock
+            ((d, device_models[d.id]) for d in settings.devices), clock=self.clock
         )
-        self._lookup = point_lookup(self.acquisition, self._models, self._devices)
+        self.topology_store = PublishedTopologyStore(storage / "topology.json")
+        self.devices = DeviceSet(
+            settings.devices, device_models, self.acquisition, published=self.topology_store
+        )
         self._ring_capacity = ring_capacity
         self.outbox = Outbox(
             storage / "outbox.sqlite",
             quota_bytes=settings.storage.quota_mb * 1_000_000,
             clock=self.clock,
         )
-        self.topology_store = PublishedTopologyStore(storage / "topology.json")
         self.remote: Switchover[LiveSet] = Switchover(
             ConfigStore(storage / "remote-config.sqlite", clock=self.clock),
             self.session.hub,
-            allowed=self._measurement_pairs,
-            withdrawn=self._withdrawn_devices,
+            allowed=self.devices.allowed,
+            withdrawn=self.devices.withdrawn,
             prepare=self._prepare,
             hand_over=self._put_in_force,
             on_progress=on_apply_progress,
             before_judging=self._publish_unknown_topology,
         )
-        live = self._restore_live_set()
+        live = self.devices.restore(
+            self.remote.current, self.outbox.alarm_states, capacity=ring_capacity
+        )
         self.sampling = SamplingLoop(
             self.clock,
             self.acquisition.snapshot,
@@ -267,15 +219,6 @@ class Gateway:
             alarms=live.alarms if live else None,
             config=live.config if live else None,
         )
-        # Which alarms are watched and where their events go, by the publication method.
-        self.alarm_publication = AlarmPublication(
-            settings,
-            self.clock,
-            self.alarms,
-            lookup=self._lookup,
-            known={(d, m.id) for d, model in self._models.items() for m in model.measurements},
-            to_outbox=self._record_in_outbox,
-        )
         self.publisher = Publisher(self.outbox, self.session.hub, self.clock)
         self.publication = Publication(
             self.publisher,
@@ -287,11 +230,20 @@ class Gateway:
             allowed=self.remote.publication_allowed,
             flush=self.sampling.flush,
         )
+        # Which alarms are watched and where their events go, by the publication method.
+        self.alarm_publication = AlarmPublication(
+            settings,
+            self.clock,
+            self.alarms,
+            lookup=self.devices.lookup,
+            known=self.devices.measurements(),
+            to_outbox=self.publication.record_alarms,
+        )
         self.commands = CommandService(
             settings,
             self.session,
             self.acquisition,
-            self._configured_devices,
+            self.devices.configured,
             topology=lambda: self.topology().body,
             status=self._status_document,
             logs=recent_logs,
@@ -302,52 +254,12 @@ class Gateway:
         self._started = False
         self.reloader = Reloader(
             self,
-            devices=self._devices,
-            models=self._models,
+            devices=self.devices,
             library=lambda new: models or ModelLibrary(new.gateway.model_dirs),
             lookup_for=point_lookup,
             ring_capacity=ring_capacity,
             alarm_interval_s=alarm_interval_s,
         )
-
-    def _restore_live_set(self) -> LiveSet | None:
-        """The stored configuration, sampled again from the start (no cloud needed),
-        its alarms in the states they were left in."""
-        current = self.remote.current
-        if current is None:
-            return None
-        gone = self._not_configured(current)
-        if gone:
-            log.warning(
-                "the remote configuration %s names what is no longer configured (%s): "
-                "sampled as nil, its alarms keep their state; publish the topology again",
-                current.version,
-                ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else ""),
-            )
-        try:
-            sampler = Sampler(
-                SamplingPlan.build(current, self._lookup), capacity=self._ring_capacity
-            )
-            alarms = alarm_set(current, self._lookup)
-            restored = restore_states(alarms, current, self.outbox.alarm_states())
-            if restored:
-                log.info(
-                    "alarm states restored: %s",
-                    ", ".join(f"{a.id} {'active' if a.active else 'pending'}" for a in restored),
-                )
-            return LiveSet(current, sampler, alarms)
-        except PanelfastError as exc:
-            log.error(
-                "the stored remote configuration %s no longer fits the devices: %s",
-                current.version,
-                exc,
-                extra={
-                    "event": "config.unusable",
-                    "config_version": current.version,
-                    "error": str(exc),
-                },
-            )
-            return None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -382,7 +294,7 @@ class Gateway:
         run("data publication", self.publication.run_data)
         run("alarm publication", self.publication.run_events)
         run("remote configuration", lambda: self.remote.poll(self._connected))
-        run("cloud session", self._keep_connected)
+        run("cloud session", self.publication.keep_connected)
         run("outbox compaction", self.publication.run_compaction)
         run("device states", self.acquisition.watch_states)
         run("commands", self.commands.run)
@@ -390,12 +302,12 @@ class Gateway:
         log.info(
             "gateway %s started: %d devices, remote configuration %s",
             self.settings.identity.serial,
-            len(self._devices),
+            len(self.devices),
             version,
             extra={
                 "event": "gateway.started",
                 "serial": self.settings.identity.serial,
-                "devices": len(self._devices),
+                "devices": len(self.devices),
                 "config_version": self.remote.current.version if self.remote.current else None,
             },
         )
@@ -444,11 +356,8 @@ class Gateway:
 
     def topology(self) -> Topology:
         """The topology of the devices as configured now."""
-        return build_topology(
-            self.settings.identity,
-            list(self._devices.values()),
-            {d.model: self._models[d.id] for d in self._devices.values()},
-            published_at=datetime.fromtimestamp(self.clock.now(), UTC),
+        return self.devices.topology(
+            self.settings.identity, published_at=datetime.fromtimestamp(self.clock.now(), UTC)
         )
 
     async def publish_topology(self) -> str:
@@ -517,25 +426,14 @@ class Gateway:
         their destination, starting or stopping the mailer.
         """
         current = self.remote.current
-        cloud_on = self.session.connect_requested
-        change = change_publication_method(
-            self.settings.publication.method, method, cloud_on=cloud_on
-        )
-        settings = change_setting(
+        change, prepared = await self.alarm_publication.prepare_change(
             self.settings,
-            "publication.method",
-            change.method,
+            method,
             applied_version=current.version if current else None,
-            cloud_on=cloud_on,
+            cloud_on=self.session.connect_requested,
+            store=store,
         )
-        prepared = await self.alarm_publication.prepare(settings)
-        if store is not None:
-            try:
-                await asyncio.to_thread(store, change.method)
-            except BaseException:
-                await self.alarm_publication.abandon(prepared)
-                raise
-        self.settings = settings
+        self.settings = prepared.settings
         await self.alarm_publication.switch(prepared)
         log.info(
             change.audit_text(),
@@ -572,17 +470,12 @@ class Gateway:
             applying=self.remote.applying,
             active_alarms=self.alarms.active(),
             publication=self.publication_status(),
-            not_configured=self._not_configured(self.remote.current),
+            not_configured=self.devices.not_configured(self.remote.current),
             outputs=self.commands.status(),
         )
 
     def publication_status(self) -> PublicationStatus:
         return self.alarm_publication.status(cloud_on=self.session.connect_requested)
-
-    def _configured_devices(self) -> list[tuple[DeviceSettings, DeviceModel]]:
-        """The devices now, with their models (a live reload changes them; any thread)."""
-        models = self._models
-        return [(d, m) for d in self.settings.devices if (m := models.get(d.id)) is not None]
 
     def _status_document(self) -> dict[str, Any]:
         """The status as JSON values, for a diagnostics bundle."""
@@ -591,43 +484,6 @@ class Gateway:
         return dict(TypeAdapter(GatewayStatus).dump_python(self.status(), mode="json"))
 
     # -- the parts' wiring -------------------------------------------------
-
-    def _measurement_pairs(self) -> set[tuple[str, str]]:
-        """What a remote configuration may name: published, and still configured."""
-        published = self.topology_store.load()
-        if published is None:
-            return set()
-        configured = {(d, m.id) for d, model in self._models.items() for m in model.measurements}
-        return set(published.measurements) & configured
-
-    def _withdrawn_devices(self) -> set[str]:
-        """Devices of the published topology removed from the configuration file since."""
-        published = self.topology_store.load()
-        if published is None:
-            return set()
-        return {d for d, _ in published.measurements} - self._models.keys()
-
-    def _not_configured(self, config: RemoteConfig | None) -> tuple[str, ...]:
-        """What ``config`` names that the devices no longer have (see GatewayStatus)."""
-        if config is None:
-            return ()
-        gone: dict[str, None] = {}  # ordered, each once
-        known: dict[str, set[str]] = {}
-        named = itertools.chain(
-            ((m.device, m.measurement) for m in config.measurements),
-            ((a.device, a.measurement) for a in config.alarms),
-        )
-        for device, measurement in named:
-            model = self._models.get(device)
-            if model is None:
-                gone[device] = None
-                continue
-            ids = known.get(device)
-            if ids is None:
-                ids = known[device] = {m.id for m in model.measurements}
-            if measurement not in ids:
-                gone[f"{device}/{measurement}"] = None
-        return tuple(gone)
 
     async def _publish_unknown_topology(self) -> None:
         """A gateway with no record of a published topology (factory reset: the
@@ -651,43 +507,10 @@ class Gateway:
         return prepare_live_set(
             plan,
             progress,
-            self._lookup,
+            self.devices.lookup,
             previous_alarms=self.alarm_publication.remote_alarms,
             capacity=self._ring_capacity,
         )
 
-    async def _record_in_outbox(
-        self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]
-    ) -> None:
-        """Keep the remote configuration's alarms' states, and their transitions to
-        publish (none outside cloud mode), in one transaction: a crash neither
-        repeats nor loses one."""
-        if events:
-            await asyncio.to_thread(self.outbox.add_events, events, states)
-            self.publication.events_waiting()
-        else:
-            await asyncio.to_thread(self.outbox.save_alarm_states, states)
-
     def _connected(self) -> bool:
         return self.session.connect_requested
-
-    async def _keep_connected(self) -> None:
-        """Keep the connection up while the user wants it; once it is (back) up,
-        publish at once: the backlog of an outage does not wait for a period."""
-        runner: asyncio.Task[None] | None = None
-        was = self.session.status().connection
-        try:
-            while True:
-                if self.session.connect_requested and (runner is None or runner.done()):
-                    runner = asyncio.create_task(self.session.run(), name="cloud session")
-                now = self.session.status().connection
-                if now is ConnectionStatus.CONNECTED and was is not ConnectionStatus.CONNECTED:
-                    self.publication.publish_now()
-                    self.publication.events_waiting()
-                was = now
-                await asyncio.sleep(1)
-        finally:
-            if runner is not None:
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runner

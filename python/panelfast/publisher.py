@@ -17,13 +17,15 @@ it; :class:`Backlog` tells how much is left and when it should be done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from panelfast._backoff import Backoff, pause
+from panelfast._native import AlarmEvent
 from panelfast.clock import Clock
 from panelfast.cloud import CloudSession, ConnectionStatus, HubClient
 from panelfast.exceptions import (
@@ -33,7 +35,7 @@ from panelfast.exceptions import (
     NotConnected,
     PayloadTooLarge,
 )
-from panelfast.outbox import Outbox, PreparedBatch
+from panelfast.outbox import Outbox, PreparedBatch, SavedAlarm
 
 __all__ = [
     "DEFAULT_PUBLISHER_PERIOD_S",
@@ -220,6 +222,10 @@ class Publisher:
 class Publication:
     """When to publish: every publication period, at once when the connection comes
     (back) up or a held-back configuration becomes valid, and alarm events as they come.
+    It keeps the cloud session running while the user wants it connected (the
+    connection coming up is what starts a backlog's drain), and records the
+    remote configuration's alarm events into the outbox (recording one is what
+    wakes their publication).
 
     ``period_s()`` is the period in force; ``allowed()`` is False while the last
     remote configuration received was rejected (§6: data publication stops,
@@ -254,6 +260,40 @@ class Publication:
     def events_waiting(self) -> None:
         """Alarm events were added to the outbox."""
         self._events.set()
+
+    async def record_alarms(
+        self, events: Sequence[AlarmEvent], states: Sequence[SavedAlarm]
+    ) -> None:
+        """Keep the remote configuration's alarms' states, and their transitions to
+        publish (none outside cloud mode), in one transaction: a crash neither
+        repeats nor loses one."""
+        if events:
+            await asyncio.to_thread(self.outbox.add_events, events, states)
+            self.events_waiting()
+        else:
+            await asyncio.to_thread(self.outbox.save_alarm_states, states)
+
+    async def keep_connected(self) -> None:
+        """Keep the connection up while the user wants it; once it is (back) up,
+        publish at once: the backlog of an outage does not wait for a period."""
+        session = self._session
+        runner: asyncio.Task[None] | None = None
+        was = session.status().connection
+        try:
+            while True:
+                if session.connect_requested and (runner is None or runner.done()):
+                    runner = asyncio.create_task(session.run(), name="cloud session")
+                now = session.status().connection
+                if now is ConnectionStatus.CONNECTED and was is not ConnectionStatus.CONNECTED:
+                    self.publish_now()
+                    self.events_waiting()
+                was = now
+                await asyncio.sleep(1)
+        finally:
+            if runner is not None:
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
 
     async def run_data(self) -> None:
         backoff = Backoff(initial_s=2.0, max_s=60.0)

@@ -58,6 +58,7 @@ from panelfast.reload._compare import (
 from panelfast.sampling import LiveSet, PointLookup, Sampler, SamplingPlan, alarm_set
 
 if TYPE_CHECKING:
+    from panelfast.device_set import DeviceSet
     from panelfast.gateway import Gateway
 
 __all__ = ["ReloadOutcome", "Reloader", "SettingChange"]
@@ -135,18 +136,17 @@ class ReloadOutcome:
 class Reloader:
     """Reloads one gateway's configuration (see the module); owned by the gateway.
 
-    ``devices`` and ``models`` are the gateway's own tables, updated in place
-    at the switch (what reads them sees the new set at once); ``library``
-    gives the models for a configuration; ``lookup_for`` makes the point
-    lookup of a device set.
+    ``devices`` is the gateway's own device set, adopting the new one at the
+    switch (what reads it sees the new set at once); ``library`` gives the
+    models for a configuration; ``lookup_for`` makes the point lookup of a
+    device set.
     """
 
     def __init__(
         self,
         gateway: Gateway,
         *,
-        devices: dict[str, DeviceSettings],
-        models: dict[str, DeviceModel],
+        devices: DeviceSet,
         library: Callable[[Settings], ModelLibrary],
         lookup_for: LookupFor,
         ring_capacity: int,
@@ -155,7 +155,6 @@ class Reloader:
     ) -> None:
         self._gateway = gateway
         self._devices = devices
-        self._models = models
         self._library = library
         self._lookup_for = lookup_for
         self._ring_capacity = ring_capacity
@@ -203,7 +202,9 @@ class Reloader:
         new_models = await asyncio.to_thread(self._models_for, new, issues)
         if issues:
             raise ReloadRefused(source, issues)
-        changes = DeviceChanges.between(running.devices, self._models, new.devices, new_models)
+        changes = DeviceChanges.between(
+            running.devices, self._devices.models, new.devices, new_models
+        )
         from_ms = None
         if changes.repoll:
             from_ms = await self._repoll(new, new_models, changes, source)
@@ -322,11 +323,8 @@ class Reloader:
             sampling.withdraw(handover)  # not in force (timed out, cancelled): taken back
 
     def _adopt(self, new: Settings, new_models: dict[str, DeviceModel]) -> None:
-        """The gateway's device and model tables become the new ones (in place)."""
-        self._devices.clear()
-        self._devices.update((d.id, d) for d in new.devices)
-        self._models.clear()
-        self._models.update(new_models)
+        """The gateway's device set becomes the new one (in place)."""
+        self._devices.adopt(new.devices, new_models)
         gateway = self._gateway
         gateway.settings = gateway.settings.model_copy(
             update={"devices": new.devices, "gateway": new.gateway}
