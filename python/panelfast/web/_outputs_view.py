@@ -30,7 +30,9 @@ def _history_row(entry: HistoryEntry) -> dict[str, Any]:
     if entry.who:
         origin += f" ({entry.who})"
     what = entry.action or entry.kind.replace("_", " ")
-    result = entry.status + (f": {entry.reason}" if entry.reason else "")
+    # Enabling records the risk sentence as its reason: the section says it once, above.
+    reason = entry.reason if entry.kind != "remote_control" else None
+    result = entry.status + (f": {reason}" if reason else "")
     if entry.readback:
         result += f", read back {entry.readback}"
     return {
