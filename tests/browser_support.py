@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    Locator,
     Page,
     Playwright,
     expect,
@@ -145,11 +146,15 @@ class Screenshots:
         for old in SCREENSHOTS.glob(f"{prefix}--*.png"):
             old.unlink()  # a previous run's: never mistaken for this run's
 
-    def take(self, page: Page, label: str, *, full_page: bool = True) -> Path:
+    def take(self, page: Page | Locator, label: str, *, full_page: bool = True) -> Path:
+        """The page (the whole page, or what the window shows), or one element of it."""
         path = SCREENSHOTS / f"{self.prefix}--{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)}.png"
         # Written here: given a path, Playwright writes it from a thread of its own
         # event loop's executor, which then outlives the test that started it.
-        path.write_bytes(page.screenshot(full_page=full_page))
+        if isinstance(page, Locator):
+            path.write_bytes(page.screenshot())
+        else:
+            path.write_bytes(page.screenshot(full_page=full_page))
         self.taken.append(path)
         return path
 

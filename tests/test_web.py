@@ -23,11 +23,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
 from cloud_support import free_port
+from panelfast.commands import RISK
 from panelfast.control._schema import openapi_document
 from panelfast.embedded import EmbeddedSystem, embedded_system
 from panelfast.web import PasswordFile
@@ -144,6 +146,97 @@ def test_a_cloud_managed_setting_is_refused_over_the_web(web: WebGateway) -> Non
     assert refused.status == 403
     assert "managed by the cloud" in refused.json()["message"]
     assert "web:admin" in web.cli("audit").stdout
+
+
+def test_outputs_remote_control_is_enabled_only_with_the_risk_confirmed(web: WebGateway) -> None:
+    client = web.client()
+    client.log_in()
+
+    def section(name: str) -> str:
+        answer = client.request("GET", f"/settings/publication?section={name}")
+        assert answer.status == 200, answer.text
+        return answer.text
+
+    def change(body: object, token: str | None) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token is not None:
+            headers["X-CSRF-Token"] = token
+        return client.request(
+            "POST", "/v1/outputs/remote-control", body=json.dumps(body).encode(), headers=headers
+        )
+
+    shown = section("outputs")
+    assert 'aria-labelledby="outputs-title"' in shown
+    assert "Outputs remote control" in shown
+    assert ">Disabled</span>" in shown
+    assert 'data-dialog="#remote-control-dialog"' in shown, "enabling goes through the pop-up"
+    assert RISK in shown, "the pop-up names the risk"
+    assert 'data-output="io-1/Q1"' in shown
+    assert 'data-output="io-1/Q2"' in shown
+    assert "No schedule received from the cloud." in shown
+    assert "No command or output change recorded yet." in shown
+    header = section("header")
+    assert 'id="control-scheduling" role="status"></p>' in header, "nothing while no schedule"
+
+    confirmed = {"enabled": True, "confirmation": RISK}
+    token = client.csrf()
+    assert change(confirmed, None).status == 403, "no CSRF token"
+    assert change(confirmed, "not-the-token").status == 403
+    for unconfirmed in ({"enabled": True}, {"enabled": True, "confirmation": "yes"}):
+        refused = change(unconfirmed, token)
+        assert refused.status == 400, refused.text
+        assert refused.json()["error"] == "confirmation_required"
+        assert refused.json()["risk"] == RISK
+    status = web.cli("outputs", "remote-control", "status")
+    assert "Outputs remote control: disabled" in status.stdout, status.stdout
+
+    enabled = change(confirmed, token)
+    assert enabled.status == 200, enabled.text
+    assert enabled.json()["enabled"] is True
+    assert enabled.json()["changed_by"] == "web:admin"
+    shown = section("outputs")
+    assert ">Enabled</span>" in shown
+    assert "by web:admin" in shown
+    assert "Disable remote control" in shown
+
+    # A local switch from the page: the device's output follows, the history names who.
+    switched = client.request(
+        "POST",
+        "/v1/outputs/io-1/Q1",
+        body=b'{"action": "on"}',
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
+    assert switched.status == 200, switched.text
+    assert switched.json()["readback"] == "on"
+    assert web.system.simulator.outputs("io-1")["Q1"] is True
+    shown = section("outputs")
+    assert "Local (web:admin)" in shown
+    assert "done, read back on" in shown
+
+    # A schedule from the cloud: the header says "Control scheduling" while it may act.
+    assert client.request("POST", "/v1/connect", headers={"X-CSRF-Token": token}).status == 200
+    schedule = {
+        "id": "night-lights",
+        "output": "io-1/Q2",
+        "timezone": "UTC",
+        "entries": [{"days": ["mon", "tue", "wed", "thu", "fri"], "at": "03:00", "action": "on"}],
+    }
+    web.system.cloud.queue_command(web.system.serial, {"type": "schedule", "schedule": schedule})
+    wait_until(
+        lambda: "Control scheduling</span>" in section("header"), 60, "Control scheduling shown"
+    )
+    shown = section("outputs")
+    assert "night-lights" in shown
+    assert "mon, tue, wed, thu, fri 03:00: on" in shown
+    assert "UTC time" in shown
+
+    disabled = change({"enabled": False}, token)
+    assert disabled.status == 200, disabled.text
+    assert 'id="control-scheduling" role="status"></p>' in section("header")
+    assert "not acting: remote control disabled" in section("outputs")
+    audit = [line.split()[3] for line in web.cli("audit").stdout.splitlines() if "web:" in line]
+    assert audit.count("outputs.remote_control") == 4, audit  # two refused, two done
+    assert "outputs.switch" in audit
 
 
 def test_the_certificate_is_made_once_with_its_key_readable_by_the_daemon_only(

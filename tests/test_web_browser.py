@@ -23,6 +23,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser_support import (
+    DESKTOP,
+    PHONE,
     Screenshots,
     browser,
     page,
@@ -33,6 +35,7 @@ from browser_support import (
 )
 from cloud_support import free_port
 from mail_support import Mailbox, SmtpCA, SmtpServer, append_email, write_password
+from panelfast.commands import RISK
 from panelfast.embedded import embedded_system
 from panelfast.refcloud import RefCloud
 from web_support import PASSWORD, WebGateway, WebTls, start_web_gateway
@@ -488,3 +491,91 @@ def test_diagnostics_follow_the_cloud_away_and_back(
     expect(cloud.locator("#connection-status")).to_have_text("Connected")
     expect(fixes).to_have_attribute("open", "")  # the person's choice survives the updates
     screenshots.take(page, "back")
+
+
+def test_outputs_remote_control_the_pop_up_the_outputs_and_control_scheduling(
+    page: Page, site: Site, screenshots: Screenshots
+) -> None:
+    commission(site)
+    simulator = site.web.system.simulator
+    log_in(page, site)
+    outputs = section(page, "Outputs remote control")
+    state = outputs.locator("#remote-control-state")
+    expect(state).to_contain_text("Disabled")
+    expect(outputs.locator("#no-schedules")).to_have_text("No schedule received from the cloud.")
+    scheduling = page.locator("#control-scheduling")
+    expect(scheduling).to_have_text("")
+    expect(scheduling).to_be_hidden()
+
+    # Enabling asks first, naming the risk; Cancel leaves it disabled.
+    dialog = page.get_by_role("dialog", name="Enable outputs remote control?")
+    expect(dialog).to_be_hidden()
+    outputs.get_by_role("button", name="Enable remote control…").click()
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(
+        "the cloud will be able to switch this gateway's outputs — and so the loads "
+        "connected to its IO modules — remotely"
+    )
+    expect(dialog).to_contain_text("without anyone on site")
+    expect(dialog).to_contain_text(RISK)
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_focused()
+    screenshots.take(page, "confirm", full_page=False)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(state).to_contain_text("Disabled")
+    status = site.web.cli("outputs", "remote-control", "status").stdout
+    assert "Outputs remote control: disabled" in status, status
+
+    outputs.get_by_role("button", name="Enable remote control…").click()
+    dialog.get_by_role("button", name="I understand, enable remote control").click()
+    expect(dialog).to_be_hidden()
+    expect(outputs.locator("#remote-control-result")).to_have_text(
+        "Outputs remote control enabled."
+    )
+    expect(state).to_contain_text("Enabled")
+    expect(state).to_contain_text("by web:admin")
+    status = site.web.cli("outputs", "remote-control", "status").stdout
+    assert "Outputs remote control: enabled" in status, status
+
+    # A local switch of the simulated IO module: the device follows, then the page.
+    row = outputs.locator('tr[data-output="io-1/Q1"]')
+    expect(row.locator(".output-state")).to_have_text("off")
+    row.get_by_role("button", name="(io-1/Q1) on").click()
+    expect(outputs.locator("#outputs-result")).to_have_text(
+        "io-1/Q1 is on (read back from the device)."
+    )
+    wait_for(lambda: simulator.outputs("io-1")["Q1"] is True, what="Q1 on at the device")
+    expect(row.locator(".output-state")).to_have_text("on")
+    history = outputs.locator("table.history-table tbody tr").first
+    expect(history).to_contain_text("io-1/Q1")
+    expect(history).to_contain_text("Local (web:admin)")
+
+    # A schedule from the cloud: the header says "Control scheduling", live.
+    schedule = {
+        "id": "night-lights",
+        "output": "io-1/Q2",
+        "timezone": "Europe/Paris",
+        "entries": [{"days": ["mon", "tue", "wed", "thu", "fri"], "at": "03:00", "action": "on"}],
+    }
+    site.cloud.queue_command(site.serial, {"type": "schedule", "schedule": schedule})
+    expect(scheduling).to_have_text("Control scheduling")
+    expect(scheduling).to_be_visible()
+    schedules = outputs.locator("table.schedules-table tbody tr")
+    expect(schedules).to_have_count(1)
+    expect(schedules.first).to_contain_text("night-lights")
+    expect(schedules.first).to_contain_text("mon, tue, wed, thu, fri 03:00: on")
+    screenshots.take(page.locator("header.top"), "header")
+    screenshots.take(outputs, "section")  # docs/web-outputs.png is this one
+    page.set_viewport_size(PHONE)
+    expect(outputs.locator("table.history-table")).to_be_visible()
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page is {overflow} px wider than the phone"
+    screenshots.take(outputs, "section-phone")
+    page.set_viewport_size(DESKTOP)
+
+    outputs.get_by_role("button", name="Disable remote control").click()
+    expect(state).to_contain_text("Disabled")
+    expect(scheduling).to_be_hidden()
+    expect(schedules.first).to_contain_text("not acting: remote control disabled")

@@ -19,6 +19,7 @@ from panelfast.control import ControlApp, DeviceStatus
 from panelfast.gateway import GatewayStatus
 from panelfast.local_settings import LOCAL_SETTINGS
 from panelfast.publication import EmailSetup
+from panelfast.web._outputs_view import outputs_section, scheduling_header
 
 __all__ = [
     "DEVICES_SECTIONS",
@@ -91,7 +92,7 @@ METHODS: tuple[tuple[str, str, str], ...] = (
 
 
 async def _header(control: ControlApp, status: GatewayStatus) -> Context:
-    return {"icon": cloud_icon(status)}
+    return {"icon": cloud_icon(status), "scheduling": scheduling_header(status)}
 
 
 async def _method(control: ControlApp, status: GatewayStatus) -> Context:
@@ -239,6 +240,11 @@ PUBLICATION_SECTIONS: tuple[Section, ...] = (
         _topology,
     ),
     Section("remote-config", ("status:remote_config", "status:cloud.connection"), _remote_config),
+    Section(
+        "outputs",
+        ("status:outputs", "audit:outputs.remote_control", "audit:outputs.switch"),
+        outputs_section,
+    ),
     Section("backlog", ("status:backlog",), _backlog),
     Section("settings", ("audit:settings.change",), _settings),
 )
@@ -249,6 +255,7 @@ HEADER = Section(
         "status:cloud.connection",
         "status:remote_config.valid",
         "status:remote_config.applied_version",
+        "status:outputs.control_scheduling",
     ),
     _header,
 )

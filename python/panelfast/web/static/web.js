@@ -82,7 +82,8 @@
       return;
     }
     if (from.hasAttribute("data-keep")) return; // filled by this script
-    const isDetails = from.tagName === "DETAILS";
+    // An open <details> or <dialog> is the person's doing: the server's HTML never says so.
+    const isDetails = from.tagName === "DETAILS" || from.tagName === "DIALOG";
     for (const { name } of Array.from(from.attributes)) {
       if (isDetails && name === "open") continue; // the person's choice
       if (OWN_ATTRIBUTES.has(name)) continue;
@@ -327,11 +328,14 @@
     try {
       const body = button.dataset.body ? JSON.parse(button.dataset.body) : undefined;
       const answer = await call(method, url, body);
-      if (answer.ok) say(target, button.dataset.done || describe(answer.data), "ok");
+      if (answer.ok) say(target, button.dataset.done || describe(answer.data, url), "ok");
       else say(target, refusal(answer), "bad");
     } catch (error) {
       if (error.message !== "logged out") say(target, "The gateway did not answer: " + error.message, "bad");
     } finally {
+      // A confirmation pop-up closes once answered: its result is said on the page.
+      const dialog = button.closest("dialog");
+      if (dialog && button.hasAttribute("data-close-after") && dialog.open) dialog.close();
       button.textContent = label;
       button.removeAttribute("aria-busy");
       button.disabled = false;
@@ -339,7 +343,11 @@
     }
   }
 
-  function describe(data) {
+  function describe(data, url) {
+    if (data && data.status === "done" && data.readback && url.startsWith("/v1/outputs/")) {
+      const output = decodeURIComponent(url.slice("/v1/outputs/".length));
+      return output + " is " + data.readback + " (read back from the device).";
+    }
     if (data && data.connection) {
       return "Connection status: " + data.connection + (data.diagnostic ? " — " + data.diagnostic : "") + ".";
     }
@@ -418,6 +426,19 @@
     if (copier) {
       event.preventDefault();
       copy(copier);
+      return;
+    }
+    // A confirmation pop-up: <dialog> shown modal (focus kept inside, Escape cancels).
+    const opener = event.target.closest("button[data-dialog]");
+    if (opener) {
+      const dialog = document.querySelector(opener.dataset.dialog);
+      if (dialog && !dialog.open) dialog.showModal();
+      return;
+    }
+    const closer = event.target.closest("button[data-close]");
+    if (closer) {
+      const dialog = closer.closest("dialog");
+      if (dialog) dialog.close();
     }
   });
 
