@@ -579,3 +579,17 @@ def test_outputs_remote_control_the_pop_up_the_outputs_and_control_scheduling(
     expect(state).to_contain_text("Disabled")
     expect(scheduling).to_be_hidden()
     expect(schedules.first).to_contain_text("not acting: remote control disabled")
+
+    # A command the cloud sends meanwhile is refused, and the history shows it live.
+    # First let the status change of the Disable reach the page (the event stream
+    # looks every 0.5 s): a refresh it brings must not be taken for the refusal's.
+    page.wait_for_timeout(2000)
+    site.cloud.queue_command(site.serial, {"type": "output", "output": "io-1/Q2", "action": "on"})
+    wait_for(
+        lambda: "remote_control_disabled" in site.web.cli("outputs", "history").stdout,
+        what="the refusal in the command history",
+    )
+    refused = outputs.locator("table.history-table tbody tr").first
+    expect(refused).to_contain_text("io-1/Q2")
+    expect(refused).to_contain_text("remote_control_disabled")
+    assert simulator.outputs("io-1")["Q2"] is False, "nothing written while disabled"

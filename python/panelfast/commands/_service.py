@@ -69,6 +69,9 @@ class OutputsStatus:
     #: "Control scheduling": a schedule is stored and may act (remote control enabled).
     control_scheduling: bool
     outputs: tuple[OutputInfo, ...]
+    #: The newest command history entry's number: it changes with every command,
+    #: switch or refusal recorded, so that pages showing the history follow it.
+    history_seq: int = 0
 
 
 class CommandService:
@@ -185,7 +188,12 @@ class CommandService:
 
     def status(self) -> OutputsStatus:
         remote = self.remote_control()
-        return OutputsStatus(remote.enabled, remote.scheduling_active, tuple(self.outputs()))
+        return OutputsStatus(
+            remote.enabled,
+            remote.scheduling_active,
+            tuple(self.outputs()),
+            self.store.last_history_seq(),
+        )
 
     def schedules(self) -> list[Schedule]:
         return [schedule for schedule, _ in self.scheduler.schedules()]

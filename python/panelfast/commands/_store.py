@@ -399,6 +399,12 @@ class CommandStore(Database):
         with self._transaction() as db:
             return self._audit(db, now_ms, **entry)
 
+    def last_history_seq(self) -> int:
+        """The newest history entry's ``seq`` (0: none yet)."""
+        with self._read() as db:
+            row = db.execute("SELECT MAX(seq) FROM audit").fetchone()
+        return int(row[0] or 0)
+
     def history(self, limit: int = 100, before: int | None = None) -> list[HistoryEntry]:
         """The newest audit entries first (``before``: older than that ``seq``)."""
         with self._read() as db:
