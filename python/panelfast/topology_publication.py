@@ -23,7 +23,7 @@ from panelfast.topology import PublishedTopologyStore, Topology
 
 __all__ = ["TopologyPublication", "publish_topology"]
 
-# The gateway's logger: these lines have always been the gateway's (log filters rely on it).
+# Its lines keep the gateway's logger name, as log readers knew them before the split.
 log = logging.getLogger("panelfast.gateway")
 
 
