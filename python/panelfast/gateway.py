@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -56,20 +55,20 @@ from panelfast.cloud import (
     CloudSession,
     CloudStatus,
     FirewallRule,
-    HubClient,
     Identity,
     firewall_rules,
 )
 from panelfast.commands import CommandService, OutputsStatus, RecentLogs
 from panelfast.config import PublicationMethod, Settings
 from panelfast.device_set import DeviceSet, point_lookup
-from panelfast.exceptions import CloudProtocolError, ConfigError, ConfigIssue, TopologyError
+from panelfast.exceptions import ConfigError, ConfigIssue
 from panelfast.local_settings import change_setting
 from panelfast.models.loader import ModelLibrary
 from panelfast.outbox import Outbox
 from panelfast.publication import (
     PublicationChange,
     PublicationStatus,
+    end_cloud_services_unless_cloud,
     ensure_cloud_services_allowed,
 )
 from panelfast.publisher import Backlog, Publication, Publisher
@@ -86,11 +85,12 @@ from panelfast.remote_config import (
 )
 from panelfast.sampling import LiveSet, SamplingLoop, prepare_live_set
 from panelfast.topology import PublishedTopologyStore, Topology
+from panelfast.topology_publication import TopologyPublication
 
 if TYPE_CHECKING:
     from panelfast.mail import Delivery
 
-__all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus", "publish_topology"]
+__all__ = ["Gateway", "GatewayStatus", "RemoteConfigStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -121,28 +121,6 @@ class GatewayStatus:
     not_configured: tuple[str, ...] = ()
     #: Outputs remote control, "Control scheduling", each output's state.
     outputs: OutputsStatus = NO_OUTPUTS
-
-
-async def publish_topology(
-    hub: HubClient, topology: Topology, store: PublishedTopologyStore
-) -> str:
-    """Publish a topology (§5): inline up to 250,000 bytes, else through the upload
-    service (§10); remember what was published. Returns the topology version."""
-    if topology.needs_upload:
-        result = await hub.upload("topology", topology.body, "application/json")
-        if result.topology_version is None:
-            raise CloudProtocolError("the upload service accepted the topology without a version")
-        version = result.topology_version
-    else:
-        version = (await hub.put_topology(topology.body, compress=True)).topology_version
-    store.record(topology, version)
-    log.info(
-        "topology published (%d bytes), version %s",
-        topology.size,
-        version,
-        extra={"event": "topology.published", "topology_version": version, "bytes": topology.size},
-    )
-    return version
 
 
 class Gateway:
@@ -183,6 +161,14 @@ class Gateway:
         self.devices = DeviceSet(
             settings.devices, device_models, self.acquisition, published=self.topology_store
         )
+        self.topology_publication = TopologyPublication(
+            self.session.hub,
+            self.devices,
+            lambda: self.settings.identity,
+            self.clock,
+            self.topology_store,
+            on_published=lambda: self.remote.topology_published.set(),
+        )
         self._ring_capacity = ring_capacity
         self.outbox = Outbox(
             storage / "outbox.sqlite",
@@ -197,7 +183,7 @@ class Gateway:
             prepare=self._prepare,
             hand_over=self._put_in_force,
             on_progress=on_apply_progress,
-            before_judging=self._publish_unknown_topology,
+            before_judging=self.topology_publication.publish_if_unknown,
         )
         live = self.devices.restore(
             self.remote.current, self.outbox.alarm_states, capacity=ring_capacity
@@ -276,15 +262,7 @@ class Gateway:
         await self.stop()
 
     async def start(self) -> None:
-        method = self.settings.publication.method
-        if method != "cloud" and self.session.connect_requested:
-            # The file was edited by hand while connected: the two never run together.
-            log.warning(
-                "cloud services stay off: the publication method is %s; disconnecting",
-                method,
-                extra={"event": "publication.cloud_off", "method": method},
-            )
-            await self.session.disconnect()
+        await end_cloud_services_unless_cloud(self.settings.publication.method, self.session)
         self.acquisition.start()
         self._started = True
         await self.alarm_publication.start(self._supervisor)
@@ -298,17 +276,17 @@ class Gateway:
         run("outbox compaction", self.publication.run_compaction)
         run("device states", self.acquisition.watch_states)
         run("commands", self.commands.run)
-        version = self.remote.current.version if self.remote.current else "none"
+        serial, version = self.settings.identity.serial, self._applied_version()
         log.info(
             "gateway %s started: %d devices, remote configuration %s",
-            self.settings.identity.serial,
+            serial,
             len(self.devices),
-            version,
+            version or "none",
             extra={
                 "event": "gateway.started",
-                "serial": self.settings.identity.serial,
+                "serial": serial,
                 "devices": len(self.devices),
-                "config_version": self.remote.current.version if self.remote.current else None,
+                "config_version": version,
             },
         )
 
@@ -356,15 +334,11 @@ class Gateway:
 
     def topology(self) -> Topology:
         """The topology of the devices as configured now."""
-        return self.devices.topology(
-            self.settings.identity, published_at=datetime.fromtimestamp(self.clock.now(), UTC)
-        )
+        return self.topology_publication.current()
 
     async def publish_topology(self) -> str:
         """Publish the topology (inline, or through the upload service when large)."""
-        version = await publish_topology(self.session.hub, self.topology(), self.topology_store)
-        self.remote.topology_published.set()
-        return version
+        return await self.topology_publication.publish()
 
     async def receive_config(self, version: str, document: object) -> bool:
         """Validate a remote configuration whole, apply it, and report; True if applied."""
@@ -398,12 +372,11 @@ class Gateway:
         if key == "publication.method":
             issue = ConfigIssue(key, "switched by change_publication_method (applied at once)")
             raise ConfigError("(local setting)", [issue])
-        current = self.remote.current
         self.settings = change_setting(
             self.settings,
             key,
             value,
-            applied_version=current.version if current else None,
+            applied_version=self._applied_version(),
             cloud_on=self.session.connect_requested,
         )
         # The outbox judges its quota at each write.
@@ -425,11 +398,10 @@ class Gateway:
         in a worker thread), and the gateway switches the alarms watched and
         their destination, starting or stopping the mailer.
         """
-        current = self.remote.current
         change, prepared = await self.alarm_publication.prepare_change(
             self.settings,
             method,
-            applied_version=current.version if current else None,
+            applied_version=self._applied_version(),
             cloud_on=self.session.connect_requested,
             store=store,
         )
@@ -460,12 +432,11 @@ class Gateway:
         return self.publisher.backlog()
 
     def status(self) -> GatewayStatus:
-        published = self.topology_store.load()
         return GatewayStatus(
             cloud=self.session.status(),
             remote_config=self.remote.status(),
-            topology_must_be_published=self.topology_store.needs_publish(self.topology()),
-            topology_version=published.topology_version if published else None,
+            topology_must_be_published=self.topology_publication.must_be_published(),
+            topology_version=self.topology_publication.published_version(),
             backlog=self.backlog(),
             applying=self.remote.applying,
             active_alarms=self.alarms.active(),
@@ -485,18 +456,6 @@ class Gateway:
 
     # -- the parts' wiring -------------------------------------------------
 
-    async def _publish_unknown_topology(self) -> None:
-        """A gateway with no record of a published topology (factory reset: the
-        cloud still holds a configuration for it) publishes it before judging a
-        configuration against it (§5, §6)."""
-        if self.topology_store.load() is not None:
-            return
-        log.info("no record of a published topology: publishing it")
-        try:
-            await self.publish_topology()
-        except TopologyError as exc:  # the user's to fix; configurations wait meanwhile
-            log.error("the topology cannot be published: %s", exc)
-
     def _put_in_force(self, config: RemoteConfig, live: LiveSet) -> None:
         """A configuration was applied: sampled from the next instant; its publication
         period counts from now, and data held back by a rejected one may go at once."""
@@ -514,3 +473,7 @@ class Gateway:
 
     def _connected(self) -> bool:
         return self.session.connect_requested
+
+    def _applied_version(self) -> str | None:
+        current = self.remote.current
+        return current.version if current else None

@@ -38,12 +38,16 @@ holds (the file was edited by hand) disconnects at start and logs why.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Literal, cast, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from panelfast.config import EmailSettings, PublicationMethod
 from panelfast.exceptions import ConfigError, ConfigIssue, PublicationConflict
 from panelfast.remote_config import AlarmRule
+
+if TYPE_CHECKING:
+    from panelfast.cloud import CloudSession
 
 __all__ = [
     "EmailSetup",
@@ -52,8 +56,11 @@ __all__ = [
     "PublicationChange",
     "PublicationStatus",
     "change_publication_method",
+    "end_cloud_services_unless_cloud",
     "ensure_cloud_services_allowed",
 ]
+
+log = logging.getLogger(__name__)
 
 _METHODS: tuple[str, ...] = get_args(PublicationMethod)
 
@@ -108,6 +115,19 @@ def change_publication_method(
             message, turn_off="cloud services", hint="run: panelfast disconnect"
         )
     return PublicationChange(current, requested)
+
+
+async def end_cloud_services_unless_cloud(method: PublicationMethod, session: CloudSession) -> None:
+    """At start: a Connect that holds while the method is not cloud (the file was
+    edited by hand while connected) is ended, since the two never run together."""
+    if method == "cloud" or not session.connect_requested:
+        return
+    log.warning(
+        "cloud services stay off: the publication method is %s; disconnecting",
+        method,
+        extra={"event": "publication.cloud_off", "method": method},
+    )
+    await session.disconnect()
 
 
 def ensure_cloud_services_allowed(method: PublicationMethod) -> None:

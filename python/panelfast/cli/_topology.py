@@ -82,7 +82,7 @@ def publish(config_path: Path) -> None:
         click.echo(f"topology published: version {answer.json()['topology_version']}")
         return
     from panelfast.cloud import CloudSession
-    from panelfast.gateway import publish_topology
+    from panelfast.topology_publication import publish_topology
 
     settings = load(config_path)
     current = _topology(settings)
