@@ -7,15 +7,17 @@ gathers them, import it without importing each other.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from panelfast.exceptions import ConfigError, PublicationConflict
 
 __all__ = [
+    "answer",
     "caller",
     "encode",
     "error",
@@ -41,6 +43,17 @@ def encode(value: object, kind: Any) -> bytes:
 def json_answer(value: object, kind: Any, status: int = 200) -> Response:
     """``value`` as the JSON answer of its API type."""
     return Response(encode(value, kind), status, media_type="application/json")
+
+
+T = TypeVar("T")
+
+
+def answer(request: Request, value: T, kind: Any, text: Callable[[T], str]) -> Response:
+    """``value`` as the CLI prints it (``text``) when the client asks for text, else as
+    the JSON answer of its API type: every reading route answers both ways."""
+    if wants_text(request):
+        return PlainTextResponse(text(value))
+    return json_answer(value, kind)
 
 
 def error(status: int, error: str, message: str, **more: object) -> JSONResponse:

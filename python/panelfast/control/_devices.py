@@ -8,11 +8,11 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from panelfast.control import _text
-from panelfast.control._answers import error, json_answer, wants_text
+from panelfast.control._answers import answer, error, json_answer
 from panelfast.control._schema import API_TYPES, DeviceStatus
 
 if TYPE_CHECKING:
@@ -27,9 +27,7 @@ def device_routes(app: ControlApp) -> list[Route]:
 
     async def devices(request: Request) -> Response:
         found = [DeviceStatus.of(d) for d in gateway.diagnostics()]
-        if wants_text(request):
-            return PlainTextResponse(_text.devices_text(found))
-        return json_answer(found, API_TYPES["Devices"])
+        return answer(request, found, API_TYPES["Devices"], _text.devices_text)
 
     async def readings(request: Request) -> Response:
         device_id = request.path_params["device_id"]

@@ -39,7 +39,7 @@ from panelfast.commands import (
 )
 from panelfast.commands import _text as text
 from panelfast.commands._model import Action
-from panelfast.control._answers import caller, error, json_answer, wants_text
+from panelfast.control._answers import answer, caller, error, json_answer, wants_text
 from panelfast.control._schema import API_TYPES
 from panelfast.exceptions import PanelfastError, RemoteControlNotConfirmed
 
@@ -75,14 +75,10 @@ def output_routes(app: ControlApp) -> list[Route]:
 
     async def outputs(request: Request) -> Response:
         found = await asyncio.to_thread(commands.outputs)
-        if wants_text(request):
-            return PlainTextResponse(text.outputs_text(found))
-        return json_answer(found, API_TYPES["Outputs"])
+        return answer(request, found, API_TYPES["Outputs"], text.outputs_text)
 
     def _remote_answer(request: Request, status: RemoteControlStatus) -> Response:
-        if wants_text(request):
-            return PlainTextResponse(text.remote_control_text(status))
-        return json_answer(status, API_TYPES["RemoteControlStatus"])
+        return answer(request, status, API_TYPES["RemoteControlStatus"], text.remote_control_text)
 
     async def remote_control(request: Request) -> Response:
         return _remote_answer(request, await asyncio.to_thread(commands.remote_control))
@@ -124,15 +120,11 @@ def output_routes(app: ControlApp) -> list[Route]:
         if not 1 <= limit <= MAX_HISTORY:
             return error(400, "invalid_request", f"limit: from 1 to {MAX_HISTORY}")
         entries = await asyncio.to_thread(commands.history, limit, before)
-        if wants_text(request):
-            return PlainTextResponse(text.history_text(entries))
-        return json_answer(entries, API_TYPES["OutputsHistory"])
+        return answer(request, entries, API_TYPES["OutputsHistory"], text.history_text)
 
     async def schedules(request: Request) -> Response:
         stored = await asyncio.to_thread(commands.stored_schedules)
-        if wants_text(request):
-            return PlainTextResponse(text.schedules_text(stored))
-        return json_answer(stored, API_TYPES["Schedules"])
+        return answer(request, stored, API_TYPES["Schedules"], text.schedules_text)
 
     async def switch(request: Request) -> Response:
         ref = OutputRef(request.path_params["device"], request.path_params["output"])

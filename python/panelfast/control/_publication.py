@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from panelfast.control import _text
 from panelfast.control._answers import (
+    answer,
     error,
     invalid_setting,
     json_answer,
@@ -47,9 +48,7 @@ def publication_routes(app: ControlApp) -> list[Route]:
 
     async def publication(request: Request) -> Response:
         info = await asyncio.to_thread(publication_info, app)
-        if wants_text(request):
-            return PlainTextResponse(_text.publication_text(info))
-        return json_answer(info, API_TYPES["PublicationInfo"])
+        return answer(request, info, API_TYPES["PublicationInfo"], _text.publication_text)
 
     async def change_publication(request: Request) -> Response:
         try:

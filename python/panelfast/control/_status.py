@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from panelfast.cloud import Identity, mask_secret
 from panelfast.control import _text
-from panelfast.control._answers import error, json_answer, wants_text
+from panelfast.control._answers import answer, error, json_answer, wants_text
 from panelfast.control._events import TooManySubscribers
 from panelfast.control._schema import API_TYPES, openapi_document
 
@@ -32,9 +32,7 @@ def status_routes(app: ControlApp) -> list[Route]:
 
     async def status(request: Request) -> Response:
         found = await asyncio.to_thread(gateway.status)
-        if wants_text(request):
-            return PlainTextResponse(_text.status_text(found))
-        return json_answer(found, API_TYPES["GatewayStatus"])
+        return answer(request, found, API_TYPES["GatewayStatus"], _text.status_text)
 
     async def identification(request: Request) -> Response:
         identity = gateway.identification()
@@ -51,9 +49,7 @@ def status_routes(app: ControlApp) -> list[Route]:
 
     async def backlog(request: Request) -> Response:
         found = await asyncio.to_thread(gateway.backlog)
-        if wants_text(request):
-            return PlainTextResponse(_text.backlog_text(found))
-        return json_answer(found, API_TYPES["Backlog"])
+        return answer(request, found, API_TYPES["Backlog"], _text.backlog_text)
 
     async def audit_log(request: Request) -> Response:
         try:
